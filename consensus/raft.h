@@ -1,0 +1,116 @@
+// Raft as a pure, deterministic state machine (in the style of etcd's raft).
+//
+// Inputs:  Tick() (time), Step(msg) (a message from a peer), Propose(data)
+//          (a client batch), ReadIndex(ctx) (a linearizable read request).
+// Outputs: one Ready at a time, holding
+//          - hard_state / entries: persist these FIRST (entries replace any
+//            stored entry at an index >= entries.front().index),
+//          - messages: send these only AFTER the above is durable,
+//          - committed: apply these, in order, to the state machine,
+//          - read_states: reads whose index is now safe to serve once the
+//            state machine has applied up to read_state.index.
+//          then call Advance(ready).
+//
+// No I/O, threads, clocks or randomness of its own: the randomized election
+// timeout comes from a seeded generator given in Config.
+#ifndef BLIZZARD_CONSENSUS_RAFT_H_
+#define BLIZZARD_CONSENSUS_RAFT_H_
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "consensus/storage.h"
+#include "consensus/types.h"
+
+namespace blizzard::consensus {
+
+enum class Role : uint8_t { kFollower, kCandidate, kLeader };
+const char* RoleName(Role role);
+
+struct Config {
+  NodeId id = kNoNode;
+  std::vector<NodeId> voters;  // All members, including `id`.
+  // Election timeout is drawn uniformly from
+  // [election_timeout_ticks, 2 * election_timeout_ticks).
+  int election_timeout_ticks = 10;
+  int heartbeat_interval_ticks = 1;
+  uint64_t random_seed = 1;
+  // Entries already applied to the state machine (from the data pool), so a
+  // restarted node does not hand them out again.
+  Index applied = 0;
+  // Flow control: limits on what one append message carries and how many
+  // appends may be in flight to one follower (pipelining).
+  uint64_t append_bytes_max = 1u << 20;
+  int inflight_appends_max = 64;
+  // Bytes of committed entries handed out in one Ready.
+  uint64_t committed_bytes_max = 16u << 20;
+};
+
+struct ReadState {
+  Index index = 0;       // Serve the read once applied >= index.
+  uint64_t context = 0;  // As given to ReadIndex.
+};
+
+struct SoftState {
+  NodeId leader = kNoNode;
+  Role role = Role::kFollower;
+  bool operator==(const SoftState&) const = default;
+};
+
+struct Ready {
+  std::optional<SoftState> soft_state;  // Set when it changed.
+  std::optional<HardState> hard_state;  // Set when it must be persisted.
+  std::vector<Entry> entries;           // To persist before sending.
+  std::vector<Message> messages;        // To send after persisting.
+  std::vector<Entry> committed;         // To apply, in order.
+  std::vector<ReadState> read_states;
+};
+
+class Raft {
+ public:
+  // `storage` must outlive the Raft and reflect everything persisted so far.
+  static absl::StatusOr<std::unique_ptr<Raft>> Create(const Config& config,
+                                                      const LogStorage* storage);
+  ~Raft();
+
+  void Tick();
+  // InvalidArgument for a malformed message (wrong `to`, unknown sender...);
+  // stale messages are ignored with OK.
+  absl::Status Step(const Message& message);
+  // FailedPrecondition("not leader") unless leader. Returns the index the
+  // entry will have; the caller learns the outcome from `committed` (same
+  // index AND same term) or from a later entry replacing it.
+  absl::StatusOr<Index> Propose(std::string data);
+  // Requests a linearizable read point. FailedPrecondition unless leader.
+  // The ReadState with this context appears in a later Ready once a quorum
+  // has confirmed leadership (immediately with a single voter).
+  absl::Status ReadIndex(uint64_t context);
+  // Campaign now (tests, tools).
+  void Campaign();
+
+  bool HasReady() const;
+  Ready GetReady();
+  void Advance(const Ready& ready);
+
+  // Observers.
+  NodeId id() const;
+  Role role() const;
+  NodeId leader() const;
+  Term term() const;
+  Index commit_index() const;
+  Index applied_index() const;
+  Index last_index() const;
+
+ private:
+  class Impl;
+  explicit Raft(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace blizzard::consensus
+
+#endif  // BLIZZARD_CONSENSUS_RAFT_H_

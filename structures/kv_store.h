@@ -1,0 +1,75 @@
+// A persistent key-value store (a hash map) in a libpmemobj pool.
+//
+// Every mutation runs in ONE pmemobj transaction per log entry, which also
+// stores the applied log index: after a crash the pool holds exactly the
+// effects of entries [1, AppliedIndex()]. Deterministic: the same batches
+// applied from the same state give the same content and StateHash().
+// Pool layout: structures/FORMAT.md. Not thread-safe (one owner).
+#ifndef BLIZZARD_STRUCTURES_KV_STORE_H_
+#define BLIZZARD_STRUCTURES_KV_STORE_H_
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/types/span.h"
+#include "structures/op.h"
+
+namespace blizzard::structures {
+
+struct StoreOptions {
+  std::string path;                    // Pool file (e.g. under /dev/shm).
+  uint64_t pool_bytes = 512ull << 20;  // Size when creating.
+  uint64_t cluster_id = 0;             // Checked on open.
+  uint64_t node_id = 0;
+  bool create_if_missing = true;
+};
+
+struct StoreStats {
+  uint64_t transactions = 0;
+  uint64_t ops_applied = 0;
+};
+
+class KvStore {
+ public:
+  // Errors: NotFound (missing, !create_if_missing), FailedPrecondition
+  // (foreign pool: other layout/version/cluster/node), DataLoss (header
+  // checksum fails), InvalidArgument (bad options).
+  static absl::StatusOr<std::unique_ptr<KvStore>> Open(const StoreOptions& options);
+  ~KvStore();
+
+  // Applies the ops of log entry `index` in one transaction that also sets
+  // AppliedIndex() = index. `index` must be > AppliedIndex()
+  // (FailedPrecondition otherwise: never applied twice). An empty `ops`
+  // just advances the applied index. Per-op failures (INCRBY on a
+  // non-integer) are OpResult errors, not a failed Status; ResourceExhausted
+  // if the pool is full (the transaction is rolled back, nothing applied).
+  absl::StatusOr<std::vector<OpResult>> ApplyBatch(uint64_t index,
+                                                   absl::Span<const Op> ops);
+
+  std::optional<std::string> Get(std::string_view key) const;
+  uint64_t Size() const;  // Number of keys.
+  uint64_t AppliedIndex() const;
+  // Order-independent hash of the logical content (every key and value).
+  // Replicas that applied the same index must agree.
+  uint64_t StateHash() const;
+  // Visits every key/value (unspecified order). Inspector and tests.
+  void ForEach(const std::function<void(std::string_view key,
+                                        std::string_view value)>& fn) const;
+  StoreStats Stats() const;
+
+ private:
+  class Impl;
+  explicit KvStore(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace blizzard::structures
+
+#endif  // BLIZZARD_STRUCTURES_KV_STORE_H_
