@@ -1,0 +1,58 @@
+// The cluster file: one INI file describes a cluster and every node in it.
+// The same file drives the node binary, the local launcher and the
+// benchmark. Format and an example: node/CONFIG.md. Config is untrusted
+// input: every field is validated with a clear error naming the line.
+#ifndef BLIZZARD_NODE_CONFIG_H_
+#define BLIZZARD_NODE_CONFIG_H_
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/statusor.h"
+
+namespace blizzard::node {
+
+struct NodeConfig {
+  uint64_t id = 0;               // > 0, unique.
+  std::string host;              // IPv4 address clients and peers use.
+  uint16_t client_port = 0;      // RESP.
+  uint16_t peer_port = 0;        // Raft messages.
+  std::string log_pool;          // Path of the pmemlog pool.
+  uint64_t log_pool_bytes = 256ull << 20;
+  std::string data_pool;         // Path of the data (structures) pool.
+  uint64_t data_pool_bytes = 512ull << 20;
+  // DPDK transport only (ignored by TCP).
+  std::string mac;               // "aa:bb:cc:dd:ee:ff"
+  std::string eal_args;          // e.g. "--vdev=net_af_packet0,iface=veth1"
+};
+
+struct ClusterConfig {
+  uint64_t cluster_id = 0;       // > 0.
+  // Raft timing: one tick every tick_ms; election timeout drawn from
+  // [election_timeout_ticks, 2*election_timeout_ticks) ticks.
+  uint32_t tick_ms = 10;
+  uint32_t election_timeout_ticks = 15;
+  uint32_t heartbeat_interval_ticks = 2;
+  // Batching limits: client operations gathered in one Raft entry.
+  uint32_t batch_ops_max = 4096;
+  uint64_t batch_bytes_max = 4u << 20;
+  uint32_t clients_max = 10000;  // Concurrent client connections per node.
+  std::vector<NodeConfig> nodes; // 1..kNodesMax, sorted by id.
+
+  const NodeConfig* Find(uint64_t id) const;
+};
+
+inline constexpr size_t kNodesMax = 9;
+
+// InvalidArgument with "line N: ..." for syntax errors, unknown sections or
+// keys, bad numbers, out-of-range values, duplicate ids/ports, missing
+// required fields.
+absl::StatusOr<ClusterConfig> ParseClusterConfig(std::string_view text);
+// NotFound if the file cannot be read; otherwise as ParseClusterConfig.
+absl::StatusOr<ClusterConfig> LoadClusterConfig(const std::string& path);
+
+}  // namespace blizzard::node
+
+#endif  // BLIZZARD_NODE_CONFIG_H_
