@@ -1,0 +1,55 @@
+// Logical replication: the Raft entry is the encoded batch of operations
+// (structures/FORMAT.md), a few bytes of header plus keys and values, and
+// every replica re-executes it against its own persistent structures.
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
+#include "node/replication.h"
+#include "structures/kv_store.h"
+#include "structures/op.h"
+
+namespace blizzard::node {
+namespace {
+
+class LogicalReplication : public ReplicationMode {
+ public:
+  explicit LogicalReplication(structures::KvStore* store) : store_(store) {}
+
+  absl::StatusOr<std::string> BuildEntry(
+      absl::Span<const structures::Op> ops) override {
+    return structures::EncodeBatch(ops);
+  }
+
+  absl::StatusOr<std::vector<structures::OpResult>> ApplyEntry(
+      uint64_t index, absl::Span<const uint8_t> payload) override {
+    absl::StatusOr<std::vector<structures::Op>> ops =
+        structures::DecodeBatch(payload);
+    if (!ops.ok()) {
+      return absl::DataLossError(absl::StrCat("committed entry ", index,
+                                              " does not decode: ",
+                                              ops.status().message()));
+    }
+    return store_->ApplyBatch(index, *ops);
+  }
+
+  absl::Status ApplyEmpty(uint64_t index) override {
+    return store_->ApplyBatch(index, {}).status();
+  }
+
+ private:
+  structures::KvStore* store_;
+};
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<ReplicationMode>> CreateReplicationMode(
+    structures::KvStore* store) {
+  return std::make_unique<LogicalReplication>(store);
+}
+
+const char* ReplicationModeName() { return "logical"; }
+
+}  // namespace blizzard::node
