@@ -32,6 +32,9 @@ constexpr Spec kSpecs[] = {
     {"decr", 2, CommandKind::kWrite},    {"incrby", 3, CommandKind::kWrite},
     {"decrby", 3, CommandKind::kWrite},  {"append", 3, CommandKind::kWrite},
     {"mset", -3, CommandKind::kWrite},
+    // Redis Cluster's replica reads: opt-in, stale, never the default.
+    {"readonly", 1, CommandKind::kReadOnly},
+    {"readwrite", 1, CommandKind::kReadWrite},
 };
 
 const Spec* FindSpec(const std::string& lower) {
@@ -146,7 +149,9 @@ Command ParseCommand(const std::vector<std::string>& args) {
       return ParseLocal(name, args);
     case CommandKind::kInfo:
     case CommandKind::kRead:
-    case CommandKind::kQuit: {
+    case CommandKind::kQuit:
+    case CommandKind::kReadOnly:
+    case CommandKind::kReadWrite: {
       Command c;
       c.kind = spec->kind;
       return c;

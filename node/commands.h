@@ -19,6 +19,8 @@ enum class CommandKind {
   kRead,   // Served from the store after a ReadIndex round.
   kWrite,  // `op` goes through Raft; the reply comes from the apply result.
   kQuit,   // Reply +OK, then close the connection.
+  kReadOnly,   // READONLY: this connection accepts stale reads on followers.
+  kReadWrite,  // READWRITE: back to linearizable reads only (the default).
 };
 
 struct Command {

@@ -89,6 +89,7 @@ struct Connection {
   bool close_after_flush = false;  // QUIT or protocol error.
   bool paused = false;             // Not polled for input (back-pressure).
   bool writable_armed = false;     // EPOLLOUT registered.
+  bool stale_reads = false;        // READONLY: reads served locally.
 };
 
 // Where a reply goes once known.
@@ -528,9 +529,24 @@ void Server::Impl::HandleRequest(uint64_t id, Connection& conn,
       FillSlot(waiter, std::move(reply));
       return;
     }
+    case CommandKind::kReadOnly:
+    case CommandKind::kReadWrite: {
+      conn.stale_reads = cmd.kind == CommandKind::kReadOnly;
+      std::string ok;
+      AppendSimpleString(ok, "OK");
+      FillSlot(waiter, std::move(ok));
+      return;
+    }
     case CommandKind::kRead:
     case CommandKind::kWrite:
       break;
+  }
+  if (cmd.kind == CommandKind::kRead && conn.stale_reads &&
+      raft_->role() != consensus::Role::kLeader) {
+    // Opt-in follower read: the state as of this replica's applied index,
+    // possibly behind the leader. Linearizable reads never take this path.
+    FillSlot(waiter, ExecuteRead(args, *store_));
+    return;
   }
   if (raft_->role() != consensus::Role::kLeader) {
     FillSlot(waiter, RedirectError());
