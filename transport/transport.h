@@ -47,6 +47,11 @@ struct TransportOptions {
   int reconnect_backoff_ms_max = 1000;
 };
 
+// Checks what every implementation relies on: 0 < message_bytes_max <=
+// kMessageBytesMax, send_queue_bytes_max > 0, 0 < back-off min <= max, and
+// peers unique and not self. InvalidArgument naming the first problem.
+absl::Status ValidateTransportOptions(const TransportOptions& options);
+
 struct TransportStats {
   uint64_t messages_sent = 0;
   uint64_t messages_received = 0;
@@ -55,6 +60,12 @@ struct TransportStats {
   uint64_t messages_dropped = 0;  // Queue full, peer down, malformed.
   uint64_t connects = 0;
   uint64_t disconnects = 0;
+  // Peers refused at connection set-up: bad magic or version, another
+  // cluster, an unknown node id, no hello in time, too many connections.
+  uint64_t handshakes_rejected = 0;
+  // Malformed frames from an accepted peer (bad checksum, oversize length,
+  // unknown kind); each one also closes its connection.
+  uint64_t frames_rejected = 0;
 };
 
 // Called once per received message. The span is valid only during the call.
