@@ -13,13 +13,15 @@
 
 namespace blizzard::consensus {
 
-// Limits enforced by DecodeMessage.
-inline constexpr uint32_t kWireEntriesMax = 1u << 16;
-inline constexpr uint64_t kWireEntryBytesMax = 32u << 20;
+// Limits enforced by DecodeMessage (the same as types.h's message limits).
+inline constexpr uint32_t kWireEntriesMax = kMessageEntriesMax;
+inline constexpr uint64_t kWireEntryBytesMax = kEntryDataBytesMax;
 
 std::string EncodeMessage(const Message& message);
 // DataLoss on a checksum mismatch, InvalidArgument on anything malformed
-// (bad version, type, lengths beyond the limits, trailing bytes).
+// (bad magic, version, type, lengths beyond the limits, trailing bytes, or a
+// message failing ValidateMessage). Every OK result passes ValidateMessage,
+// and the encoding is canonical: EncodeMessage(*DecodeMessage(b)) == b.
 absl::StatusOr<Message> DecodeMessage(absl::Span<const uint8_t> bytes);
 
 }  // namespace blizzard::consensus

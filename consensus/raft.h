@@ -13,12 +13,28 @@
 //
 // No I/O, threads, clocks or randomness of its own: the randomized election
 // timeout comes from a seeded generator given in Config.
+//
+// Calling discipline (one thread): Tick/Step/Propose/ReadIndex/Campaign in
+// any order; `if (HasReady()) { rd = GetReady(); persist; send; apply;
+// Advance(rd); }`. Exactly one Ready may be outstanding: GetReady before the
+// previous Advance is a programmer error (assertion). Inputs may be fed
+// between GetReady and Advance; their effects come in the next Ready.
+//
+// The leader counts its own entries as persisted when it appends them: its
+// commit index only leaves through Ready.messages (sent after Ready.entries
+// are durable) and Ready.committed (applied after the same), so nothing
+// observable depends on an entry that is not yet durable on the leader.
+//
+// Storage errors (LogStorage returning DataLoss...) make the Raft inert:
+// status() reports the error, every input returns it, HasReady() is false.
+// The node must stop serving; nothing decided on unreadable data leaves.
 #ifndef BLIZZARD_CONSENSUS_RAFT_H_
 #define BLIZZARD_CONSENSUS_RAFT_H_
 
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <string>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -28,7 +44,13 @@
 
 namespace blizzard::consensus {
 
-enum class Role : uint8_t { kFollower, kCandidate, kLeader };
+enum class Role : uint8_t {
+  kFollower,
+  kCandidate,
+  kLeader,
+  // Campaigning with pre-votes (Config.pre_vote): term and vote unchanged.
+  kPreCandidate,
+};
 const char* RoleName(Role role);
 
 struct Config {
@@ -48,6 +70,23 @@ struct Config {
   int inflight_appends_max = 64;
   // Bytes of committed entries handed out in one Ready.
   uint64_t committed_bytes_max = 16u << 20;
+  // Entries in one append message (<= kMessageEntriesMax).
+  int append_entries_max = 4096;
+  // Largest data of one proposal (<= kEntryDataBytesMax).
+  uint64_t proposal_bytes_max = 8u << 20;
+  // The leader refuses proposals (ResourceExhausted) while this many bytes
+  // (EntrySizeBytes) of its own proposals are uncommitted, bounding memory
+  // when followers cannot keep up. One proposal is always admitted.
+  uint64_t uncommitted_bytes_max = 64u << 20;
+  // ReadIndex requests waiting for their confirmation, at most.
+  int pending_reads_max = 4096;
+  // Campaign with a pre-vote round first (Raft thesis 9.6), so a node that
+  // was partitioned away cannot depose a working leader when it returns.
+  bool pre_vote = true;
+  // A leader that has not heard from a quorum within an election timeout
+  // steps down; followers that heard from a leader within the minimum
+  // election timeout ignore vote requests (leader stickiness).
+  bool check_quorum = true;
 };
 
 struct ReadState {
@@ -81,15 +120,25 @@ class Raft {
   // InvalidArgument for a malformed message (wrong `to`, unknown sender...);
   // stale messages are ignored with OK.
   absl::Status Step(const Message& message);
-  // FailedPrecondition("not leader") unless leader. Returns the index the
+  // FailedPrecondition("not leader") unless leader. InvalidArgument if
+  // data exceeds proposal_bytes_max, ResourceExhausted beyond
+  // uncommitted_bytes_max. Returns the index the
   // entry will have; the caller learns the outcome from `committed` (same
   // index AND same term) or from a later entry replacing it.
   absl::StatusOr<Index> Propose(std::string data);
   // Requests a linearizable read point. FailedPrecondition unless leader.
   // The ReadState with this context appears in a later Ready once a quorum
   // has confirmed leadership (immediately with a single voter).
+  // A new leader defers reads until it has committed an entry of its term
+  // (its no-op): before that its commit index may be behind.
+  // InvalidArgument for context 0 (reserved: "no read") or a context
+  // already pending; ResourceExhausted beyond pending_reads_max. Reads
+  // pending when leadership is lost are dropped: the driver fails them when
+  // it sees soft_state.role leave kLeader. Batch the reads of one loop
+  // iteration under one context: each call costs a heartbeat round.
   absl::Status ReadIndex(uint64_t context);
-  // Campaign now (tests, tools).
+  // Campaign now (tests, tools), with a pre-vote round if configured.
+  // No-op on a leader.
   void Campaign();
 
   bool HasReady() const;
@@ -104,6 +153,10 @@ class Raft {
   Index commit_index() const;
   Index applied_index() const;
   Index last_index() const;
+  // OK, or the storage error that made this Raft inert.
+  absl::Status status() const;
+  // One line: id, role, term, vote, leader, indices (for test failures).
+  std::string DebugString() const;
 
  private:
   class Impl;

@@ -42,7 +42,7 @@ class LogStorage {
 };
 
 // A volatile LogStorage for tests and simulations. Also has the write side
-// that a driver uses.
+// that a driver uses. Sizes count EntrySizeBytes (types.h).
 class MemoryStorage : public LogStorage {
  public:
   MemoryStorage() = default;
@@ -58,6 +58,10 @@ class MemoryStorage : public LogStorage {
   // Appends `entries` (contiguous), first truncating any stored entry at an
   // index >= entries.front().index. FailedPrecondition on a gap.
   absl::Status Append(const std::vector<Entry>& entries);
+  // Discards entries below `upto` (they are in the state machine), keeping
+  // the term of entry upto - 1. A no-op if upto <= FirstIndex(). OutOfRange
+  // if upto > LastIndex() + 1.
+  absl::Status Compact(Index upto);
 
  private:
   HardState hard_state_;

@@ -1,0 +1,432 @@
+#include "consensus/testing/cluster.h"
+
+#include <algorithm>
+
+#include "absl/base/internal/raw_logging.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "consensus/codec.h"
+
+namespace blizzard::consensus::testing {
+
+namespace {
+
+// A run that delivers more than this within one tick (or one Stabilize) is
+// livelocked: a bug, reported as a violation rather than a hang.
+constexpr uint64_t kDeliveriesPerRoundMax = 1u << 20;
+
+}  // namespace
+
+Cluster::Cluster(const ClusterOptions& options)
+    : options_(options), rng_(options.seed) {
+  ABSL_RAW_CHECK(options.nodes >= 1, "a cluster needs a node");
+  for (int i = 1; i <= options.nodes; ++i) ids_.push_back(static_cast<NodeId>(i));
+  for (NodeId id : ids_) {
+    Node& node = nodes_[id];
+    node.id = id;
+    node.storage = std::make_unique<MemoryStorage>();
+    if (auto it = options.initial_entries.find(id);
+        it != options.initial_entries.end()) {
+      absl::Status s = node.storage->Append(it->second);
+      ABSL_RAW_CHECK(s.ok(), "bad initial entries");
+    }
+    if (auto it = options.initial_hard_states.find(id);
+        it != options.initial_hard_states.end()) {
+      node.storage->SetHardState(it->second);
+    }
+    absl::StatusOr<std::unique_ptr<Raft>> raft =
+        Raft::Create(NodeConfig(id, 0), node.storage.get());
+    ABSL_RAW_CHECK(raft.ok(), "Raft::Create failed in the test cluster");
+    node.raft = std::move(*raft);
+  }
+}
+
+Cluster::~Cluster() = default;
+
+Config Cluster::NodeConfig(NodeId id, Index applied) const {
+  Config c = options_.config;
+  c.id = id;
+  c.voters = ids_;
+  c.random_seed = options_.seed * 0x100000001b3ull + id;
+  c.applied = applied;
+  return c;
+}
+
+Cluster::Node& Cluster::NodeRef(NodeId id) {
+  auto it = nodes_.find(id);
+  ABSL_RAW_CHECK(it != nodes_.end(), "unknown node id");
+  return it->second;
+}
+
+const Cluster::Node& Cluster::NodeRef(NodeId id) const {
+  auto it = nodes_.find(id);
+  ABSL_RAW_CHECK(it != nodes_.end(), "unknown node id");
+  return it->second;
+}
+
+bool Cluster::IsUp(NodeId id) const { return NodeRef(id).raft != nullptr; }
+
+Raft& Cluster::node(NodeId id) {
+  Node& n = NodeRef(id);
+  ABSL_RAW_CHECK(n.raft != nullptr, "node is down");
+  return *n.raft;
+}
+
+MemoryStorage& Cluster::storage(NodeId id) { return *NodeRef(id).storage; }
+
+const std::vector<Entry>& Cluster::applied(NodeId id) const {
+  return NodeRef(id).applied;
+}
+
+const std::vector<ReadState>& Cluster::read_states(NodeId id) const {
+  return NodeRef(id).read_states;
+}
+
+bool Cluster::Chance(double p) {
+  if (p <= 0) return false;
+  // 53 random bits -> [0, 1): exact and platform independent.
+  return static_cast<double>(rng_() >> 11) * 0x1.0p-53 < p;
+}
+
+bool Cluster::LinkUp(NodeId from, NodeId to) const {
+  return cut_links_.count({from, to}) == 0;
+}
+
+void Cluster::Violation(std::string what) {
+  violations_.push_back(absl::StrFormat("seed=%d tick=%d: %s", options_.seed,
+                                        now_, what));
+}
+
+// ---- Time ----
+
+void Cluster::Tick() {
+  ++now_;
+  for (NodeId id : ids_) {
+    Node& n = NodeRef(id);
+    if (n.raft == nullptr) continue;
+    n.raft->Tick();
+    AfterInput(id);
+  }
+  uint64_t delivered = 0;
+  while (!in_flight_.empty() && in_flight_.begin()->deliver_at <= now_) {
+    InFlight msg = *in_flight_.begin();
+    in_flight_.erase(in_flight_.begin());
+    Deliver(msg);
+    if (++delivered > kDeliveriesPerRoundMax) {
+      Violation("message storm: too many deliveries in one tick");
+      in_flight_.clear();
+    }
+  }
+}
+
+void Cluster::RunTicks(int ticks) {
+  for (int i = 0; i < ticks; ++i) Tick();
+}
+
+void Cluster::Stabilize() {
+  uint64_t delivered = 0;
+  while (!in_flight_.empty()) {
+    InFlight msg = *in_flight_.begin();
+    in_flight_.erase(in_flight_.begin());
+    Deliver(msg);
+    if (++delivered > kDeliveriesPerRoundMax) {
+      Violation("message storm: Stabilize does not converge");
+      in_flight_.clear();
+    }
+  }
+}
+
+std::optional<NodeId> Cluster::WaitForLeader(int ticks_max) {
+  for (int i = 0; i < ticks_max; ++i) {
+    std::optional<NodeId> leader = Leader();
+    if (leader.has_value()) return leader;
+    Tick();
+  }
+  return Leader();
+}
+
+bool Cluster::WaitForApplied(Index index, int ticks_max) {
+  auto done = [&] {
+    for (NodeId id : ids_) {
+      if (IsUp(id) && NodeRef(id).applied.size() < index) return false;
+    }
+    return true;
+  };
+  for (int i = 0; i < ticks_max && !done(); ++i) Tick();
+  return done();
+}
+
+// ---- Client actions ----
+
+absl::StatusOr<Index> Cluster::Propose(NodeId id, std::string data) {
+  absl::StatusOr<Index> index = node(id).Propose(std::move(data));
+  AfterInput(id);
+  return index;
+}
+
+absl::Status Cluster::ReadIndex(NodeId id, uint64_t context) {
+  // Every entry known committed now must be covered by the read.
+  read_floor_[{id, context}] = max_commit_;
+  absl::Status status = node(id).ReadIndex(context);
+  AfterInput(id);
+  return status;
+}
+
+void Cluster::Campaign(NodeId id) {
+  node(id).Campaign();
+  AfterInput(id);
+}
+
+std::optional<NodeId> Cluster::Leader() const {
+  std::optional<NodeId> best;
+  Term best_term = 0;
+  for (NodeId id : ids_) {
+    const Node& n = NodeRef(id);
+    if (n.raft == nullptr || n.raft->role() != Role::kLeader) continue;
+    if (!best.has_value() || n.raft->term() > best_term) {
+      best = id;
+      best_term = n.raft->term();
+    }
+  }
+  return best;
+}
+
+// ---- Faults ----
+
+void Cluster::Crash(NodeId id) { NodeRef(id).raft.reset(); }
+
+absl::Status Cluster::Restart(NodeId id) {
+  Node& n = NodeRef(id);
+  ABSL_RAW_CHECK(n.raft == nullptr, "restart of a running node");
+  absl::StatusOr<std::unique_ptr<Raft>> raft =
+      Raft::Create(NodeConfig(id, n.applied.size()), n.storage.get());
+  if (!raft.ok()) return raft.status();
+  n.raft = std::move(*raft);
+  AfterInput(id);
+  return absl::OkStatus();
+}
+
+void Cluster::Partition(const std::vector<std::vector<NodeId>>& groups) {
+  std::map<NodeId, size_t> group_of;
+  for (size_t g = 0; g < groups.size(); ++g) {
+    for (NodeId id : groups[g]) group_of[id] = g;
+  }
+  for (NodeId a : ids_) {
+    for (NodeId b : ids_) {
+      if (a == b) continue;
+      auto ga = group_of.find(a);
+      auto gb = group_of.find(b);
+      // Nodes in no group are cut off from everyone.
+      if (ga == group_of.end() || gb == group_of.end() ||
+          ga->second != gb->second) {
+        cut_links_.insert({a, b});
+      }
+    }
+  }
+}
+
+void Cluster::Isolate(NodeId id) {
+  for (NodeId other : ids_) {
+    if (other == id) continue;
+    cut_links_.insert({id, other});
+    cut_links_.insert({other, id});
+  }
+}
+
+void Cluster::CutLink(NodeId a, NodeId b) {
+  cut_links_.insert({a, b});
+  cut_links_.insert({b, a});
+}
+
+void Cluster::Heal() { cut_links_.clear(); }
+
+// ---- Message flow ----
+
+void Cluster::Send(const Message& m) {
+  std::string bytes = EncodeMessage(m);
+  const int copies = Chance(options_.network.duplicate_probability) ? 2 : 1;
+  for (int i = 0; i < copies; ++i) {
+    if (!LinkUp(m.from, m.to) || Chance(options_.network.drop_probability)) {
+      ++messages_dropped_;
+      continue;
+    }
+    const uint64_t delay =
+        Random(static_cast<uint64_t>(options_.network.delay_ticks_max) + 1);
+    in_flight_.insert(InFlight{now_ + delay, sequence_++, m.from, m.to, bytes});
+  }
+}
+
+void Cluster::Deliver(const InFlight& msg) {
+  Node& to = NodeRef(msg.to);
+  if (to.raft == nullptr || !LinkUp(msg.from, msg.to)) {
+    ++messages_dropped_;
+    return;
+  }
+  absl::StatusOr<Message> m = DecodeMessage(absl::MakeConstSpan(
+      reinterpret_cast<const uint8_t*>(msg.bytes.data()), msg.bytes.size()));
+  if (!m.ok()) {
+    Violation("codec rejected its own encoding: " + m.status().ToString());
+    return;
+  }
+  ++messages_delivered_;
+  ++delivered_by_type_[m->type];
+  if (m->type == MessageType::kAppendResponse && m->reject) {
+    ++append_rejections_;
+  }
+  absl::Status status = to.raft->Step(*m);
+  if (!status.ok()) {
+    step_errors_.push_back(absl::StrFormat("seed=%d tick=%d node=%d: %s",
+                                           options_.seed, now_, msg.to,
+                                           status.ToString()));
+  }
+  AfterInput(msg.to);
+}
+
+void Cluster::AfterInput(NodeId id) {
+  Node& n = NodeRef(id);
+  if (n.raft == nullptr) return;
+  CheckLeader(n);
+  ProcessReady(n);
+}
+
+void Cluster::CheckLeader(Node& n) {
+  if (n.raft->role() != Role::kLeader) return;
+  const Term term = n.raft->term();
+  auto [it, inserted] = leaders_.emplace(term, n.id);
+  if (!inserted) {
+    if (it->second != n.id) {
+      Violation(absl::StrFormat("two leaders in term %d: %d and %d", term,
+                                it->second, n.id));
+    }
+    return;
+  }
+  // A new leader. Its earlier inputs were fully persisted, so its storage is
+  // its log without the no-op it just appended: it must hold every entry
+  // any node has applied (leader completeness).
+  const MemoryStorage& s = *n.storage;
+  for (const Entry& e : applied_anywhere_) {
+    absl::StatusOr<Term> t = s.TermAt(e.index);
+    if (!t.ok() || *t != e.term) {
+      Violation(absl::StrFormat(
+          "leader %d of term %d lacks applied entry %d (term %d)", n.id, term,
+          e.index, e.term));
+      return;
+    }
+  }
+}
+
+void Cluster::ProcessReady(Node& n) {
+  while (n.raft->HasReady()) {
+    Ready rd = n.raft->GetReady();
+    // 1. Persist: hard state and entries, before anything leaves.
+    if (rd.hard_state.has_value()) {
+      n.storage->SetHardState(*rd.hard_state);
+      max_commit_ = std::max(max_commit_, rd.hard_state->commit);
+    }
+    if (!rd.entries.empty()) {
+      absl::Status s = n.storage->Append(rd.entries);
+      if (!s.ok()) Violation("storage append failed: " + s.ToString());
+    }
+    // 2. Send.
+    for (const Message& m : rd.messages) Send(m);
+    // 3. Apply.
+    for (const Entry& e : rd.committed) {
+      if (e.index != n.applied.size() + 1) {
+        Violation(absl::StrFormat("node %d applies %d after %d", n.id, e.index,
+                                  n.applied.size()));
+      }
+      if (e.index > n.storage->InitialHardState().commit) {
+        Violation(absl::StrFormat(
+            "node %d applies %d beyond its persisted commit %d", n.id,
+            e.index, n.storage->InitialHardState().commit));
+      }
+      absl::StatusOr<Term> stored = n.storage->TermAt(e.index);
+      if (!stored.ok() || *stored != e.term) {
+        Violation(absl::StrFormat("node %d applies %d, not durable", n.id,
+                                  e.index));
+      }
+      if (e.index <= applied_anywhere_.size()) {
+        if (!(applied_anywhere_[e.index - 1] == e)) {
+          Violation(absl::StrFormat(
+              "state machine safety: node %d applies a different entry at %d "
+              "(term %d vs %d)",
+              n.id, e.index, e.term, applied_anywhere_[e.index - 1].term));
+        }
+      } else if (e.index == applied_anywhere_.size() + 1) {
+        applied_anywhere_.push_back(e);
+      } else {
+        Violation(absl::StrFormat("node %d applies %d past a gap", n.id,
+                                  e.index));
+      }
+      n.applied.push_back(e);
+    }
+    // 4. Reads.
+    for (const ReadState& rs : rd.read_states) {
+      auto floor = read_floor_.find({n.id, rs.context});
+      if (floor == read_floor_.end()) {
+        Violation(absl::StrFormat("node %d: read state for unknown context %d",
+                                  n.id, rs.context));
+      } else {
+        if (rs.index < floor->second) {
+          Violation(absl::StrFormat(
+              "stale read on node %d: index %d below commit %d known at "
+              "request time",
+              n.id, rs.index, floor->second));
+        }
+        read_floor_.erase(floor);
+      }
+      n.read_states.push_back(rs);
+    }
+    n.raft->Advance(rd);
+  }
+}
+
+// ---- Checks ----
+
+void Cluster::CheckLogMatching() {
+  for (size_t i = 0; i < ids_.size(); ++i) {
+    for (size_t j = i + 1; j < ids_.size(); ++j) {
+      const MemoryStorage& a = *NodeRef(ids_[i]).storage;
+      const MemoryStorage& b = *NodeRef(ids_[j]).storage;
+      const Index lo = std::max(a.FirstIndex(), b.FirstIndex());
+      const Index hi = std::min(a.LastIndex(), b.LastIndex());
+      if (lo > hi) continue;
+      std::vector<Entry> ea = *a.Entries(lo, hi + 1, UINT64_MAX);
+      std::vector<Entry> eb = *b.Entries(lo, hi + 1, UINT64_MAX);
+      // Matching prefix, then no index may agree on the term again.
+      size_t k = 0;
+      while (k < ea.size() && ea[k] == eb[k]) ++k;
+      for (; k < ea.size(); ++k) {
+        if (ea[k].term == eb[k].term) {
+          Violation(absl::StrFormat(
+              "log matching: nodes %d and %d agree on (index %d, term %d) "
+              "but differ before",
+              ids_[i], ids_[j], ea[k].index, ea[k].term));
+          break;
+        }
+      }
+    }
+  }
+}
+
+uint64_t Cluster::delivered(MessageType type) const {
+  auto it = delivered_by_type_.find(type);
+  return it == delivered_by_type_.end() ? 0 : it->second;
+}
+
+std::string Cluster::Describe() const {
+  std::vector<std::string> lines;
+  lines.push_back(absl::StrFormat("seed=%d tick=%d in_flight=%d cut_links=%d",
+                                  options_.seed, now_, in_flight_.size(),
+                                  cut_links_.size()));
+  for (NodeId id : ids_) {
+    const Node& n = NodeRef(id);
+    lines.push_back(n.raft == nullptr
+                        ? absl::StrFormat("node=%d down applied=%d", id,
+                                          n.applied.size())
+                        : n.raft->DebugString());
+  }
+  return absl::StrJoin(lines, "\n");
+}
+
+}  // namespace blizzard::consensus::testing
