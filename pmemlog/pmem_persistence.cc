@@ -1,0 +1,41 @@
+#include "pmemlog/pmem_persistence.h"
+
+#include <libpmem.h>
+
+#include <cstring>
+
+#include "absl/base/internal/raw_logging.h"
+
+namespace blizzard::pmemlog {
+
+void PmemPersistence::Store(void* dst, const void* src, uint64_t len) {
+  ABSL_RAW_CHECK(Contains(dst, len), "store outside the persistent region");
+  std::memcpy(dst, src, len);
+}
+
+void PmemPersistence::Store64(uint64_t* dst, uint64_t value) {
+  ABSL_RAW_CHECK(Contains(dst, sizeof(value)) && reinterpret_cast<uintptr_t>(dst) % 8 == 0,
+                 "8-byte store outside the region or unaligned");
+  // A single aligned 8-byte store; the atomic builtin keeps the compiler from
+  // splitting or tearing it.
+  __atomic_store_n(dst, value, __ATOMIC_RELEASE);
+}
+
+void PmemPersistence::CopyNoDrain(void* dst, const void* src, uint64_t len) {
+  ABSL_RAW_CHECK(Contains(dst, len), "copy outside the persistent region");
+  pmem_memcpy_nodrain(dst, src, len);
+}
+
+void PmemPersistence::Flush(const void* addr, uint64_t len) {
+  ABSL_RAW_CHECK(Contains(addr, len), "flush outside the persistent region");
+  pmem_flush(addr, len);
+}
+
+void PmemPersistence::Drain() { pmem_drain(); }
+
+void PmemPersistence::Persist(const void* addr, uint64_t len) {
+  ABSL_RAW_CHECK(Contains(addr, len), "persist outside the persistent region");
+  pmem_persist(addr, len);
+}
+
+}  // namespace blizzard::pmemlog
