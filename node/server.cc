@@ -52,14 +52,6 @@ absl::Status ErrnoStatus(absl::string_view what) {
   return absl::InternalError(absl::StrCat(what, ": ", std::strerror(errno)));
 }
 
-absl::Status SetNonBlocking(int fd) {
-  int flags = fcntl(fd, F_GETFL, 0);
-  if (flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0) {
-    return ErrnoStatus("fcntl(O_NONBLOCK)");
-  }
-  return absl::OkStatus();
-}
-
 absl::Status EnsureParentDir(const std::string& path) {
   std::error_code ec;
   std::filesystem::path parent = std::filesystem::path(path).parent_path();
@@ -202,7 +194,7 @@ class Server::Impl {
   // Counters for INFO.
   uint64_t entries_applied_ = 0;
   uint64_t ops_applied_ = 0;
-  uint64_t proposals_ = 0;
+  uint64_t proposals_made_ = 0;
   uint64_t malformed_peer_messages_ = 0;
   uint64_t connections_accepted_ = 0;
   uint64_t connections_rejected_ = 0;
@@ -396,6 +388,10 @@ absl::Status Server::Impl::Run(const std::atomic<bool>& stop) {
         FlushWriteBatch();
         IssueReads();
       }
+      if (!raft_->status().ok()) {
+        return absl::Status(raft_->status().code(),
+                            absl::StrCat("consensus stopped: ", raft_->status().message()));
+      }
       if (!raft_->HasReady()) break;
       if (absl::Status r = ProcessReady(); !r.ok()) return r;
     }
@@ -429,7 +425,7 @@ void Server::Impl::Accept() {
     Connection& conn = connections_[id];
     conn.fd = fd;
     conn.paused = clients_paused_;
-    if (!EpollAdd(fd, conn.paused ? 0 : EPOLLIN, id).ok()) {
+    if (!EpollAdd(fd, conn.paused ? 0u : static_cast<uint32_t>(EPOLLIN), id).ok()) {
       connections_.erase(id);
       close(fd);
       continue;
@@ -466,7 +462,7 @@ void Server::Impl::ReadClient(uint64_t id, Connection& conn) {
       return;
     }
     budget -= static_cast<size_t>(r);
-    conn.parser.Feed(absl::string_view(buf, static_cast<size_t>(r)));
+    conn.parser.Feed(std::string_view(buf, static_cast<size_t>(r)));
     while (!conn.close_after_flush) {
       absl::StatusOr<std::optional<std::vector<std::string>>> req = conn.parser.Next();
       if (!req.ok()) {
@@ -617,8 +613,10 @@ void Server::Impl::FlushConnection(uint64_t id, Connection& conn) {
 void Server::Impl::UpdateInterest(uint64_t id, Connection& conn) {
   const bool want_out = conn.out_offset < conn.out.size();
   epoll_event ev{};
-  ev.events = (conn.paused || conn.close_after_flush ? 0 : EPOLLIN) |
-              (want_out ? EPOLLOUT : 0);
+  uint32_t events = 0;
+  if (!conn.paused && !conn.close_after_flush) events |= EPOLLIN;
+  if (want_out) events |= EPOLLOUT;
+  ev.events = events;
   ev.data.u64 = id;
   epoll_ctl(epoll_fd_, EPOLL_CTL_MOD, conn.fd, &ev);
   conn.writable_armed = want_out;
@@ -655,10 +653,7 @@ std::string Server::Impl::InfoText() const {
                   "replication_mode:", ReplicationModeName(), "\r\n",
                   "cluster_id:", cluster_.cluster_id, "\r\n",
                   "node_id:", self_->id, "\r\n", "tcp_port:", self_->client_port, "\r\n");
-  absl::StrAppend(&s, "\r\n# Replication\r\n", "role:",
-                  raft_->role() == consensus::Role::kLeader ? "leader"
-                  : raft_->role() == consensus::Role::kCandidate ? "candidate"
-                                                                 : "follower",
+  absl::StrAppend(&s, "\r\n# Replication\r\n", "role:", consensus::RoleName(raft_->role()),
                   "\r\n", "term:", raft_->term(), "\r\n", "leader_id:", raft_->leader(),
                   "\r\n", "leader_addr:",
                   leader ? absl::StrCat(leader->host, ":", leader->client_port) : "",
@@ -669,7 +664,7 @@ std::string Server::Impl::InfoText() const {
   absl::StrAppend(&s, "\r\n# Data\r\n", "keys:", store_->Size(), "\r\n",
                   "state_hash:", absl::StrFormat("%016x", store_->StateHash()), "\r\n",
                   "entries_applied:", entries_applied_, "\r\n", "ops_applied:",
-                  ops_applied_, "\r\n", "proposals:", proposals_, "\r\n");
+                  ops_applied_, "\r\n", "proposals:", proposals_made_, "\r\n");
   absl::StrAppend(&s, "\r\n# Stats\r\n", "connected_clients:", connections_.size(),
                   "\r\n", "connections_accepted:", connections_accepted_, "\r\n",
                   "connections_rejected:", connections_rejected_, "\r\n",
@@ -719,10 +714,19 @@ void Server::Impl::FlushWriteBatch() {
     }
   }
   if (!index.ok()) {
-    for (const Waiter& w : waiters) FillSlot(w, RedirectError());
+    std::string reply;
+    if (absl::IsFailedPrecondition(index.status())) {
+      reply = RedirectError();  // No longer the leader.
+    } else if (absl::IsResourceExhausted(index.status())) {
+      AppendError(reply, absl::StrCat("BUSY the replication pipeline is full (",
+                                      index.status().message(), "); retry"));
+    } else {
+      AppendError(reply, absl::StrCat("ERR ", index.status().message()));
+    }
+    for (const Waiter& w : waiters) FillSlot(w, reply);
     return;
   }
-  ++proposals_;
+  ++proposals_made_;
   last_proposed_index_ = *index;
   Proposal& p = proposals_[*index];
   p.term = raft_->term();
@@ -736,7 +740,14 @@ void Server::Impl::IssueReads() {
                        ? raft_->ReadIndex(context)
                        : absl::FailedPreconditionError("not leader");
   if (!s.ok()) {
-    for (const PendingRead& r : new_reads_) FillSlot(r.waiter, RedirectError());
+    std::string reply;
+    if (absl::IsFailedPrecondition(s)) {
+      reply = RedirectError();
+    } else {
+      AppendError(reply, absl::StrCat("BUSY too many reads pending (", s.message(),
+                                      "); retry"));
+    }
+    for (const PendingRead& r : new_reads_) FillSlot(r.waiter, reply);
     new_reads_.clear();
     return;
   }
