@@ -200,7 +200,8 @@ void RespParser::Compact() {
 }
 
 absl::Status RespParser::Fail(std::string_view what) {
-  error_ = absl::InvalidArgumentError(absl::StrCat("Protocol error: ", what));
+  error_ = absl::InvalidArgumentError(
+      std::string("Protocol error: ").append(what));
   // Nothing of a broken stream is worth keeping.
   std::string().swap(buffer_);
   consumed_ = 0;
@@ -282,6 +283,19 @@ absl::StatusOr<std::optional<std::vector<std::string>>> RespParser::Next() {
         if (args.size() > limits_.args_max) {
           return Fail("too many arguments in inline request");
         }
+        // The multibulk limits hold for inline requests too, so a caller
+        // can rely on them whatever the form (they only bite when set below
+        // inline_bytes_max).
+        size_t request_bytes = 0;
+        for (const std::string& arg : args) {
+          if (arg.size() > limits_.bulk_bytes_max) {
+            return Fail("too big inline request");
+          }
+          request_bytes += arg.size();
+        }
+        if (request_bytes > limits_.request_bytes_max) {
+          return Fail("too big inline request");
+        }
         return args;
       }
 
@@ -318,8 +332,7 @@ absl::StatusOr<std::optional<std::vector<std::string>>> RespParser::Next() {
         }
         if (p[0] != '$') {
           const char got = (p[0] == '\r' || p[0] == '\n') ? ' ' : p[0];
-          return Fail(absl::StrCat("expected '$', got '",
-                                   std::string_view(&got, 1), "'"));
+          return Fail(std::string("expected '$', got '") + got + "'");
         }
         int64_t length = 0;
         switch (ScanLengthLine(length)) {
