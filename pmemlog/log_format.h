@@ -22,7 +22,7 @@ inline constexpr uint64_t kRingTypeNum = 0x424c5a52;  // "BLZR"
 inline constexpr uint64_t kRootOidBytes = 16;          // sizeof(PMEMoid).
 
 // ---- Meta block (section 2) ----
-inline constexpr uint64_t kMagic = 0x31304F474C5A4C42ull;  // "BLZLOG01"
+inline constexpr uint64_t kMagic = 0x3130474F4C5A4C42ull;  // "BLZLOG01"
 inline constexpr uint32_t kFormatVersion = 1;
 inline constexpr uint64_t kCacheLineBytes = 64;
 inline constexpr uint64_t kMetaBytes = 256;
