@@ -407,7 +407,7 @@ void AppendSimpleString(std::string& out, std::string_view s) {
 }
 
 void AppendError(std::string& out, std::string_view message) {
-  if (message.empty() || message[0] != '-') out.append("-ERR ");
+  out.push_back('-');
   AppendLine(out, message);
 }
 

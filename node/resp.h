@@ -91,8 +91,8 @@ class RespParser {
 // errors cannot carry CR or LF; those bytes are replaced with spaces (as
 // Redis does) so a reply can never break the framing.
 void AppendSimpleString(std::string& out, std::string_view s);  // +OK
-// "-ERR <message>", or "<message>" verbatim when it starts with '-' so the
-// caller picks the error code ("-WRONGTYPE ..."), like Redis' addReplyError.
+// "-<message>": the message starts with its error code, as Redis clients
+// expect ("ERR unknown command ...", "MOVED 0 host:port", "BUSY ...").
 void AppendError(std::string& out, std::string_view message);   // -ERR ...
 void AppendInteger(std::string& out, int64_t value);            // :42
 void AppendBulk(std::string& out, std::string_view value);      // $3 foo

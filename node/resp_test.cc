@@ -713,8 +713,8 @@ TEST(RespParserPropertyTest, MutatedValidStreamsNeverCrashOrDisagree) {
 TEST(RespEncodeTest, AllValues) {
   std::string out;
   AppendSimpleString(out, "OK");
-  AppendError(out, "unknown command");
-  AppendError(out, "-WRONGTYPE Operation against a key");
+  AppendError(out, "ERR unknown command");
+  AppendError(out, "MOVED 0 127.0.0.1:7001");
   AppendInteger(out, 42);
   AppendInteger(out, -7);
   AppendInteger(out, INT64_MIN);
@@ -725,7 +725,7 @@ TEST(RespEncodeTest, AllValues) {
   AppendArrayHeader(out, 0);
   EXPECT_EQ(out, Bytes("+OK\r\n"
                        "-ERR unknown command\r\n"
-                       "-WRONGTYPE Operation against a key\r\n"
+                       "-MOVED 0 127.0.0.1:7001\r\n"
                        ":42\r\n:-7\r\n:-9223372036854775808\r\n"
                        "$5\r\na\0\r\nb\r\n$0\r\n\r\n$-1\r\n*3\r\n*0\r\n"));
 }
@@ -733,9 +733,8 @@ TEST(RespEncodeTest, AllValues) {
 TEST(RespEncodeTest, LineValuesCannotBreakFraming) {
   std::string out;
   AppendSimpleString(out, "a\r\nb");
-  AppendError(out, "Protocol error: expected '\r'");
-  AppendError(out, "");
-  EXPECT_EQ(out, "+a  b\r\n-ERR Protocol error: expected ' '\r\n-ERR \r\n");
+  AppendError(out, "ERR Protocol error: expected '\r'");
+  EXPECT_EQ(out, "+a  b\r\n-ERR Protocol error: expected ' '\r\n");
 }
 
 TEST(RespEncodeTest, RepliesParseBackAsRequestsWhenArrays) {
