@@ -83,9 +83,11 @@ absl::Status Validate(const TransportOptions& options,
                       const TcpOptions& tcp_options) {
   if (absl::Status s = ValidateTransportOptions(options); !s.ok()) return s;
   if (tcp_options.hello_timeout_ms <= 0 ||
-      tcp_options.read_bytes_per_poll_max == 0) {
+      tcp_options.read_bytes_per_poll_max == 0 ||
+      tcp_options.user_timeout_ms < 0) {
     return absl::InvalidArgumentError(
-        "hello_timeout_ms and read_bytes_per_poll_max must be > 0");
+        "hello_timeout_ms and read_bytes_per_poll_max must be > 0, "
+        "user_timeout_ms >= 0");
   }
   for (const PeerAddress& peer : options.peers) {
     if (peer.host.empty()) {
@@ -366,6 +368,11 @@ void TcpTransport::Dial(Peer& peer, int64_t now_us) {
     int one = 1;
     // Raft messages are latency-bound; batching is done above, not by Nagle.
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    if (tcp_options_.user_timeout_ms > 0) {
+      unsigned int timeout_ms = tcp_options_.user_timeout_ms;
+      setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &timeout_ms,
+                 sizeof(timeout_ms));
+    }
     int rc = connect(fd, reinterpret_cast<const sockaddr*>(&peer.sockaddr),
                      sizeof(peer.sockaddr));
     connected = rc == 0;
@@ -564,7 +571,7 @@ void TcpTransport::AcceptAll(int64_t now_us) {
   }
 }
 
-bool TcpTransport::MakeRoom(Inbound& conn) {
+size_t TcpTransport::MakeRoom(Inbound& conn) {
   const size_t pending = conn.end - conn.begin;
   if (pending == 0) {
     conn.begin = conn.end = 0;
@@ -585,7 +592,7 @@ bool TcpTransport::MakeRoom(Inbound& conn) {
   }
   ABSL_RAW_CHECK(pending < needed, "a complete unit was left unparsed");
   if (conn.begin + needed <= conn.capacity && conn.end < conn.capacity) {
-    return true;
+    return needed;
   }
   if (needed <= conn.capacity) {  // Slide the partial unit to the front.
     std::memmove(&conn.buffer[0], &conn.buffer[conn.begin], pending);
@@ -605,15 +612,21 @@ bool TcpTransport::MakeRoom(Inbound& conn) {
   conn.begin = 0;
   conn.end = pending;
   ABSL_RAW_CHECK(conn.end < conn.capacity, "no room made");
-  return true;
+  return needed;
 }
 
 bool TcpTransport::ReadInbound(Inbound& conn, const MessageHandler& handler,
                                size_t bytes_max) {
   size_t read_total = 0;
   while (read_total < bytes_max) {
-    if (!MakeRoom(conn)) return false;
-    const size_t room = conn.capacity - conn.end;
+    const size_t needed = MakeRoom(conn);
+    size_t room = conn.capacity - conn.end;
+    if (needed > kInboundBufferInitial) {
+      // Inside a large frame, read exactly up to its end: the buffer then
+      // empties when it is parsed, instead of sliding a partial next frame
+      // to the front after every large one.
+      room = std::min(room, needed - (conn.end - conn.begin));
+    }
     ssize_t got = read(conn.fd, &conn.buffer[conn.end], room);
     if (got == 0) return false;  // Orderly close by the peer.
     if (got < 0) {

@@ -51,6 +51,12 @@ struct TcpOptions {
   // Bytes read from one connection per Poll before moving on (fairness; the
   // level-triggered epoll brings the rest back next Poll).
   size_t read_bytes_per_poll_max = 8u << 20;
+  // TCP_USER_TIMEOUT on outbound connections: data unacknowledged for this
+  // long fails the connection, so a peer that vanished without FIN or RST
+  // (power loss, cable) is noticed and redialed instead of silently filling
+  // the queue for the kernel's ~15 minutes of retransmissions. 0: kernel
+  // default.
+  int user_timeout_ms = 10000;
 };
 
 class TcpTransport final : public Transport {
@@ -81,6 +87,8 @@ class TcpTransport final : public Transport {
                               uint16_t port);
 
   // Introspection for tests and INFO.
+  // Stats: `connects`/`disconnects` count both directions (outbound
+  // connections established, inbound connections that passed the hello).
   bool OutboundConnected(NodeId peer) const;
   size_t QueuedBytes(NodeId peer) const;
 
@@ -140,7 +148,9 @@ class TcpTransport final : public Transport {
   bool ReadInbound(Inbound& conn, const MessageHandler& handler,
                    size_t bytes_max);
   bool ParseInbound(Inbound& conn, const MessageHandler& handler);
-  bool MakeRoom(Inbound& conn);
+  // Makes room to read into and returns the total size of the unit being
+  // assembled (hello, header, or whole frame).
+  size_t MakeRoom(Inbound& conn);
   void CloseInbound(uint64_t id);
   void ExpireHellos(int64_t now_us);
 
