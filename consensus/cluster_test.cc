@@ -409,6 +409,8 @@ TEST(ClusterTest, RandomFaultsManySeeds) {
         ASSERT_TRUE(c.Restart(down[rng() % down.size()]).ok());
       }
       c.Tick();
+      ASSERT_TRUE(c.violations().empty())
+          << c.violations().front() << "\n" << c.Describe();
     }
     // Recovery: a quiet, healed network with everyone up.
     c.Heal();
