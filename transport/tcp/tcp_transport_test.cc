@@ -37,6 +37,15 @@ TransportOptions Base() {
   return options;
 }
 
+// Node `self` on 127.0.0.1 with the single peer `peer` at `peer_port`.
+TransportOptions Solo(NodeId self, NodeId peer, uint16_t peer_port) {
+  TransportOptions options = Base();
+  options.self = self;
+  options.listen_host = "127.0.0.1";
+  options.peers = {{peer, "127.0.0.1", peer_port}};
+  return options;
+}
+
 bool Readable(int fd) {
   pollfd pfd{fd, POLLIN, 0};
   return poll(&pfd, 1, 0) == 1;
@@ -96,10 +105,7 @@ void PollOnce(Transport& transport) {
 
 TEST(TcpTransportTest, CreateRejectsBadOptions) {
   auto bad = [](auto mutate) {
-    TransportOptions options = Base();
-    options.self = 1;
-    options.listen_host = "127.0.0.1";
-    options.peers = {{2, "127.0.0.1", 1}};
+    TransportOptions options = Solo(1, 2, 1);
     mutate(options);
     return TcpTransport::Create(options).status();
   };
@@ -122,9 +128,7 @@ TEST(TcpTransportTest, CreateRejectsBadOptions) {
 }
 
 TEST(TcpTransportTest, PortInUseIsUnavailable) {
-  TransportOptions options = Base();
-  options.self = 1;
-  options.listen_host = "127.0.0.1";
+  TransportOptions options = Solo(1, 2, 0);
   auto first = TcpTransport::Create(options);
   ASSERT_TRUE(first.ok()) << first.status();
   options.listen_port = (*first)->ListenPort();
@@ -171,10 +175,7 @@ TEST(TcpTransportTest, UnreachablePeerIsRedialedOnTimer) {
   uint16_t port;
   int listener = RawListen(&port);
   close(listener);  // Nothing listens there now: dials are refused.
-  TransportOptions options = Base();
-  options.self = 1;
-  options.listen_host = "127.0.0.1";
-  options.peers = {{2, "127.0.0.1", port}};
+  TransportOptions options = Solo(1, 2, port);
   auto transport = TcpTransport::Create(options);
   ASSERT_TRUE(transport.ok());
   TcpTransport& t = **transport;
@@ -233,10 +234,7 @@ TEST(TcpTransportTest, PeerRestartReconnectsAndKeepsTheQueue) {
 TEST(TcpTransportTest, BreakMidFrameDropsOnlyThatMessage) {
   uint16_t port;
   int listener = RawListen(&port);
-  TransportOptions options = Base();
-  options.self = 1;
-  options.listen_host = "127.0.0.1";
-  options.peers = {{2, "127.0.0.1", port}};
+  TransportOptions options = Solo(1, 2, port);
   auto created = TcpTransport::Create(options);
   ASSERT_TRUE(created.ok());
   TcpTransport& t = **created;
@@ -395,10 +393,7 @@ TEST(TcpTransportTest, SilentConnectionTimesOut) {
 }
 
 TEST(TcpTransportTest, InboundConnectionsAreBounded) {
-  TransportOptions options = Base();
-  options.self = 2;
-  options.listen_host = "127.0.0.1";
-  options.peers = {{1, "127.0.0.1", 0}};  // Never dialed.
+  TransportOptions options = Solo(2, 1, 0);  // Peer 1 is never dialed.
   TcpOptions tcp_options;
   tcp_options.inbound_connections_max = 2;
   auto created = TcpTransport::Create(options, tcp_options);
