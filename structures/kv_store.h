@@ -29,11 +29,40 @@ struct StoreOptions {
   uint64_t cluster_id = 0;             // Checked on open.
   uint64_t node_id = 0;
   bool create_if_missing = true;
+  // Added for tests, operators and the inspector:
+  // Buckets of a new pool (a power of two, >= 16). The table doubles when
+  // keys exceed buckets.
+  uint64_t initial_bucket_count = 1024;
+  // Open walks the whole table (Verify()) and refuses a damaged pool. O(n).
+  bool verify_on_open = true;
+  // false: accept any cluster/node id (the pool inspector only).
+  bool check_identity = true;
 };
 
 struct StoreStats {
   uint64_t transactions = 0;
   uint64_t ops_applied = 0;
+  // Pool bytes the committed transactions changed: snapshotted ranges plus
+  // newly allocated objects. Excludes PMDK's undo log and allocator
+  // metadata. For NVM-bytes-per-op comparisons.
+  uint64_t bytes_written = 0;
+};
+
+// Identity and shape of an open pool. O(1).
+struct StoreInfo {
+  uint32_t layout_version = 0;
+  uint64_t cluster_id = 0;
+  uint64_t node_id = 0;
+  uint64_t bucket_count = 0;
+  uint64_t pool_bytes = 0;  // Size of the pool file.
+};
+
+// What Verify() measured on its walk.
+struct TableShape {
+  uint64_t buckets_used = 0;      // Non-empty buckets.
+  uint64_t chain_length_max = 0;
+  uint64_t objects = 0;           // pmemobj objects (entries + bucket array).
+  uint64_t bytes_allocated = 0;   // Usable bytes of those objects.
 };
 
 class KvStore {
@@ -63,6 +92,14 @@ class KvStore {
   void ForEach(const std::function<void(std::string_view key,
                                         std::string_view value)>& fn) const;
   StoreStats Stats() const;
+
+  // Added: walks every object and checks the table against itself: each
+  // entry is an allocated object of the entry type, in the bucket its key
+  // hashes to, with correct key and pair hashes; no duplicate keys; no
+  // unreachable objects (leaks); the key count and the state hash equal the
+  // walk's. DataLoss naming the first problem found. O(n).
+  absl::Status Verify(TableShape* shape = nullptr) const;
+  StoreInfo Info() const;
 
  private:
   class Impl;

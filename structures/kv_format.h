@@ -1,0 +1,86 @@
+// On-media layout of the key-value pool (structures/FORMAT.md, "KV pool").
+// Internal to //structures: the constants and structs live here, in one
+// place, so the store, its verifier and the inspector agree on them.
+#ifndef BLIZZARD_STRUCTURES_KV_FORMAT_H_
+#define BLIZZARD_STRUCTURES_KV_FORMAT_H_
+
+#include <libpmemobj.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <string_view>
+
+namespace blizzard::structures::kv_format {
+
+// The libpmemobj layout name. It carries no version on purpose: a pool of
+// another layout version still opens, and the header below reports the
+// version mismatch with a clear message.
+inline constexpr char kLayoutName[] = "blizzard.kv";
+inline constexpr uint64_t kMagic = 0x3154534b565a4c42ull;  // "BLZKVST1" (LE)
+inline constexpr uint32_t kLayoutVersion = 1;
+
+// Fixed seeds: hashes depend on content only, never on addresses or on a
+// per-process random seed, so replicas compute the same values.
+inline constexpr uint64_t kKeySeed = 0x426c697a7a6b6579ull;     // "Blizzkey"
+inline constexpr uint64_t kPairSeed = 0x426c697a7a706172ull;    // "Blizzpar"
+inline constexpr uint64_t kHeaderSeed = 0x426c697a7a686472ull;  // "Blizzhdr"
+
+// pmemobj type numbers: let the verifier tell objects apart.
+inline constexpr uint64_t kEntryType = 1;
+inline constexpr uint64_t kBucketsType = 2;
+
+inline constexpr uint64_t kBucketCountMin = 16;
+inline constexpr uint64_t kBucketCountMax = 1ull << 32;
+// Keys per bucket before the table doubles.
+inline constexpr uint64_t kLoadFactorMax = 1;
+
+// Written once, at creation; immutable afterwards. The layout of these
+// fields (up to and including `checksum`) is frozen across versions so that
+// any build can read the version of any pool.
+struct Header {
+  uint64_t magic;
+  uint32_t layout_version;
+  uint32_t reserved;  // Zero.
+  uint64_t cluster_id;
+  uint64_t node_id;
+  uint64_t checksum;  // XXH3(seed kHeaderSeed) of the 32 bytes above.
+};
+static_assert(sizeof(Header) == 40);
+inline constexpr size_t kHeaderChecksummedBytes = offsetof(Header, checksum);
+
+// The pmemobj root object.
+struct Root {
+  Header header;
+  // Changed together by every ApplyBatch transaction (one snapshot range).
+  uint64_t applied_index;
+  uint64_t key_count;
+  uint64_t state_hash;  // Sum mod 2^64 of every entry's pair_hash.
+  // Changed only by a resize.
+  uint64_t bucket_count;  // A power of two in [kBucketCountMin, kBucketCountMax].
+  PMEMoid buckets;        // PMEMoid[bucket_count], type kBucketsType.
+};
+static_assert(sizeof(Root) == 88);
+inline constexpr size_t kRootCountersOffset = offsetof(Root, applied_index);
+inline constexpr size_t kRootCountersBytes = offsetof(Root, bucket_count) - kRootCountersOffset;
+
+// One key/value pair, type kEntryType, followed by key then value bytes.
+// Chained from its bucket; the allocation may be larger than the pair
+// (APPEND preallocates), the slack is unused.
+struct Entry {
+  PMEMoid next;
+  uint64_t key_hash;   // KeyHash(key): selects the bucket (low bits).
+  uint64_t pair_hash;  // PairHash(key, value): the state-hash term and the
+                       // entry's checksum.
+  uint32_t key_bytes;
+  uint32_t value_bytes;
+};
+static_assert(sizeof(Entry) == 40);
+
+uint64_t KeyHash(std::string_view key);
+// XXH3 over (key length as 8 bytes little-endian, key, value).
+uint64_t PairHash(std::string_view key, std::string_view value);
+uint64_t HeaderChecksum(const Header& header);
+
+}  // namespace blizzard::structures::kv_format
+
+#endif  // BLIZZARD_STRUCTURES_KV_FORMAT_H_

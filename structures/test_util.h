@@ -1,0 +1,61 @@
+// Test helpers for //structures: a scratch directory in /dev/shm, a
+// volatile reference model of the store (Redis semantics, written
+// independently of kv_store.cc), and seeded random operations.
+#ifndef BLIZZARD_STRUCTURES_TEST_UTIL_H_
+#define BLIZZARD_STRUCTURES_TEST_UTIL_H_
+
+#include <cstdint>
+#include <map>
+#include <random>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/types/span.h"
+#include "structures/kv_store.h"
+#include "structures/op.h"
+
+namespace blizzard::structures::testing {
+
+// /dev/shm/blizzard_structures_<pid>_<name>, removed with its contents.
+class ScratchDir {
+ public:
+  explicit ScratchDir(const std::string& name);
+  ~ScratchDir();
+  ScratchDir(const ScratchDir&) = delete;
+  ScratchDir& operator=(const ScratchDir&) = delete;
+  std::string Path(const std::string& file) const;
+
+ private:
+  std::string dir_;
+};
+
+// The store's contents, by walking it.
+std::map<std::string, std::string> Contents(const KvStore& store);
+
+// What the store must hold: a std::map and Redis's documented semantics.
+class Model {
+ public:
+  std::vector<OpResult> Apply(absl::Span<const Op> ops);
+  const std::map<std::string, std::string>& contents() const { return map_; }
+  // The state hash as FORMAT.md defines it.
+  uint64_t StateHash() const;
+
+ private:
+  OpResult ApplyOne(const Op& op);
+  std::map<std::string, std::string> map_;
+};
+
+struct RandomOpOptions {
+  uint64_t keys = 64;             // Key space: "k0".."k<keys-1>" (+ a few odd keys).
+  size_t value_bytes_max = 64;    // Typical values.
+  size_t big_value_bytes = 8192;  // Occasional big values (relocations).
+  size_t ops_max = 8;             // Ops per batch: 0..ops_max.
+};
+
+Op RandomOp(std::mt19937_64& rng, const RandomOpOptions& options);
+std::vector<Op> RandomBatch(std::mt19937_64& rng, const RandomOpOptions& options);
+
+}  // namespace blizzard::structures::testing
+
+#endif  // BLIZZARD_STRUCTURES_TEST_UTIL_H_
