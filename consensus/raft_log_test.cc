@@ -115,5 +115,21 @@ TEST(RaftLogTest, TruncationWhileEntriesAreInFlightToStorage) {
   EXPECT_EQ(log.LastIndex(), 2u);
 }
 
+TEST(RaftLogTest, StableToIgnoresReplacedEntriesOfTheSameIndex) {
+  MemoryStorage s;
+  RaftLog log(&s, 0, 0);
+  log.Append(MakeEntries(1, {1, 1, 1}));
+  std::vector<Entry> handed = log.TakeEntriesToPersist();
+  // Same indices, newer term: the persisted copies will be stale.
+  log.Append(MakeEntries(2, {2, 2}));
+  ASSERT_TRUE(s.Append(handed).ok());
+  log.StableTo(3, 1);
+  EXPECT_EQ(*log.TermAt(3), 2u) << "replaced entries marked stable";
+  EXPECT_TRUE(log.HasEntriesToPersist());
+  Persist(log, s);
+  EXPECT_EQ(*s.TermAt(3), 2u);
+  EXPECT_EQ(*log.TermAt(3), 2u);
+}
+
 }  // namespace
 }  // namespace blizzard::consensus
