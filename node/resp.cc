@@ -174,6 +174,7 @@ void RespParser::Feed(absl::Span<const uint8_t> bytes) {
 void RespParser::Feed(std::string_view bytes) {
   // A failed connection is about to be closed; keep nothing more from it.
   if (!error_.ok()) return;
+  // The buffer grows only here, so compacting here bounds it.
   Compact();
   buffer_.append(bytes);
 }
@@ -244,7 +245,7 @@ absl::StatusOr<std::optional<std::vector<std::string>>> RespParser::Next() {
     switch (state_) {
       case State::kIdle: {
         if (available == 0) {
-          Compact();
+          Compact();  // Drained: release what a burst grew.
           return std::nullopt;
         }
         ABSL_RAW_CHECK(args_.empty() && line_scanned_ == 0,
@@ -256,7 +257,9 @@ absl::StatusOr<std::optional<std::vector<std::string>>> RespParser::Next() {
       case State::kInline: {
         // Look at no more than one byte past the limit: a longer line is an
         // error whether or not its '\n' has arrived.
-        const size_t window = std::min(available, limits_.inline_bytes_max + 1);
+        const size_t window = available > limits_.inline_bytes_max
+                                  ? limits_.inline_bytes_max + 1
+                                  : available;
         const void* newline =
             line_scanned_ < window
                 ? std::memchr(p + line_scanned_, '\n', window - line_scanned_)
@@ -266,7 +269,6 @@ absl::StatusOr<std::optional<std::vector<std::string>>> RespParser::Next() {
           if (available > limits_.inline_bytes_max) {
             return Fail("too big inline request");
           }
-          Compact();
           return std::nullopt;
         }
         const size_t newline_at = static_cast<const char*>(newline) - p;
@@ -303,7 +305,6 @@ absl::StatusOr<std::optional<std::vector<std::string>>> RespParser::Next() {
         int64_t count = 0;
         switch (ScanLengthLine(count)) {
           case LineResult::kNeedMore:
-            Compact();
             return std::nullopt;
           case LineResult::kInvalid:
             return Fail("invalid multibulk length");
@@ -326,10 +327,7 @@ absl::StatusOr<std::optional<std::vector<std::string>>> RespParser::Next() {
       }
 
       case State::kBulkHeader: {
-        if (available == 0) {
-          Compact();
-          return std::nullopt;
-        }
+        if (available == 0) return std::nullopt;
         if (p[0] != '$') {
           const char got = (p[0] == '\r' || p[0] == '\n') ? ' ' : p[0];
           return Fail(std::string("expected '$', got '") + got + "'");
@@ -337,7 +335,6 @@ absl::StatusOr<std::optional<std::vector<std::string>>> RespParser::Next() {
         int64_t length = 0;
         switch (ScanLengthLine(length)) {
           case LineResult::kNeedMore:
-            Compact();
             return std::nullopt;
           case LineResult::kInvalid:
             return Fail("invalid bulk length");
@@ -366,10 +363,7 @@ absl::StatusOr<std::optional<std::vector<std::string>>> RespParser::Next() {
         args_.back().append(p, take);
         consumed_ += take;
         bulk_remaining_ -= take;
-        if (bulk_remaining_ > 0) {
-          Compact();
-          return std::nullopt;
-        }
+        if (bulk_remaining_ > 0) return std::nullopt;
         state_ = State::kBulkEnd;
         break;
       }
@@ -381,10 +375,7 @@ absl::StatusOr<std::optional<std::vector<std::string>>> RespParser::Next() {
             (available >= 2 && p[1] != '\n')) {
           return Fail("expected CRLF after bulk data");
         }
-        if (available < 2) {
-          Compact();
-          return std::nullopt;
-        }
+        if (available < 2) return std::nullopt;
         consumed_ += 2;
         ABSL_RAW_CHECK(args_remaining_ > 0, "bulk without a pending argument");
         if (--args_remaining_ > 0) {

@@ -72,7 +72,8 @@ class RespParser {
   LineResult ScanLengthLine(int64_t& value);
   // Records the first error; the parser answers it forever after.
   absl::Status Fail(std::string_view what);
-  // Drops the consumed prefix when that is cheap relative to what was consumed.
+  // Drops the consumed prefix when that costs no more than what was consumed
+  // (amortized O(1) per byte); frees a grown buffer once it is drained.
   void Compact();
 
   RespLimits limits_;
