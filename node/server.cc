@@ -7,6 +7,7 @@
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/timerfd.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -47,6 +48,12 @@ constexpr uint64_t kTransportTag = 3;
 constexpr uint64_t kFirstConnectionId = 16;
 constexpr int kEventsMax = 256;
 constexpr uint64_t kTicksPerWakeupMax = 16;
+
+int64_t MonotonicUs() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<int64_t>(ts.tv_sec) * 1000000 + ts.tv_nsec / 1000;
+}
 
 absl::Status ErrnoStatus(absl::string_view what) {
   return absl::InternalError(absl::StrCat(what, ": ", std::strerror(errno)));
@@ -192,6 +199,9 @@ class Server::Impl {
   uint64_t next_read_context_ = 1;
 
   // Counters for INFO.
+  int64_t loop_us_max_ = 0;       // Longest loop iteration.
+  uint64_t loop_over_tick_ = 0;    // Iterations longer than one tick.
+  uint64_t ticks_dropped_ = 0;     // Ticks skipped after stalls.
   uint64_t entries_applied_ = 0;
   uint64_t ops_applied_ = 0;
   uint64_t proposals_made_ = 0;
@@ -353,11 +363,14 @@ absl::Status Server::Impl::Run(const std::atomic<bool>& stop) {
                           ? static_cast<int>(cluster_.tick_ms)
                           : 1;
   while (!stop.load(std::memory_order_relaxed) && fatal_.ok()) {
-    int n = epoll_wait(epoll_fd_, events, kEventsMax, wait_ms);
+    // Raft may still have output from the last iteration: do not sleep then.
+    int n = epoll_wait(epoll_fd_, events, kEventsMax, raft_->HasReady() ? 0 : wait_ms);
     if (n < 0) {
       if (errno == EINTR) continue;
       return ErrnoStatus("epoll_wait");
     }
+    const int64_t iteration_start_us = MonotonicUs();
+    uint64_t ticks = 0;
     for (int i = 0; i < n; ++i) {
       const uint64_t tag = events[i].data.u64;
       if (tag == kListenTag) {
@@ -365,10 +378,7 @@ absl::Status Server::Impl::Run(const std::atomic<bool>& stop) {
       } else if (tag == kTimerTag) {
         uint64_t expirations = 0;
         if (read(timer_fd_, &expirations, sizeof(expirations)) == sizeof(expirations)) {
-          // After a stall, do not fire a storm of ticks at once.
-          for (uint64_t t = 0; t < std::min(expirations, kTicksPerWakeupMax); ++t) {
-            raft_->Tick();
-          }
+          ticks += expirations;
         }
       } else if (tag == kTransportTag) {
         // Polled below, every iteration.
@@ -385,6 +395,13 @@ absl::Status Server::Impl::Run(const std::atomic<bool>& stop) {
           });
       if (!s.ok()) return s;
       if (round == 0) {
+        // Time advances only after what peers sent has been taken in: a
+        // leader that was busy must not conclude it lost its quorum from
+        // heartbeat answers that sit unread in its sockets. After a stall,
+        // do not fire a storm of ticks at once either.
+        for (uint64_t t = 0; t < std::min(ticks, kTicksPerWakeupMax); ++t) {
+          raft_->Tick();
+        }
         FlushWriteBatch();
         IssueReads();
       }
@@ -402,6 +419,10 @@ absl::Status Server::Impl::Run(const std::atomic<bool>& stop) {
     }
     dirty_.clear();
     ResumePausedClients();
+    const int64_t took_us = MonotonicUs() - iteration_start_us;
+    loop_us_max_ = std::max(loop_us_max_, took_us);
+    if (took_us > static_cast<int64_t>(cluster_.tick_ms) * 1000) ++loop_over_tick_;
+    if (ticks > kTicksPerWakeupMax) ticks_dropped_ += ticks - kTicksPerWakeupMax;
   }
   return fatal_;
 }
@@ -669,6 +690,9 @@ std::string Server::Impl::InfoText() const {
                   "\r\n", "connections_accepted:", connections_accepted_, "\r\n",
                   "connections_rejected:", connections_rejected_, "\r\n",
                   "pending_requests:", pending_requests_, "\r\n",
+                  "loop_iteration_us_max:", loop_us_max_, "\r\n",
+                  "loop_iterations_over_tick:", loop_over_tick_, "\r\n",
+                  "ticks_dropped:", ticks_dropped_, "\r\n",
                   "peer_messages_sent:", ts.messages_sent, "\r\n",
                   "peer_messages_received:", ts.messages_received, "\r\n",
                   "peer_bytes_sent:", ts.bytes_sent, "\r\n", "peer_bytes_received:",

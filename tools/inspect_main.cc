@@ -68,7 +68,16 @@ int main(int argc, char** argv) {
   }
   int rc = 0;
   if (!log.empty()) {
-    rc |= Show("log", log, blizzard::pmemlog::DescribeLog(log, entries));
+    blizzard::pmemlog::DescribeOptions options;
+    options.head_entries = entries;
+    options.tail_entries = entries;
+    absl::StatusOr<std::string> report = blizzard::pmemlog::DescribeLog(log, options);
+    rc |= Show("log", log, report);
+    // The report's first line says OK, CORRUPT: ... or REFUSED: ...
+    if (report.ok() && report->substr(0, report->find('\n')).find(": OK") ==
+                           std::string::npos) {
+      rc |= 1;
+    }
   }
   if (!data.empty()) {
     rc |= Show("data", data, blizzard::structures::DescribeStore(data, entries));
