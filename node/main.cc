@@ -41,8 +41,7 @@ int main(int argc, char** argv) {
   absl::StatusOr<blizzard::node::ClusterConfig> cluster =
       blizzard::node::LoadClusterConfig(path);
   if (!cluster.ok()) {
-    std::fprintf(stderr, "error: %s: %s\n", path.c_str(),
-                 cluster.status().ToString().c_str());
+    std::fprintf(stderr, "error: cluster file: %s\n", cluster.status().ToString().c_str());
     return 2;
   }
   signal(SIGPIPE, SIG_IGN);
