@@ -1,7 +1,5 @@
 #include "structures/inspect.h"
 
-#include <fstream>
-#include <iterator>
 #include <string>
 
 #include "absl/strings/str_cat.h"
@@ -69,18 +67,11 @@ TEST_F(DescribeStoreTest, LimitsTheListing) {
 TEST_F(DescribeStoreTest, ReportsErrors) {
   EXPECT_EQ(DescribeStore(path_, 10).status().code(), absl::StatusCode::kNotFound);
   Fill(3);
-  std::string bytes;
-  {
-    std::ifstream in(path_, std::ios::binary);
-    bytes.assign(std::istreambuf_iterator<char>(in), {});
-  }
+  std::string bytes = testing::ReadFile(path_);
   const size_t at = bytes.find("MARKER-VALUE-42");
   ASSERT_NE(at, std::string::npos);
   bytes[at] ^= 1;
-  {
-    std::ofstream out(path_, std::ios::binary | std::ios::trunc);
-    out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-  }
+  testing::WriteFile(path_, bytes);
   auto d = DescribeStore(path_, 10);
   EXPECT_EQ(d.status().code(), absl::StatusCode::kDataLoss);
   EXPECT_THAT(d.status().message(), HasSubstr("applied index   42"));

@@ -572,8 +572,11 @@ void KvStore::Impl::Overwrite(Tx& tx, const Slot& s, std::string_view value) {
     return;
   }
   char* dst = Data(e) + e->key_bytes;
-  if (!tx.Snapshot(&e->pair_hash, sizeof(Entry) - offsetof(Entry, pair_hash)) ||
-      !tx.Snapshot(dst, value.size())) {
+  // One undo-log range from the header fields through the new value (the
+  // key bytes between them are logged too, unchanged): one log entry and
+  // fence instead of two.
+  if (!tx.Snapshot(&e->pair_hash, static_cast<size_t>(dst + value.size() -
+                                                      reinterpret_cast<char*>(&e->pair_hash)))) {
     return;
   }
   std::memcpy(dst, value.data(), value.size());

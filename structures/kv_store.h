@@ -42,9 +42,11 @@ struct StoreOptions {
 struct StoreStats {
   uint64_t transactions = 0;
   uint64_t ops_applied = 0;
-  // Pool bytes the committed transactions changed: snapshotted ranges plus
-  // newly allocated objects. Excludes PMDK's undo log and allocator
-  // metadata. For NVM-bytes-per-op comparisons.
+  // Pool bytes the committed transactions changed: undo-logged ranges
+  // (which may include a few unchanged bytes, e.g. an entry's key between
+  // its header and its value, logged as one range) plus newly allocated
+  // objects. Excludes PMDK's undo log and allocator metadata. For
+  // NVM-bytes-per-op comparisons.
   uint64_t bytes_written = 0;
 };
 
@@ -79,6 +81,7 @@ class KvStore {
   // just advances the applied index. Per-op failures (INCRBY on a
   // non-integer) are OpResult errors, not a failed Status; ResourceExhausted
   // if the pool is full (the transaction is rolled back, nothing applied).
+  // InvalidArgument (nothing applied) if an op fails ValidateOp.
   absl::StatusOr<std::vector<OpResult>> ApplyBatch(uint64_t index,
                                                    absl::Span<const Op> ops);
 

@@ -5,8 +5,6 @@
 
 #include <cstdio>
 #include <cstring>
-#include <fstream>
-#include <iterator>
 #include <limits>
 #include <random>
 #include <string>
@@ -40,15 +38,8 @@ OpResult Ok() { return OpResult{}; }
 OpResult Int(int64_t n) { return OpResult{Kind::kInteger, n, ""}; }
 OpResult Err(const char* text) { return OpResult{Kind::kError, 0, text}; }
 
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), {});
-}
-
-void WriteFile(const std::string& path, const std::string& bytes) {
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-}
+using testing::ReadFile;
+using testing::WriteFile;
 
 class KvStoreTest : public ::testing::Test {
  protected:

@@ -4,6 +4,8 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <limits>
 
 #include "absl/strings/str_cat.h"
@@ -24,6 +26,18 @@ ScratchDir::~ScratchDir() {
 }
 
 std::string ScratchDir::Path(const std::string& file) const { return absl::StrCat(dir_, "/", file); }
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  EXPECT_TRUE(in.good()) << "cannot read " << path;
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+void WriteFile(const std::string& path, const std::string& bytes) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+  EXPECT_TRUE(out.good()) << "cannot write " << path;
+}
 
 std::map<std::string, std::string> Contents(const KvStore& store) {
   std::map<std::string, std::string> out;

@@ -30,6 +30,10 @@ class ScratchDir {
   std::string dir_;
 };
 
+// Whole-file read and write, for tests that damage pool files.
+std::string ReadFile(const std::string& path);
+void WriteFile(const std::string& path, const std::string& bytes);
+
 // The store's contents, by walking it.
 std::map<std::string, std::string> Contents(const KvStore& store);
 
