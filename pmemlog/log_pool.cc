@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -192,6 +193,19 @@ absl::Status LogPool::CheckRing(const format::Header& header) const {
         header.ring_bytes, ring.off, usable));
   }
   return absl::OkStatus();
+}
+
+void LogPool::PrefaultRing(const format::Header& header) {
+  const uint64_t page = static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
+  uint8_t* base = persistence_.base();
+  const uint64_t begin = format::RoundDown(header.ring_offset, page);
+  const uint64_t end = header.ring_offset + header.ring_bytes;
+  if (madvise(base + begin, end - begin, MADV_POPULATE_WRITE) == 0) return;
+  // Older kernels: a read maps each page (tmpfs and DAX map shared pages
+  // writable on a read fault when the mapping is writable).
+  for (uint64_t off = header.ring_offset; off < end; off += page) {
+    (void)*static_cast<volatile uint8_t*>(base + off);
+  }
 }
 
 }  // namespace blizzard::pmemlog

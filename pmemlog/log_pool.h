@@ -42,6 +42,10 @@ class LogPool {
   // DataLoss unless the ring the header names lies inside the pool's ring
   // allocation (the root's PMEMoid).
   absl::Status CheckRing(const format::Header& header) const;
+  // Maps every page of the ring writable now (MADV_POPULATE_WRITE, else by
+  // touching each page), so appends never take a first-touch page fault.
+  // `header` must have passed CheckRing.
+  void PrefaultRing(const format::Header& header);
 
  private:
   LogPool(PMEMobjpool* pool, uint64_t pool_bytes, uint64_t meta_offset);

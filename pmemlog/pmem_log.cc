@@ -47,6 +47,7 @@ absl::StatusOr<std::unique_ptr<PmemLog>> PmemLog::Open(const LogOptions& options
       LogCore::Open((*pool)->persistence(), (*pool)->meta_offset(), identity);
   if (!core.ok()) return core.status();
   if (absl::Status s = (*pool)->CheckRing((*core)->header()); !s.ok()) return s;
+  (*pool)->PrefaultRing((*core)->header());
   return std::unique_ptr<PmemLog>(
       new PmemLog(std::make_unique<Impl>(std::move(*pool), std::move(*core))));
 }

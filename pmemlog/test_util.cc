@@ -3,6 +3,8 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cstring>
 #include <filesystem>
 
 #include "absl/base/internal/raw_logging.h"
@@ -16,12 +18,12 @@ LogEntry MakeEntry(uint64_t index, uint64_t term, uint64_t payload_bytes, uint64
   e.term = term;
   e.type = static_cast<uint8_t>((index + salt) % 3);
   e.payload.resize(payload_bytes);
-  uint64_t x = index * 0x9E3779B97F4A7C15ull ^ term * 0xC2B2AE3D27D4EB4Full ^ salt;
-  for (uint64_t i = 0; i < payload_bytes; ++i) {
-    x ^= x << 13;
+  uint64_t x = (index * 0x9E3779B97F4A7C15ull) ^ (term * 0xC2B2AE3D27D4EB4Full) ^ salt ^ 1;
+  for (uint64_t i = 0; i < payload_bytes; i += sizeof(x)) {
+    x ^= x << 13;  // xorshift64: 8 payload bytes per step.
     x ^= x >> 7;
     x ^= x << 17;
-    e.payload[i] = static_cast<char>(x);
+    std::memcpy(&e.payload[i], &x, std::min<uint64_t>(sizeof(x), payload_bytes - i));
   }
   return e;
 }
