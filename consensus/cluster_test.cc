@@ -381,6 +381,8 @@ void RecoverAndConverge(Cluster& c) {
     converged = c.WaitForApplied(*final_index, 300);
   }
   ASSERT_TRUE(converged) << c.Describe();
+  // Followers learn the last commit index with a heartbeat.
+  c.RunTicks(3);
   c.Stabilize();
   const std::vector<Entry>& reference = c.applied(c.ids()[0]);
   for (NodeId id : c.ids()) {
@@ -421,6 +423,8 @@ TEST(ClusterTest, RandomFaultsManySeeds) {
     o.config.inflight_appends_max = 1 + static_cast<int>(seed % 8);
     o.config.append_bytes_max = seed % 5 == 0 ? 64 : 4096;
     o.config.committed_bytes_max = seed % 7 == 0 ? 64 : 1 << 20;
+    o.config.broadcast_commit = seed % 5 == 1;
+    o.interleave_probability = seed % 3 == 1 ? 0.3 : 0.0;
     o.network.drop_probability = 0.05 * static_cast<double>(seed % 5);
     o.network.duplicate_probability = 0.02;
     o.network.delay_ticks_max = static_cast<int>(seed % 4);
@@ -486,6 +490,7 @@ TEST(ClusterTest, LeaderChurnManySeeds) {
     o.config.pre_vote = seed % 2 == 0;
     o.config.append_bytes_max = 1;  // One entry per append.
     o.config.inflight_appends_max = 1 + static_cast<int>(seed % 3);
+    o.interleave_probability = seed % 4 == 3 ? 0.3 : 0.0;
     o.network.drop_probability = 0.1;
     o.network.delay_ticks_max = 2;
     Cluster c(o);

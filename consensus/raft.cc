@@ -268,6 +268,10 @@ class Raft::Impl {
   Index commit_index() const { return log_.committed(); }
   Index applied_index() const { return log_.applied(); }
   Index last_index() const { return log_.LastIndex(); }
+  absl::StatusOr<Term> TermAt(Index i) const {
+    if (!error_.ok()) return error_;
+    return log_.TermAt(i);
+  }
   absl::Status status() const { return error_; }
 
   std::string DebugString() const {
@@ -720,8 +724,8 @@ class Raft::Impl {
     } else {
       pr.FreeInflightsUpTo(m.index);
     }
-    if (MaybeCommit()) {
-      // Spread the new commit index (and any new entries).
+    if (MaybeCommit() && config_.broadcast_commit) {
+      // Tell every follower the new commit index now (see Config).
       BcastAppend();
     } else if (was_paused) {
       SendAppend(m.from, /*send_if_empty=*/true);
@@ -963,6 +967,7 @@ Term Raft::term() const { return impl_->term(); }
 Index Raft::commit_index() const { return impl_->commit_index(); }
 Index Raft::applied_index() const { return impl_->applied_index(); }
 Index Raft::last_index() const { return impl_->last_index(); }
+absl::StatusOr<Term> Raft::TermAt(Index i) const { return impl_->TermAt(i); }
 absl::Status Raft::status() const { return impl_->status(); }
 std::string Raft::DebugString() const { return impl_->DebugString(); }
 

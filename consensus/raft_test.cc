@@ -527,24 +527,36 @@ TEST(RaftReplicationTest, LeaderNeverCommitsAPreviousTermEntryByCounting) {
 
 TEST(RaftReplicationTest, LeaderCommitsByMajorityCountingItself) {
   const std::vector<NodeId> voters = {1, 2, 3, 4, 5};
-  Node n(TestConfig(1, voters));
-  ElectLeader(n, voters);
-  ASSERT_TRUE(n.raft->Propose("x").ok());
-  n.Drain();
-  ASSERT_TRUE(n.raft->Step(AppendOk(2, 1, 1, 2)).ok());
-  EXPECT_EQ(n.raft->commit_index(), 0u);
-  n.Drain();
-  ASSERT_TRUE(n.raft->Step(AppendOk(3, 1, 1, 2)).ok());
-  EXPECT_EQ(n.raft->commit_index(), 2u);
-  // The new commit index goes out at once to every follower that is not
-  // waiting for a probe answer (4 and 5 still are).
-  std::vector<Message> out = OfType(n.Drain(), MessageType::kAppend);
-  std::set<NodeId> to;
-  for (const Message& m : out) {
-    EXPECT_EQ(m.commit, 2u);
-    to.insert(m.to);
+  for (bool broadcast_commit : {false, true}) {
+    SCOPED_TRACE(absl::StrCat("broadcast_commit=", broadcast_commit));
+    Config c = TestConfig(1, voters);
+    c.broadcast_commit = broadcast_commit;
+    Node n(c);
+    ElectLeader(n, voters);
+    ASSERT_TRUE(n.raft->Propose("x").ok());
+    n.Drain();
+    ASSERT_TRUE(n.raft->Step(AppendOk(2, 1, 1, 2)).ok());
+    EXPECT_EQ(n.raft->commit_index(), 0u);
+    n.Drain();
+    ASSERT_TRUE(n.raft->Step(AppendOk(3, 1, 1, 2)).ok());
+    EXPECT_EQ(n.raft->commit_index(), 2u);
+    std::set<NodeId> told;
+    for (const Message& m : OfType(n.Drain(), MessageType::kAppend)) {
+      if (m.commit == 2) told.insert(m.to);
+    }
+    if (broadcast_commit) {
+      // At once, to every follower not waiting for a probe answer (4 and 5
+      // still are).
+      EXPECT_EQ(told, (std::set<NodeId>{2, 3}));
+    } else {
+      // With the next heartbeat, bounded by what each follower holds.
+      EXPECT_TRUE(told.empty() || told == std::set<NodeId>{3});
+      n.raft->Tick();
+      for (const Message& m : OfType(n.Drain(), MessageType::kHeartbeat)) {
+        EXPECT_EQ(m.commit, m.to <= 3 ? 2u : 0u);
+      }
+    }
   }
-  EXPECT_EQ(to, (std::set<NodeId>{2, 3}));
 }
 
 TEST(RaftReplicationTest, HeartbeatNeverCommitsBeyondFollowerMatch) {

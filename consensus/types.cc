@@ -1,6 +1,7 @@
 #include "consensus/types.h"
 
 #include <limits>
+#include <ostream>
 
 #include "absl/strings/str_format.h"
 
@@ -37,6 +38,34 @@ bool IsValidEntryType(uint8_t type) {
   return type == static_cast<uint8_t>(EntryType::kNormal) ||
          type == static_cast<uint8_t>(EntryType::kNoop);
 }
+
+std::string DebugString(const Entry& e) {
+  return absl::StrFormat("{%d@t%d %s %dB}", e.index, e.term,
+                         e.type == EntryType::kNoop ? "noop" : "normal",
+                         e.data.size());
+}
+
+std::string DebugString(const Message& m) {
+  std::string out = absl::StrFormat(
+      "{%s %d->%d t%d index=%d log_term=%d commit=%d", MessageTypeName(m.type),
+      m.from, m.to, m.term, m.index, m.log_term, m.commit);
+  if (m.reject) absl::StrAppendFormat(&out, " reject hint=%d", m.reject_hint);
+  if (m.context != 0) absl::StrAppendFormat(&out, " context=%d", m.context);
+  if (!m.entries.empty()) {
+    absl::StrAppendFormat(&out, " entries=[%d..%d]", m.entries.front().index,
+                          m.entries.back().index);
+  }
+  return out + "}";
+}
+
+std::string DebugString(const HardState& hs) {
+  return absl::StrFormat("{term=%d vote=%d commit=%d}", hs.term, hs.vote,
+                         hs.commit);
+}
+
+void PrintTo(const Entry& e, std::ostream* os) { *os << DebugString(e); }
+void PrintTo(const Message& m, std::ostream* os) { *os << DebugString(m); }
+void PrintTo(const HardState& hs, std::ostream* os) { *os << DebugString(hs); }
 
 namespace {
 

@@ -3,6 +3,7 @@
 #define BLIZZARD_CONSENSUS_TYPES_H_
 
 #include <cstdint>
+#include <iosfwd>
 #include <string>
 #include <vector>
 
@@ -99,6 +100,15 @@ struct Message {
 };
 
 const char* MessageTypeName(MessageType type);
+
+// One-line human-readable forms for logs; PrintTo makes gtest use them.
+// Entry data is shown by size only.
+std::string DebugString(const Entry& entry);
+std::string DebugString(const Message& message);
+std::string DebugString(const HardState& hs);
+void PrintTo(const Entry& entry, std::ostream* os);
+void PrintTo(const Message& message, std::ostream* os);
+void PrintTo(const HardState& hs, std::ostream* os);
 bool IsValidMessageType(uint8_t type);
 bool IsValidEntryType(uint8_t type);
 

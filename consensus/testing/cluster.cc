@@ -258,16 +258,20 @@ void Cluster::Send(const Message& m) {
 }
 
 void Cluster::Deliver(const InFlight& msg) {
+  if (StepMessage(msg)) AfterInput(msg.to);
+}
+
+bool Cluster::StepMessage(const InFlight& msg) {
   Node& to = NodeRef(msg.to);
   if (to.raft == nullptr || !LinkUp(msg.from, msg.to)) {
     ++messages_dropped_;
-    return;
+    return false;
   }
   absl::StatusOr<Message> m = DecodeMessage(absl::MakeConstSpan(
       reinterpret_cast<const uint8_t*>(msg.bytes.data()), msg.bytes.size()));
   if (!m.ok()) {
     Violation("codec rejected its own encoding: " + m.status().ToString());
-    return;
+    return false;
   }
   ++messages_delivered_;
   ++delivered_by_type_[m->type];
@@ -280,13 +284,27 @@ void Cluster::Deliver(const InFlight& msg) {
                                            options_.seed, now_, msg.to,
                                            status.ToString()));
   }
-  AfterInput(msg.to);
+  return true;
+}
+
+void Cluster::InterleaveInputs(NodeId id, int count) {
+  for (auto it = in_flight_.begin(); it != in_flight_.end() && count > 0;) {
+    if (it->to != id) {
+      ++it;
+      continue;
+    }
+    InFlight msg = *it;
+    it = in_flight_.erase(it);
+    --count;
+    if (StepMessage(msg)) CheckLeader(NodeRef(id));
+  }
 }
 
 void Cluster::AfterInput(NodeId id) {
   Node& n = NodeRef(id);
   if (n.raft == nullptr) return;
   CheckLeader(n);
+  ABSL_RAW_CHECK(!n.in_ready, "input processing re-entered");
   ProcessReady(n);
 }
 
@@ -301,12 +319,10 @@ void Cluster::CheckLeader(Node& n) {
     }
     return;
   }
-  // A new leader. Its earlier inputs were fully persisted, so its storage is
-  // its log without the no-op it just appended: it must hold every entry
-  // any node has applied (leader completeness).
-  const MemoryStorage& s = *n.storage;
+  // A new leader: its log must hold every entry any node has applied
+  // (leader completeness).
   for (const Entry& e : applied_anywhere_) {
-    absl::StatusOr<Term> t = s.TermAt(e.index);
+    absl::StatusOr<Term> t = n.raft->TermAt(e.index);
     if (!t.ok() || *t != e.term) {
       Violation(absl::StrFormat(
           "leader %d of term %d lacks applied entry %d (term %d)", n.id, term,
@@ -319,6 +335,11 @@ void Cluster::CheckLeader(Node& n) {
 void Cluster::ProcessReady(Node& n) {
   while (n.raft->HasReady()) {
     Ready rd = n.raft->GetReady();
+    if (Chance(options_.interleave_probability)) {
+      n.in_ready = true;
+      InterleaveInputs(n.id, 1 + static_cast<int>(Random(3)));
+      n.in_ready = false;
+    }
     // 1. Persist: hard state and entries, before anything leaves.
     if (rd.hard_state.has_value()) {
       n.storage->SetHardState(*rd.hard_state);

@@ -53,6 +53,9 @@ struct ClusterOptions {
   // per node.
   Config config;
   NetworkOptions network;
+  // Probability that, between GetReady and Advance, a few messages for the
+  // node are stepped (as a driver that persists asynchronously would).
+  double interleave_probability = 0.0;
   // Logs and hard states to start from (e.g. divergent logs of Raft's
   // figure 7); nodes not listed start empty.
   std::map<NodeId, std::vector<Entry>> initial_entries;
@@ -127,6 +130,7 @@ class Cluster {
     std::unique_ptr<Raft> raft;  // Null while crashed.
     std::vector<Entry> applied;
     std::vector<ReadState> read_states;
+    bool in_ready = false;  // Between GetReady and Advance.
   };
   struct InFlight {
     uint64_t deliver_at = 0;
@@ -147,6 +151,10 @@ class Cluster {
   bool Chance(double p);
   void Send(const Message& m);
   void Deliver(const InFlight& msg);
+  // Decodes and steps a message; false if it was not delivered.
+  bool StepMessage(const InFlight& msg);
+  // Steps up to `count` in-flight messages for `id` while it holds a Ready.
+  void InterleaveInputs(NodeId id, int count);
   // Processes every Ready of the node and checks leadership after input.
   void AfterInput(NodeId id);
   void ProcessReady(Node& node);
