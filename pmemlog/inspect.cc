@@ -31,10 +31,10 @@ std::string SlotLine(int i, const format::StateSlot& s, bool active) {
 }
 
 std::string RecordLine(const WalkedRecord& r) {
-  return absl::StrFormat("  entry %d: term=%d type=%d payload_bytes=%d offset=%d %s\n", r.index,
-                         r.header.term, r.header.type, r.header.payload_bytes, r.offset,
-                         r.status.ok() ? "checksum ok" : absl::StrCat("DAMAGED: ",
-                                                                      r.status.message()));
+  return absl::StrFormat(
+      "  entry %d: term=%d type=%d payload_bytes=%d offset=%d %s\n", r.index, r.header.term,
+      r.header.type, r.header.payload_bytes, r.offset,
+      r.status.ok() ? "checksum ok" : absl::StrCat("DAMAGED: ", r.status.message()));
 }
 
 // Describes everything but the first line; returns the verdict's status.
@@ -51,16 +51,14 @@ absl::Status DescribeBody(const uint8_t* region, uint64_t region_bytes, uint64_t
       out,
       "header: magic=0x%016x%s version=%d cluster=%d node=%d ring_offset=%d ring_bytes=%d "
       "checksum %s\n",
-      h.magic, h.magic == format::kMagic ? "" : " (BAD)", h.format_version, h.cluster_id,
-      h.node_id, h.ring_offset, h.ring_bytes,
-      format::HeaderChecksum(h) == h.checksum ? "ok" : "BAD");
+      h.magic, h.magic == format::kMagic ? "" : " (BAD)", h.format_version, h.cluster_id, h.node_id,
+      h.ring_offset, h.ring_bytes, format::HeaderChecksum(h) == h.checksum ? "ok" : "BAD");
   const std::optional<uint64_t> tail_phys =
       h.ring_bytes > 0 ? format::DecodeTail(raw.tail_word, h.ring_bytes) : std::nullopt;
-  absl::StrAppendFormat(out, "tail word: 0x%016x %s\n", raw.tail_word,
-                        tail_phys ? absl::StrFormat("(ring offset %d)", *tail_phys)
-                                  : std::string("(BAD)"));
-  absl::StatusOr<DecodedMeta> meta =
-      DecodeMeta(region, region_bytes, meta_offset, std::nullopt);
+  absl::StrAppendFormat(
+      out, "tail word: 0x%016x %s\n", raw.tail_word,
+      tail_phys ? absl::StrFormat("(ring offset %d)", *tail_phys) : std::string("(BAD)"));
+  absl::StatusOr<DecodedMeta> meta = DecodeMeta(region, region_bytes, meta_offset, std::nullopt);
   for (int i = 0; i < 2; ++i) {
     *out += SlotLine(i, raw.slots[i], meta.ok() && meta->active_slot == i);
   }
@@ -105,16 +103,14 @@ absl::Status DescribeBody(const uint8_t* region, uint64_t region_bytes, uint64_t
 
 }  // namespace
 
-std::string DescribeRegion(const std::string& name, const uint8_t* region,
-                           uint64_t region_bytes, uint64_t meta_offset,
-                           const DescribeOptions& options) {
+std::string DescribeRegion(const std::string& name, const uint8_t* region, uint64_t region_bytes,
+                           uint64_t meta_offset, const DescribeOptions& options) {
   std::string body;
   const absl::Status status = DescribeBody(region, region_bytes, meta_offset, options, &body);
   return absl::StrCat("pmemlog ", name, ": ", Verdict(status), "\n", body);
 }
 
-absl::StatusOr<std::string> DescribeLog(const std::string& path,
-                                        const DescribeOptions& options) {
+absl::StatusOr<std::string> DescribeLog(const std::string& path, const DescribeOptions& options) {
   absl::StatusOr<std::unique_ptr<LogPool>> pool = LogPool::Open(path);
   if (!pool.ok()) return pool.status();
   Persistence* region = (*pool)->persistence();

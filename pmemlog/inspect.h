@@ -15,9 +15,9 @@
 namespace blizzard::pmemlog {
 
 struct DescribeOptions {
-  uint64_t head_entries = 10;           // First entries listed.
-  uint64_t tail_entries = 10;           // Last entries listed.
-  uint64_t damaged_entries_max = 100;   // Damaged entries listed (all are counted).
+  uint64_t head_entries = 10;          // First entries listed.
+  uint64_t tail_entries = 10;          // Last entries listed.
+  uint64_t damaged_entries_max = 100;  // Damaged entries listed (all are counted).
 };
 
 // The report's first line is "pmemlog <path>: " followed by "OK",
@@ -28,9 +28,8 @@ absl::StatusOr<std::string> DescribeLog(const std::string& path,
                                         const DescribeOptions& options = {});
 
 // The same report for a log in a plain byte region (a simulated image).
-std::string DescribeRegion(const std::string& name, const uint8_t* region,
-                           uint64_t region_bytes, uint64_t meta_offset,
-                           const DescribeOptions& options = {});
+std::string DescribeRegion(const std::string& name, const uint8_t* region, uint64_t region_bytes,
+                           uint64_t meta_offset, const DescribeOptions& options = {});
 
 }  // namespace blizzard::pmemlog
 

@@ -77,8 +77,8 @@ TEST_F(InspectTest, WritesNothingOfTheLog) {
   ASSERT_TRUE(DescribeLog(path_).ok());
   const std::string after = ReadFile(path_);
   ASSERT_EQ(after.size(), before.size());
-  EXPECT_TRUE(after.compare(kPmemobjDescriptorEnd, std::string::npos, before,
-                            kPmemobjDescriptorEnd, std::string::npos) == 0);
+  EXPECT_TRUE(after.compare(kPmemobjDescriptorEnd, std::string::npos, before, kPmemobjDescriptorEnd,
+                            std::string::npos) == 0);
 }
 
 TEST_F(InspectTest, ReportsEveryDamagedEntryAndKeepsWalking) {

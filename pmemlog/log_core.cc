@@ -15,10 +15,10 @@ using format::RecordBytes;
 absl::Status LogCore::Format(Persistence* persistence, const RegionLayout& layout,
                              const Identity& identity) {
   const uint64_t region = persistence->size_bytes();
-  const bool meta_fits = layout.meta_offset <= region &&
-                         region - layout.meta_offset >= format::kMetaBytes;
-  const bool ring_fits = layout.ring_offset <= region &&
-                         region - layout.ring_offset >= layout.ring_bytes;
+  const bool meta_fits =
+      layout.meta_offset <= region && region - layout.meta_offset >= format::kMetaBytes;
+  const bool ring_fits =
+      layout.ring_offset <= region && region - layout.ring_offset >= layout.ring_bytes;
   const bool overlap = layout.ring_offset < layout.meta_offset + format::kMetaBytes &&
                        layout.meta_offset < layout.ring_offset + layout.ring_bytes;
   if (layout.meta_offset % format::kMetaAlignBytes != 0 ||
@@ -52,18 +52,18 @@ absl::Status LogCore::Format(Persistence* persistence, const RegionLayout& layou
 }
 
 absl::StatusOr<std::unique_ptr<LogCore>> LogCore::Open(Persistence* persistence,
-                                                      uint64_t meta_offset,
-                                                      const std::optional<Identity>& expected) {
+                                                       uint64_t meta_offset,
+                                                       const std::optional<Identity>& expected) {
   absl::StatusOr<DecodedMeta> meta =
       DecodeMeta(persistence->base(), persistence->size_bytes(), meta_offset, expected);
   if (!meta.ok()) return meta.status();
   std::unique_ptr<LogCore> core(new LogCore(persistence, meta_offset, *meta));
-  absl::Status walk = WalkRecords(*meta, /*continue_after_damage=*/false,
-                                  [&core](const WalkedRecord& r) {
-                                    if (r.status.ok()) {
-                                      core->index_.PushBack({r.offset, r.header.term});
-                                    }
-                                  });
+  absl::Status walk =
+      WalkRecords(*meta, /*continue_after_damage=*/false, [&core](const WalkedRecord& r) {
+        if (r.status.ok()) {
+          core->index_.PushBack({r.offset, r.header.term});
+        }
+      });
   if (!walk.ok()) return walk;
   ABSL_RAW_CHECK(core->OffsetOf(core->LastIndex() + 1) == core->tail_,
                  "recovered index does not end at the tail");
@@ -88,8 +88,8 @@ uint64_t LogCore::OffsetOf(uint64_t index) const {
 
 absl::Status LogCore::ValidateBatch(absl::Span<const LogEntry> entries) const {
   if (entries.size() > format::kBatchEntriesMax) {
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "batch of %d entries exceeds the limit of %d", entries.size(), format::kBatchEntriesMax));
+    return absl::InvalidArgumentError(absl::StrFormat("batch of %d entries exceeds the limit of %d",
+                                                      entries.size(), format::kBatchEntriesMax));
   }
   const uint64_t front = entries.front().index;
   if (front < FirstIndex() || front > LastIndex() + 1) {
@@ -104,9 +104,9 @@ absl::Status LogCore::ValidateBatch(absl::Span<const LogEntry> entries) const {
           "batch is not contiguous: entry %d follows index %d", e.index, front + i - 1));
     }
     if (e.payload.size() > format::kPayloadBytesMax) {
-      return absl::InvalidArgumentError(absl::StrFormat(
-          "entry %d: payload of %d bytes exceeds the limit of %d", e.index, e.payload.size(),
-          format::kPayloadBytesMax));
+      return absl::InvalidArgumentError(
+          absl::StrFormat("entry %d: payload of %d bytes exceeds the limit of %d", e.index,
+                          e.payload.size(), format::kPayloadBytesMax));
     }
     if (e.term < prev_term) {
       return absl::InvalidArgumentError(absl::StrFormat(
@@ -167,8 +167,8 @@ void LogCore::StageRecord(const LogEntry& entry, uint64_t offset) {
   h.term = entry.term;
   h.payload_bytes = static_cast<uint32_t>(entry.payload.size());
   h.type = entry.type;
-  const absl::Span<const uint8_t> payload(
-      reinterpret_cast<const uint8_t*>(entry.payload.data()), entry.payload.size());
+  const absl::Span<const uint8_t> payload(reinterpret_cast<const uint8_t*>(entry.payload.data()),
+                                          entry.payload.size());
   h.checksum = format::RecordChecksum(h, offset, payload);
   static constexpr uint8_t kZeros[format::kRecordAlignBytes] = {};
   StageBytes(&h, sizeof(h));
@@ -264,10 +264,14 @@ absl::Status LogCore::CompactPrefix(uint64_t upto) {
 }
 
 absl::Status LogCore::Reset(uint64_t snapshot_index, uint64_t snapshot_term) {
-  if (snapshot_index + 1 < FirstIndex() || snapshot_index >= (1ull << 62)) {
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "cannot reset to snapshot %d: entries up to %d are already compacted", snapshot_index,
-        FirstIndex() - 1));
+  if (snapshot_index >= (1ull << 62)) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("snapshot index %d is out of range", snapshot_index));
+  }
+  if (snapshot_index + 1 < FirstIndex()) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("cannot reset to snapshot %d: entries up to %d are already compacted",
+                        snapshot_index, FirstIndex() - 1));
   }
   format::StateSlot next = state_;
   next.head = tail_;
@@ -282,8 +286,8 @@ absl::Status LogCore::SetHardState(const HardState& hs) {
   const HardState current = GetHardState();
   if (hs == current) return absl::OkStatus();
   if (hs.term < current.term) {
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "hard state term %d is below the stored term %d", hs.term, current.term));
+    return absl::InvalidArgumentError(
+        absl::StrFormat("hard state term %d is below the stored term %d", hs.term, current.term));
   }
   if (hs.term == current.term && current.vote != 0 && hs.vote != current.vote) {
     return absl::InvalidArgumentError(absl::StrFormat(
@@ -304,16 +308,16 @@ HardState LogCore::GetHardState() const {
 absl::StatusOr<uint64_t> LogCore::TermAt(uint64_t index) const {
   if (index + 1 == FirstIndex()) return state_.prev_term;
   if (index < FirstIndex() || index > LastIndex()) {
-    return absl::OutOfRangeError(absl::StrFormat(
-        "term of %d: the log holds terms of [%d, %d]", index, FirstIndex() - 1, LastIndex()));
+    return absl::OutOfRangeError(absl::StrFormat("term of %d: the log holds terms of [%d, %d]",
+                                                 index, FirstIndex() - 1, LastIndex()));
   }
   return index_[index - FirstIndex()].term;
 }
 
 absl::StatusOr<LogEntry> LogCore::Read(uint64_t index) const {
   if (index < FirstIndex() || index > LastIndex()) {
-    return absl::OutOfRangeError(absl::StrFormat(
-        "read of %d: the log holds [%d, %d]", index, FirstIndex(), LastIndex()));
+    return absl::OutOfRangeError(
+        absl::StrFormat("read of %d: the log holds [%d, %d]", index, FirstIndex(), LastIndex()));
   }
   const IndexedEntry& at = index_[index - FirstIndex()];
   const uint64_t end = OffsetOf(index + 1);
@@ -322,8 +326,7 @@ absl::StatusOr<LogEntry> LogCore::Read(uint64_t index) const {
   if (!r.status.ok()) return r.status;
   if (r.header.term != at.term || at.offset + RecordBytes(r.header.payload_bytes) != end) {
     return absl::DataLossError(absl::StrFormat(
-        "pmemlog entry %d at log offset %d changed on the media since recovery", index,
-        at.offset));
+        "pmemlog entry %d at log offset %d changed on the media since recovery", index, at.offset));
   }
   entry.index = index;
   entry.term = r.header.term;

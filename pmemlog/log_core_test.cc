@@ -97,7 +97,7 @@ TEST_F(LogCoreTest, AppendRejectsBadBatches) {
   EXPECT_EQ(code(MakeBatch(7, 1, 2, 10)), absl::StatusCode::kInvalidArgument);  // Gap.
   std::vector<LogEntry> holey = MakeBatch(6, 3, 2, 10);
   holey[2].index = 9;
-  EXPECT_EQ(code(holey), absl::StatusCode::kInvalidArgument);  // Not contiguous.
+  EXPECT_EQ(code(holey), absl::StatusCode::kInvalidArgument);                   // Not contiguous.
   EXPECT_EQ(code(MakeBatch(6, 1, 1, 10)), absl::StatusCode::kInvalidArgument);  // Term < 2.
   std::vector<LogEntry> falling = MakeBatch(6, 2, 3, 10);
   falling[1].term = 2;

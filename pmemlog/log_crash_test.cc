@@ -86,8 +86,8 @@ class CrashRun {
       absl::StatusOr<SimLog> recovered = OpenSimImage(image, kRing, seed_);
       ++checks_;
       if (!recovered.ok()) {
-        return Fail(absl::StrFormat("recovery after a crash failed: %s",
-                                    recovered.status().ToString()));
+        return Fail(
+            absl::StrFormat("recovery after a crash failed: %s", recovered.status().ToString()));
       }
       if (MatchAllowed(*recovered->log) < 0) {
         return Fail(absl::StrFormat("recovered log [%d, %d] is none of the %d allowed states",
@@ -146,8 +146,8 @@ class CrashRun {
       const uint64_t from = first + rng_() % (last - first + 2);
       LogModel after = acked_;
       after.TruncateSuffix(from);
-      Expect(Do("truncate", {acked_, after}, after,
-                [&] { return live_.log->TruncateSuffix(from); }));
+      Expect(
+          Do("truncate", {acked_, after}, after, [&] { return live_.log->TruncateSuffix(from); }));
     } else if (roll < 80) {
       Compact(first + rng_() % (last - first + 2));
     } else if (roll < 97) {
@@ -160,15 +160,13 @@ class CrashRun {
       hs.commit = rng_() % (last + 1);
       LogModel after = acked_;
       after.hard_state = hs;
-      Expect(Do("hard state", {acked_, after}, after,
-                [&] { return live_.log->SetHardState(hs); }));
+      Expect(Do("hard state", {acked_, after}, after, [&] { return live_.log->SetHardState(hs); }));
     } else {
       const uint64_t index = last + rng_() % 5;
       const uint64_t term = std::max(acked_.TermAt(last), acked_.hard_state.term);
       LogModel after = acked_;
       after.Reset(index, term);
-      Expect(Do("reset", {acked_, after}, after,
-                [&] { return live_.log->Reset(index, term); }));
+      Expect(Do("reset", {acked_, after}, after, [&] { return live_.log->Reset(index, term); }));
     }
   }
 
@@ -189,8 +187,7 @@ class CrashRun {
     after.Append(batch);
     std::vector<LogModel> outcomes = {acked_, after};
     if (front <= last) outcomes.push_back(truncated);
-    const absl::Status s =
-        Do("append", outcomes, after, [&] { return live_.log->Append(batch); });
+    const absl::Status s = Do("append", outcomes, after, [&] { return live_.log->Append(batch); });
     if (s.code() == absl::StatusCode::kResourceExhausted) {
       // Full: the log must be untouched; make room like a node would.
       Compact(acked_.LastIndex() + 1 - std::min<uint64_t>(2, acked_.entries.size()));
@@ -202,8 +199,7 @@ class CrashRun {
   void Compact(uint64_t upto) {
     LogModel after = acked_;
     after.CompactPrefix(upto);
-    Expect(Do("compact", {acked_, after}, after,
-              [&] { return live_.log->CompactPrefix(upto); }));
+    Expect(Do("compact", {acked_, after}, after, [&] { return live_.log->CompactPrefix(upto); }));
   }
 
   void Expect(const absl::Status& s) {

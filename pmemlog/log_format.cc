@@ -18,8 +18,8 @@ uint64_t RecordChecksum(const RecordHeader& header, uint64_t logical_offset,
                         absl::Span<const uint8_t> payload) {
   // Chained one-shot hashes instead of a streaming state: the header and the
   // payload are rarely adjacent in DRAM (the payload comes from the caller).
-  const uint64_t header_hash = XXH3_64bits_withSeed(
-      &header, kRecordChecksummedHeaderBytes, logical_offset ^ kRecordSeed);
+  const uint64_t header_hash =
+      XXH3_64bits_withSeed(&header, kRecordChecksummedHeaderBytes, logical_offset ^ kRecordSeed);
   return XXH3_64bits_withSeed(payload.data(), payload.size(), header_hash);
 }
 

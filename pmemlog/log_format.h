@@ -19,7 +19,7 @@ static_assert(std::endian::native == std::endian::little,
 // ---- Container (section 1) ----
 inline constexpr char kPoolLayout[] = "blizzard_log";
 inline constexpr uint64_t kRingTypeNum = 0x424c5a52;  // "BLZR"
-inline constexpr uint64_t kRootOidBytes = 16;          // sizeof(PMEMoid).
+inline constexpr uint64_t kRootOidBytes = 16;         // sizeof(PMEMoid).
 
 // ---- Meta block (section 2) ----
 inline constexpr uint64_t kMagic = 0x3130474F4C5A4C42ull;  // "BLZLOG01"
@@ -105,9 +105,7 @@ struct RecordHeader {
 static_assert(sizeof(RecordHeader) == kRecordHeaderBytes);
 inline constexpr uint64_t kRecordChecksummedHeaderBytes = offsetof(RecordHeader, checksum);
 
-constexpr uint64_t RoundUp(uint64_t v, uint64_t align) {
-  return (v + align - 1) / align * align;
-}
+constexpr uint64_t RoundUp(uint64_t v, uint64_t align) { return (v + align - 1) / align * align; }
 constexpr uint64_t RoundDown(uint64_t v, uint64_t align) { return v / align * align; }
 
 // Bytes a record with `payload_bytes` of payload occupies in the ring.

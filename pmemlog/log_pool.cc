@@ -35,13 +35,18 @@ uint64_t MetaOffset(PMEMoid root) {
 absl::Status ErrnoStatus(int err, const std::string& what) {
   const std::string msg = absl::StrFormat("%s: %s", what, std::strerror(err));
   switch (err) {
-    case ENOENT: return absl::NotFoundError(msg);
-    case EEXIST: return absl::AlreadyExistsError(msg);
+    case ENOENT:
+      return absl::NotFoundError(msg);
+    case EEXIST:
+      return absl::AlreadyExistsError(msg);
     case EACCES:
-    case EPERM: return absl::PermissionDeniedError(msg);
+    case EPERM:
+      return absl::PermissionDeniedError(msg);
     case ENOSPC:
-    case ENOMEM: return absl::ResourceExhaustedError(msg);
-    default: return absl::InternalError(msg);
+    case ENOMEM:
+      return absl::ResourceExhaustedError(msg);
+    default:
+      return absl::InternalError(msg);
   }
 }
 
@@ -81,10 +86,10 @@ absl::Status FormatNewPool(PMEMobjpool* pool, uint64_t pool_bytes, const Identit
   RegionLayout layout;
   layout.meta_offset = MetaOffset(root_oid);
   layout.ring_offset = format::RoundUp(root->ring_oid.off, format::kRingAlignBytes);
-  layout.ring_bytes = std::min(
-      format::kRingBytesMax,
-      format::RoundDown(alloc_bytes - (layout.ring_offset - root->ring_oid.off),
-                        format::kRingAlignBytes));
+  layout.ring_bytes =
+      std::min(format::kRingBytesMax,
+               format::RoundDown(alloc_bytes - (layout.ring_offset - root->ring_oid.off),
+                                 format::kRingAlignBytes));
   PmemPersistence persistence(static_cast<uint8_t*>(static_cast<void*>(pool)), pool_bytes);
   return LogCore::Format(&persistence, layout, identity);
 }
@@ -102,8 +107,8 @@ absl::Status LogPool::Create(const std::string& path, uint64_t pool_bytes,
   }
   PMEMobjpool* pool = pmemobj_create(tmp.c_str(), format::kPoolLayout, pool_bytes, 0600);
   if (pool == nullptr) {
-    return ErrnoStatus(errno, absl::StrFormat("cannot create pool %s (%s)", tmp,
-                                              pmemobj_errormsg()));
+    return ErrnoStatus(errno,
+                       absl::StrFormat("cannot create pool %s (%s)", tmp, pmemobj_errormsg()));
   }
   absl::Status formatted = FormatNewPool(pool, pool_bytes, identity);
   pmemobj_close(pool);
@@ -188,9 +193,9 @@ absl::Status LogPool::CheckRing(const format::Header& header) const {
   const uint64_t usable = pmemobj_alloc_usable_size(ring);
   if (header.ring_offset < ring.off || header.ring_offset - ring.off > usable ||
       header.ring_bytes > usable - (header.ring_offset - ring.off)) {
-    return absl::DataLossError(absl::StrFormat(
-        "pmemlog ring [%d, +%d) lies outside its allocation [%d, +%d)", header.ring_offset,
-        header.ring_bytes, ring.off, usable));
+    return absl::DataLossError(
+        absl::StrFormat("pmemlog ring [%d, +%d) lies outside its allocation [%d, +%d)",
+                        header.ring_offset, header.ring_bytes, ring.off, usable));
   }
   return absl::OkStatus();
 }

@@ -20,15 +20,11 @@
 namespace blizzard::pmemlog {
 namespace {
 
+using ::blizzard::pmemlog::testing::ErrorIs;
 using ::blizzard::pmemlog::testing::ShmDir;
 
 constexpr uint64_t kPoolBytes = 16 << 20;
 constexpr Identity kId{1, 2};
-
-void ExpectError(const absl::Status& s, absl::StatusCode code, const std::string& needle) {
-  EXPECT_EQ(s.code(), code) << s;
-  EXPECT_TRUE(absl::StrContains(s.message(), needle)) << s << " lacks \"" << needle << "\"";
-}
 
 TEST(LogPoolTest, CreateGivesAlignedMetaAndARingFillingThePool) {
   ShmDir dir("pool_create");
@@ -62,26 +58,26 @@ TEST(LogPoolTest, CreateRefusesAnExistingPathAndReplacesAStaleTemporary) {
 
 TEST(LogPoolTest, OpenErrorsAreClear) {
   ShmDir dir("pool_errors");
-  ExpectError(LogPool::Open(dir.File("missing")).status(), absl::StatusCode::kNotFound,
-              "missing");
+  EXPECT_TRUE(
+      ErrorIs(LogPool::Open(dir.File("missing")).status(), absl::StatusCode::kNotFound, "missing"));
   { std::ofstream(dir.File("junk")) << std::string(1 << 20, 'j'); }
-  ExpectError(LogPool::Open(dir.File("junk")).status(), absl::StatusCode::kFailedPrecondition,
-              "not a libpmemobj pool");
+  EXPECT_TRUE(ErrorIs(LogPool::Open(dir.File("junk")).status(),
+                      absl::StatusCode::kFailedPrecondition, "not a libpmemobj pool"));
   { std::ofstream(dir.File("empty")); }
-  ExpectError(LogPool::Open(dir.File("empty")).status(), absl::StatusCode::kFailedPrecondition,
-              "not a libpmemobj pool");
+  EXPECT_TRUE(ErrorIs(LogPool::Open(dir.File("empty")).status(),
+                      absl::StatusCode::kFailedPrecondition, "not a libpmemobj pool"));
   PMEMobjpool* other = pmemobj_create(dir.File("other").c_str(), "blizzard_kv", kPoolBytes, 0600);
   ASSERT_NE(other, nullptr);
   pmemobj_close(other);
-  ExpectError(LogPool::Open(dir.File("other")).status(), absl::StatusCode::kFailedPrecondition,
-              "not a pmemlog pool");
+  EXPECT_TRUE(ErrorIs(LogPool::Open(dir.File("other")).status(),
+                      absl::StatusCode::kFailedPrecondition, "not a pmemlog pool"));
   // A pool of the right layout whose creation never got to the root.
   PMEMobjpool* bare =
       pmemobj_create(dir.File("bare").c_str(), format::kPoolLayout, kPoolBytes, 0600);
   ASSERT_NE(bare, nullptr);
   pmemobj_close(bare);
-  ExpectError(LogPool::Open(dir.File("bare")).status(), absl::StatusCode::kDataLoss,
-              "no pmemlog root");
+  EXPECT_TRUE(ErrorIs(LogPool::Open(dir.File("bare")).status(), absl::StatusCode::kDataLoss,
+                      "no pmemlog root"));
 }
 
 TEST(LogPoolTest, APoolOpenElsewhereIsRefused) {
@@ -90,8 +86,8 @@ TEST(LogPoolTest, APoolOpenElsewhereIsRefused) {
   ASSERT_TRUE(LogPool::Create(path, kPoolBytes, kId).ok());
   absl::StatusOr<std::unique_ptr<LogPool>> first = LogPool::Open(path);
   ASSERT_TRUE(first.ok());
-  ExpectError(LogPool::Open(path).status(), absl::StatusCode::kFailedPrecondition,
-              "open in another process");
+  EXPECT_TRUE(ErrorIs(LogPool::Open(path).status(), absl::StatusCode::kFailedPrecondition,
+                      "open in another process"));
   first->reset();
   EXPECT_TRUE(LogPool::Open(path).ok());
 }
@@ -102,7 +98,8 @@ TEST(LogPoolTest, TruncatedPoolFilesAreDataLoss) {
     const std::string path = dir.File("log" + std::to_string(cut));
     ASSERT_TRUE(LogPool::Create(path, kPoolBytes, kId).ok());
     ASSERT_EQ(truncate(path.c_str(), static_cast<off_t>(kPoolBytes - cut)), 0);
-    ExpectError(LogPool::Open(path).status(), absl::StatusCode::kDataLoss, "libpmemobj cannot open");
+    EXPECT_TRUE(ErrorIs(LogPool::Open(path).status(), absl::StatusCode::kDataLoss,
+                        "libpmemobj cannot open"));
   }
 }
 

@@ -37,9 +37,9 @@ absl::StatusOr<DecodedMeta> DecodeMeta(const uint8_t* region, uint64_t region_by
                                        const std::optional<Identity>& expected) {
   if (meta_offset % format::kMetaAlignBytes != 0 || meta_offset > region_bytes ||
       region_bytes - meta_offset < kMetaBytes) {
-    return absl::DataLossError(absl::StrFormat(
-        "pmemlog meta block at offset %d does not fit a region of %d bytes", meta_offset,
-        region_bytes));
+    return absl::DataLossError(
+        absl::StrFormat("pmemlog meta block at offset %d does not fit a region of %d bytes",
+                        meta_offset, region_bytes));
   }
   const auto* block = reinterpret_cast<const format::MetaBlock*>(region + meta_offset);
   DecodedMeta m;
@@ -53,26 +53,25 @@ absl::StatusOr<DecodedMeta> DecodeMeta(const uint8_t* region, uint64_t region_by
     return absl::DataLossError("pmemlog header: checksum mismatch (header damaged)");
   }
   if (h.format_version != format::kFormatVersion) {
-    return absl::FailedPreconditionError(absl::StrFormat(
-        "pmemlog pool has format version %d; this build reads version %d only",
-        h.format_version, format::kFormatVersion));
+    return absl::FailedPreconditionError(
+        absl::StrFormat("pmemlog pool has format version %d; this build reads version %d only",
+                        h.format_version, format::kFormatVersion));
   }
   if (h.meta_bytes != kMetaBytes || h.reserved != 0) {
     return absl::DataLossError("pmemlog header: bad meta size or reserved field");
   }
   if (expected.has_value() && h.cluster_id != expected->cluster_id) {
     return absl::FailedPreconditionError(absl::StrFormat(
-        "pmemlog pool belongs to cluster %d, not cluster %d", h.cluster_id,
-        expected->cluster_id));
+        "pmemlog pool belongs to cluster %d, not cluster %d", h.cluster_id, expected->cluster_id));
   }
   if (expected.has_value() && h.node_id != expected->node_id) {
     return absl::FailedPreconditionError(absl::StrFormat(
         "pmemlog pool belongs to node %d, not node %d", h.node_id, expected->node_id));
   }
-  const bool ring_in_region = h.ring_offset <= region_bytes &&
-                              h.ring_bytes <= region_bytes - h.ring_offset;
-  const bool overlaps_meta = h.ring_offset < meta_offset + kMetaBytes &&
-                             meta_offset < h.ring_offset + h.ring_bytes;
+  const bool ring_in_region =
+      h.ring_offset <= region_bytes && h.ring_bytes <= region_bytes - h.ring_offset;
+  const bool overlaps_meta =
+      h.ring_offset < meta_offset + kMetaBytes && meta_offset < h.ring_offset + h.ring_bytes;
   if (h.ring_bytes % format::kRingAlignBytes != 0 || h.ring_bytes < format::kRingBytesMin ||
       h.ring_bytes > format::kRingBytesMax || h.ring_offset % format::kRingAlignBytes != 0 ||
       !ring_in_region || overlaps_meta) {
@@ -97,24 +96,24 @@ absl::StatusOr<DecodedMeta> DecodeMeta(const uint8_t* region, uint64_t region_by
   constexpr uint64_t kLimit = 1ull << 62;
   if (m.state.head % format::kRecordAlignBytes != 0 || m.state.head >= kLimit ||
       m.state.first_index < 1 || m.state.first_index >= kLimit) {
-    return absl::DataLossError(absl::StrFormat(
-        "pmemlog state slot %d: bad head %d or first index %d", m.active_slot, m.state.head,
-        m.state.first_index));
+    return absl::DataLossError(
+        absl::StrFormat("pmemlog state slot %d: bad head %d or first index %d", m.active_slot,
+                        m.state.head, m.state.first_index));
   }
 
   const uint64_t tail_word = __atomic_load_n(&block->tail_word, __ATOMIC_ACQUIRE);
   const std::optional<uint64_t> tail_phys = format::DecodeTail(tail_word, h.ring_bytes);
   if (!tail_phys.has_value()) {
-    return absl::DataLossError(absl::StrFormat(
-        "pmemlog tail word 0x%016x fails its check (tail damaged)", tail_word));
+    return absl::DataLossError(
+        absl::StrFormat("pmemlog tail word 0x%016x fails its check (tail damaged)", tail_word));
   }
   m.tail_phys = *tail_phys;
   m.head = m.state.head;
   m.tail = m.head + (m.tail_phys + h.ring_bytes - m.ring.Phys(m.head)) % h.ring_bytes;
   if (m.tail - m.head > h.ring_bytes - format::kTailSlackBytes) {
-    return absl::DataLossError(absl::StrFormat(
-        "pmemlog: %d bytes between head and tail exceed the ring's usable %d",
-        m.tail - m.head, h.ring_bytes - format::kTailSlackBytes));
+    return absl::DataLossError(
+        absl::StrFormat("pmemlog: %d bytes between head and tail exceed the ring's usable %d",
+                        m.tail - m.head, h.ring_bytes - format::kTailSlackBytes));
   }
   return m;
 }
@@ -140,13 +139,12 @@ WalkedRecord CheckRecord(const RingView& ring, uint64_t offset, uint64_t expecte
   }
   if (h.payload_bytes > format::kPayloadBytesMax || h.reserved[0] != 0 || h.reserved[1] != 0 ||
       h.reserved[2] != 0) {
-    return fail(true, absl::StrFormat("bad payload length %d or reserved bytes",
-                                      h.payload_bytes));
+    return fail(true, absl::StrFormat("bad payload length %d or reserved bytes", h.payload_bytes));
   }
   const uint64_t record_bytes = format::RecordBytes(h.payload_bytes);
   if (record_bytes > limit - offset) {
-    return fail(true, absl::StrFormat("record of %d bytes crosses the published tail",
-                                      record_bytes));
+    return fail(true,
+                absl::StrFormat("record of %d bytes crosses the published tail", record_bytes));
   }
   const uint64_t payload_offset = offset + kRecordHeaderBytes;
   const uint8_t* data;
@@ -173,8 +171,8 @@ absl::Status WalkRecords(const DecodedMeta& meta, bool continue_after_damage,
     WalkedRecord r = CheckRecord(meta.ring, offset, index, meta.tail, nullptr, &scratch);
     if (r.status.ok() && r.header.term < prev_term) {
       r.status = absl::DataLossError(absl::StrFormat(
-          "pmemlog entry %d at log offset %d: term %d is below the previous term %d", index,
-          offset, r.header.term, prev_term));
+          "pmemlog entry %d at log offset %d: term %d is below the previous term %d", index, offset,
+          r.header.term, prev_term));
     }
     visit(r);
     if (!r.status.ok()) {

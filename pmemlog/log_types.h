@@ -24,7 +24,7 @@ struct HardState {
 };
 
 struct LogStats {
-  uint64_t appends = 0;          // Append calls.
+  uint64_t appends = 0;  // Append calls.
   uint64_t entries_appended = 0;
   uint64_t bytes_persisted = 0;  // Bytes flushed to pmem (entries + metadata).
   uint64_t fences = 0;

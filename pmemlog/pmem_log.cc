@@ -27,9 +27,9 @@ class PmemLog::Impl {
 absl::StatusOr<std::unique_ptr<PmemLog>> PmemLog::Open(const LogOptions& options) {
   if (options.path.empty()) return absl::InvalidArgumentError("pmemlog: empty pool path");
   if (options.pool_bytes < format::kPoolBytesMin || options.pool_bytes > format::kPoolBytesMax) {
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "pmemlog: pool_bytes %d outside [%d, %d]", options.pool_bytes, format::kPoolBytesMin,
-        format::kPoolBytesMax));
+    return absl::InvalidArgumentError(absl::StrFormat("pmemlog: pool_bytes %d outside [%d, %d]",
+                                                      options.pool_bytes, format::kPoolBytesMin,
+                                                      format::kPoolBytesMax));
   }
   const Identity identity{options.cluster_id, options.node_id};
   struct stat st;
@@ -72,9 +72,7 @@ uint64_t PmemLog::LastIndex() const { return impl_->core().LastIndex(); }
 absl::StatusOr<uint64_t> PmemLog::TermAt(uint64_t index) const {
   return impl_->core().TermAt(index);
 }
-absl::StatusOr<LogEntry> PmemLog::Read(uint64_t index) const {
-  return impl_->core().Read(index);
-}
+absl::StatusOr<LogEntry> PmemLog::Read(uint64_t index) const { return impl_->core().Read(index); }
 LogStats PmemLog::Stats() const { return impl_->core().Stats(); }
 uint64_t PmemLog::BytesUsed() const { return impl_->core().BytesUsed(); }
 uint64_t PmemLog::BytesCapacity() const { return impl_->core().BytesCapacity(); }

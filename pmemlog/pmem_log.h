@@ -23,10 +23,10 @@
 namespace blizzard::pmemlog {
 
 struct LogOptions {
-  std::string path;                      // Pool file (e.g. under /dev/shm).
-  uint64_t pool_bytes = 256ull << 20;    // Size when creating.
-  uint64_t cluster_id = 0;               // Checked on open.
-  uint64_t node_id = 0;                  // Checked on open.
+  std::string path;                    // Pool file (e.g. under /dev/shm).
+  uint64_t pool_bytes = 256ull << 20;  // Size when creating.
+  uint64_t cluster_id = 0;             // Checked on open.
+  uint64_t node_id = 0;                // Checked on open.
   bool create_if_missing = true;
 };
 

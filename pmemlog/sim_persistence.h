@@ -81,9 +81,9 @@ class SimPersistence final : public Persistence {
   const uint64_t size_bytes_;
   const double evict_probability_;
   std::mt19937_64 rng_;
-  uint8_t* mem_ = nullptr;       // What the CPU sees (caches + media).
-  std::vector<uint8_t> media_;   // What is durable.
-  std::vector<WordState> state_;  // Per 8-byte word.
+  uint8_t* mem_ = nullptr;         // What the CPU sees (caches + media).
+  std::vector<uint8_t> media_;     // What is durable.
+  std::vector<WordState> state_;   // Per 8-byte word.
   std::vector<uint64_t> pending_;  // Word numbers whose state is not kDurable.
   uint64_t events_ = 0;
   bool in_hook_ = false;

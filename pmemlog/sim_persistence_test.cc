@@ -87,10 +87,10 @@ TEST(SimPersistenceTest, HookSeesEveryEventInOrder) {
   std::vector<uint64_t> seen;
   sim.set_event_hook([&](uint64_t e) { seen.push_back(e); });
   const uint64_t v = 9;
-  sim.Store(sim.base(), &v, 8);                               // 1
+  sim.Store(sim.base(), &v, 8);                              // 1
   sim.Store64(reinterpret_cast<uint64_t*>(sim.base()), 10);  // 2
-  sim.CopyNoDrain(sim.base() + 8, &v, 8);                     // 3
-  sim.Persist(sim.base(), 16);                                // 4 (flush), 5 (drain)
+  sim.CopyNoDrain(sim.base() + 8, &v, 8);                    // 3
+  sim.Persist(sim.base(), 16);                               // 4 (flush), 5 (drain)
   EXPECT_EQ(seen, (std::vector<uint64_t>{1, 2, 3, 4, 5}));
   EXPECT_EQ(sim.events(), 5u);
 }

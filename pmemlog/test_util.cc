@@ -8,6 +8,7 @@
 #include <filesystem>
 
 #include "absl/base/internal/raw_logging.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_format.h"
 
 namespace blizzard::pmemlog::testing {
@@ -50,6 +51,15 @@ std::unique_ptr<SimPersistence> FormattedSim(uint64_t ring_bytes, uint64_t seed,
   const absl::Status s = LogCore::Format(sim.get(), SimLayout(ring_bytes), kSimIdentity);
   ABSL_RAW_CHECK(s.ok(), "formatting a simulated region failed");
   return sim;
+}
+
+::testing::AssertionResult ErrorIs(const absl::Status& status, absl::StatusCode code,
+                                   const std::string& needle) {
+  if (status.code() == code && absl::StrContains(status.message(), needle)) {
+    return ::testing::AssertionSuccess();
+  }
+  return ::testing::AssertionFailure()
+         << status << " is not " << absl::StatusCodeToString(code) << " with \"" << needle << "\"";
 }
 
 SimLog NewSimLog(uint64_t ring_bytes, uint64_t seed, double evict_probability) {

@@ -8,8 +8,10 @@
 #include <string>
 #include <vector>
 
+#include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/str_format.h"
+#include "gtest/gtest.h"
 #include "pmemlog/log_core.h"
 #include "pmemlog/log_types.h"
 #include "pmemlog/sim_persistence.h"
@@ -32,6 +34,10 @@ uint64_t SimRegionBytes(uint64_t ring_bytes);
 // A region of `ring_bytes` ring holding a freshly formatted, empty log.
 std::unique_ptr<SimPersistence> FormattedSim(uint64_t ring_bytes, uint64_t seed = 1,
                                              double evict_probability = 0.0);
+
+// Success if `status` has `code` and its message contains `needle`.
+::testing::AssertionResult ErrorIs(const absl::Status& status, absl::StatusCode code,
+                                   const std::string& needle);
 
 // A log core over a simulated region (the region outlives the core).
 struct SimLog {
@@ -68,8 +74,8 @@ struct LogModel {
 template <typename Log>
 std::string DiffLog(const Log& log, const LogModel& model) {
   if (log.FirstIndex() != model.first_index || log.LastIndex() != model.LastIndex()) {
-    return absl::StrFormat("range [%d, %d], expected [%d, %d]", log.FirstIndex(),
-                           log.LastIndex(), model.first_index, model.LastIndex());
+    return absl::StrFormat("range [%d, %d], expected [%d, %d]", log.FirstIndex(), log.LastIndex(),
+                           model.first_index, model.LastIndex());
   }
   if (!(log.GetHardState() == model.hard_state)) {
     const HardState hs = log.GetHardState();
