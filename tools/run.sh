@@ -21,7 +21,8 @@ tools/setup.sh
 
 say "Building //node:${VARIANT}"
 bazel build "//node:${VARIANT}" 2>&1 | grep -v -E 'linux-sandbox|process-wrapper' | tail -3
-BIN="$ROOT/bazel-bin/node/${VARIANT}"
+# Ask Bazel where its outputs are (the bazel-bin link may point elsewhere).
+BIN="$(bazel info bazel-bin 2>/dev/null)/node/${VARIANT}"
 [[ -x "$BIN" ]] || fail "build produced no $BIN"
 
 CLUSTER=(/usr/bin/python3 "$ROOT/tools/blizzard_cluster.py" --config "$WORK/cluster.ini" --run-dir "$WORK/run")
