@@ -404,6 +404,64 @@ Term MaxTerm(Cluster& c) {
   return t;
 }
 
+// Raft figure 8, scripted: the leader of term 4 holds an entry of term 2
+// that reaches a majority before its own no-op does. Committing it by
+// counting replicas would let node 5 (holding a term-3 entry at the same
+// index) win the next election and overwrite a committed entry; the cluster
+// would report a state machine or leader completeness violation.
+TEST(ClusterTest, Figure8OldTermEntryIsNotCommittedByCounting) {
+  auto make_log = [](const std::vector<Term>& terms) {
+    std::vector<Entry> log;
+    for (size_t i = 0; i < terms.size(); ++i) {
+      log.push_back(Entry{terms[i], i + 1, EntryType::kNormal,
+                          absl::StrCat("t", terms[i], "i", i + 1)});
+    }
+    return log;
+  };
+  ClusterOptions o = Options(5, 1);
+  o.config.pre_vote = false;
+  o.config.check_quorum = false;
+  o.config.append_bytes_max = 1;  // One entry per append.
+  o.config.inflight_appends_max = 1;
+  o.initial_entries = {{1, make_log({1, 2})}, {2, make_log({1, 2})},
+                       {3, make_log({1})},    {4, make_log({1})},
+                       {5, make_log({1, 3})}};
+  for (NodeId id = 1; id <= 4; ++id) o.initial_hard_states[id] = {3, 0, 1};
+  o.initial_hard_states[5] = {4, 0, 1};  // It campaigns in term 5.
+  Cluster c(o);
+  auto carries_noop = [](const Message& m) {
+    return m.type == MessageType::kAppend && !m.entries.empty() &&
+           m.entries.back().index >= 3;
+  };
+  // Node 1 wins term 4 with nodes 3 and 4 and brings them its entry 2 of
+  // term 2, but its no-op (index 3) never arrives.
+  c.Isolate(5);
+  c.CutOneWay(1, 2);
+  c.Campaign(1);
+  // (Its first probes carry the no-op but are rejected: let those through.)
+  c.DeliverIf([&](const Message& m) {
+    return !carries_noop(m) || c.node(m.to).last_index() < m.index;
+  });
+  ASSERT_EQ(c.node(1).role(), Role::kLeader);
+  ASSERT_EQ(c.node(1).term(), 4u);
+  ASSERT_EQ(*c.node(3).TermAt(2), 2u);
+  ASSERT_EQ(*c.node(4).TermAt(2), 2u);
+  EXPECT_EQ(c.node(1).commit_index(), 1u)
+      << "entry 2 of term 2 committed by counting replicas";
+  c.DropIf(carries_noop);
+  c.Crash(1);
+  // Node 5's last entry (term 3) beats the others' (term 2): it wins and
+  // overwrites index 2, which is legal because it was never committed.
+  c.Heal();
+  c.Campaign(5);
+  c.Stabilize();
+  ASSERT_EQ(c.node(5).role(), Role::kLeader);
+  ASSERT_TRUE(c.Restart(1).ok());
+  ASSERT_TRUE(c.WaitForApplied(c.node(5).last_index(), 100)) << c.Describe();
+  for (NodeId id : c.ids()) EXPECT_EQ(*c.node(id).TermAt(2), 3u);
+  ExpectSafe(c);
+}
+
 // Many seeds, random faults: drops, duplicates, delays, partitions, crashes
 // and restarts, proposals and reads. Then heal everything and require that
 // all nodes converge on one applied sequence (safety is checked all along).

@@ -137,6 +137,43 @@ void Cluster::Stabilize() {
   }
 }
 
+Message Cluster::DecodeInFlight(const InFlight& msg) const {
+  absl::StatusOr<Message> m = DecodeMessage(absl::MakeConstSpan(
+      reinterpret_cast<const uint8_t*>(msg.bytes.data()), msg.bytes.size()));
+  ABSL_RAW_CHECK(m.ok(), "in-flight message does not decode");
+  return *std::move(m);
+}
+
+void Cluster::DeliverIf(const std::function<bool(const Message&)>& filter) {
+  uint64_t delivered = 0;
+  for (bool progress = true; progress;) {
+    progress = false;
+    for (auto it = in_flight_.begin(); it != in_flight_.end(); ++it) {
+      if (!filter(DecodeInFlight(*it))) continue;
+      InFlight msg = *it;
+      in_flight_.erase(it);
+      Deliver(msg);
+      progress = true;
+      break;  // Delivery may have added messages: rescan in order.
+    }
+    if (++delivered > kDeliveriesPerRoundMax) {
+      Violation("message storm: DeliverIf does not converge");
+      return;
+    }
+  }
+}
+
+void Cluster::DropIf(const std::function<bool(const Message&)>& filter) {
+  for (auto it = in_flight_.begin(); it != in_flight_.end();) {
+    if (filter(DecodeInFlight(*it))) {
+      it = in_flight_.erase(it);
+      ++messages_dropped_;
+    } else {
+      ++it;
+    }
+  }
+}
+
 std::optional<NodeId> Cluster::WaitForLeader(int ticks_max) {
   for (int i = 0; i < ticks_max; ++i) {
     std::optional<NodeId> leader = Leader();
@@ -237,6 +274,10 @@ void Cluster::Isolate(NodeId id) {
 void Cluster::CutLink(NodeId a, NodeId b) {
   cut_links_.insert({a, b});
   cut_links_.insert({b, a});
+}
+
+void Cluster::CutOneWay(NodeId from, NodeId to) {
+  cut_links_.insert({from, to});
 }
 
 void Cluster::Heal() { cut_links_.clear(); }

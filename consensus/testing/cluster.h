@@ -22,6 +22,7 @@
 #define BLIZZARD_CONSENSUS_TESTING_CLUSTER_H_
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -84,6 +85,12 @@ class Cluster {
   // Delivers every message in flight (ignoring delays), repeatedly, until
   // none is left. No ticks.
   void Stabilize();
+  // Scripted delivery (etcd-style network filters): delivers, in order and
+  // ignoring delays, every in-flight message matching `filter` and every
+  // matching message that causes, until none is left; others stay.
+  void DeliverIf(const std::function<bool(const Message&)>& filter);
+  // Drops every in-flight message matching `filter`.
+  void DropIf(const std::function<bool(const Message&)>& filter);
   // Ticks until some up node is leader (and the network is quiet if
   // possible); the leader's id, or nullopt after `ticks_max`.
   std::optional<NodeId> WaitForLeader(int ticks_max);
@@ -105,6 +112,7 @@ class Cluster {
   void Partition(const std::vector<std::vector<NodeId>>& groups);
   void Isolate(NodeId id);
   void CutLink(NodeId a, NodeId b);  // Both directions.
+  void CutOneWay(NodeId from, NodeId to);
   void Heal();
 
   // ---- Checks ----
@@ -151,6 +159,7 @@ class Cluster {
   bool Chance(double p);
   void Send(const Message& m);
   void Deliver(const InFlight& msg);
+  Message DecodeInFlight(const InFlight& msg) const;
   // Decodes and steps a message; false if it was not delivered.
   bool StepMessage(const InFlight& msg);
   // Steps up to `count` in-flight messages for `id` while it holds a Ready.
