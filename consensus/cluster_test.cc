@@ -3,6 +3,7 @@
 // safety, leader completeness and read safety on every step.
 #include <algorithm>
 #include <iostream>
+#include <memory>
 #include <random>
 #include <set>
 #include <string>
@@ -26,6 +27,16 @@ ClusterOptions Options(int nodes, uint64_t seed) {
   o.config.election_timeout_ticks = 10;
   o.config.heartbeat_interval_ticks = 1;
   return o;
+}
+
+// A log whose entry i + 1 has terms[i].
+std::vector<Entry> LogOfTerms(const std::vector<Term>& terms) {
+  std::vector<Entry> log;
+  for (size_t i = 0; i < terms.size(); ++i) {
+    log.push_back(Entry{terms[i], i + 1, EntryType::kNormal,
+                        absl::StrCat("t", terms[i], "i", i + 1)});
+  }
+  return log;
 }
 
 // Everything the cluster checks continuously, plus log matching.
@@ -317,14 +328,6 @@ TEST(ClusterTest, PreVoteStopsARejoiningNodeFromDisruptingTheLeader) {
 // brings every kind of divergent follower log in line with its own, and the
 // fast back-off needs few rejected round trips.
 TEST(ClusterTest, LeaderSyncsDivergentFollowerLogs) {
-  auto make_log = [](const std::vector<Term>& terms) {
-    std::vector<Entry> log;
-    for (size_t i = 0; i < terms.size(); ++i) {
-      log.push_back(Entry{terms[i], i + 1, EntryType::kNormal,
-                          absl::StrCat("t", terms[i], "i", i + 1)});
-    }
-    return log;
-  };
   const std::vector<Term> leader_log = {1, 1, 1, 4, 4, 5, 5, 6, 6, 6};
   const std::vector<std::vector<Term>> followers = {
       {1, 1, 1, 4, 4, 5, 5, 6, 6},           // (a) missing one
@@ -338,9 +341,9 @@ TEST(ClusterTest, LeaderSyncsDivergentFollowerLogs) {
     SCOPED_TRACE(absl::StrCat("follower case ", k));
     ClusterOptions o = Options(3, 1 + k);
     o.config.pre_vote = false;
-    o.initial_entries[1] = make_log(leader_log);
+    o.initial_entries[1] = LogOfTerms(leader_log);
     o.initial_hard_states[1] = HardState{8, kNoNode, 0};
-    o.initial_entries[2] = make_log(followers[k]);
+    o.initial_entries[2] = LogOfTerms(followers[k]);
     o.initial_hard_states[2] = HardState{followers[k].back(), kNoNode, 0};
     Cluster c(o);
     // Node 3 (empty log) votes for node 1; node 2 may refuse.
@@ -365,6 +368,8 @@ TEST(ClusterTest, LeaderSyncsDivergentFollowerLogs) {
 // commits a new entry and that all nodes applied the same sequence, each
 // proposal at most once.
 void RecoverAndConverge(Cluster& c) {
+  ASSERT_TRUE(c.violations().empty())
+      << c.violations().front() << "\n" << c.Describe();
   c.Heal();
   c.network() = {};
   for (NodeId id : c.ids()) {
@@ -410,22 +415,14 @@ Term MaxTerm(Cluster& c) {
 // index) win the next election and overwrite a committed entry; the cluster
 // would report a state machine or leader completeness violation.
 TEST(ClusterTest, Figure8OldTermEntryIsNotCommittedByCounting) {
-  auto make_log = [](const std::vector<Term>& terms) {
-    std::vector<Entry> log;
-    for (size_t i = 0; i < terms.size(); ++i) {
-      log.push_back(Entry{terms[i], i + 1, EntryType::kNormal,
-                          absl::StrCat("t", terms[i], "i", i + 1)});
-    }
-    return log;
-  };
   ClusterOptions o = Options(5, 1);
   o.config.pre_vote = false;
   o.config.check_quorum = false;
   o.config.append_bytes_max = 1;  // One entry per append.
   o.config.inflight_appends_max = 1;
-  o.initial_entries = {{1, make_log({1, 2})}, {2, make_log({1, 2})},
-                       {3, make_log({1})},    {4, make_log({1})},
-                       {5, make_log({1, 3})}};
+  o.initial_entries = {{1, LogOfTerms({1, 2})}, {2, LogOfTerms({1, 2})},
+                       {3, LogOfTerms({1})},    {4, LogOfTerms({1})},
+                       {5, LogOfTerms({1, 3})}};
   for (NodeId id = 1; id <= 4; ++id) o.initial_hard_states[id] = {3, 0, 1};
   o.initial_hard_states[5] = {4, 0, 1};  // It campaigns in term 5.
   Cluster c(o);
@@ -462,19 +459,43 @@ TEST(ClusterTest, Figure8OldTermEntryIsNotCommittedByCounting) {
   ExpectSafe(c);
 }
 
-// Many seeds, random faults: drops, duplicates, delays, partitions, crashes
-// and restarts, proposals and reads. Then heal everything and require that
-// all nodes converge on one applied sequence (safety is checked all along).
-TEST(ClusterTest, RandomFaultsManySeeds) {
-  constexpr uint64_t kSeeds = 200;
+bool Chance(std::mt19937_64& rng, int percent) {
+  return static_cast<int>(rng() % 100) < percent;
+}
+
+// Runs `faults(seed, rng)` for seeds 1..seeds: it builds a cluster, injects
+// faults and returns it; then the cluster must recover and converge. Stops
+// at the first failing seed (printed by the trace; it replays exactly).
+// Checks that the runs made progress and saw elections, not just stayed
+// safe.
+template <typename Faults>
+void RunSeeds(const char* name, uint64_t seeds, uint64_t applied_min,
+              uint64_t terms_min, Faults faults) {
   uint64_t total_applied = 0;
   uint64_t total_terms = 0;
-  for (uint64_t seed = 1; seed <= kSeeds; ++seed) {
-    SCOPED_TRACE(absl::StrCat("seed=", seed));
+  for (uint64_t seed = 1; seed <= seeds; ++seed) {
+    SCOPED_TRACE(absl::StrCat(name, " seed=", seed));
     std::mt19937_64 rng(seed * 7919);
-    auto chance = [&](int percent) {
-      return static_cast<int>(rng() % 100) < percent;
-    };
+    std::unique_ptr<Cluster> c = faults(seed, rng);
+    ASSERT_TRUE(c != nullptr);
+    ASSERT_NO_FATAL_FAILURE(RecoverAndConverge(*c));
+    total_applied += c->applied(c->ids()[0]).size();
+    total_terms += MaxTerm(*c);
+    if (::testing::Test::HasFailure()) return;
+  }
+  std::cout << name << ": " << seeds << " seeds, " << total_applied
+            << " entries applied, " << total_terms << " terms\n";
+  EXPECT_GT(total_applied, seeds * applied_min);
+  EXPECT_GT(total_terms, seeds * terms_min);
+}
+
+// Fails the calling test at the first violation, with the cluster's state.
+// Many seeds, random faults: drops, duplicates, delays, partitions, crashes
+// and restarts, proposals and reads, varied configurations. Then heal
+// everything and require that all nodes converge on one applied sequence
+// (safety is checked all along).
+TEST(ClusterTest, RandomFaultsManySeeds) {
+  RunSeeds("random faults", 200, 50, 3, [](uint64_t seed, std::mt19937_64& rng) {
     ClusterOptions o = Options(seed % 2 == 0 ? 5 : 3, seed);
     o.config.pre_vote = seed % 4 < 2;
     o.config.check_quorum = seed % 3 != 0;
@@ -486,63 +507,47 @@ TEST(ClusterTest, RandomFaultsManySeeds) {
     o.network.drop_probability = 0.05 * static_cast<double>(seed % 5);
     o.network.duplicate_probability = 0.02;
     o.network.delay_ticks_max = static_cast<int>(seed % 4);
-    Cluster c(o);
-    const size_t down_max = (c.ids().size() - 1) / 2;
+    auto c = std::make_unique<Cluster>(o);
+    const size_t down_max = (c->ids().size() - 1) / 2;
     uint64_t next_context = 1;
     int proposals = 0;
     for (int tick = 0; tick < 400; ++tick) {
-      std::optional<NodeId> leader = c.Leader();
-      if (leader.has_value() && chance(40)) {
+      std::optional<NodeId> leader = c->Leader();
+      if (leader.has_value() && Chance(rng, 40)) {
         const int n = 1 + static_cast<int>(rng() % 3);
         for (int i = 0; i < n; ++i) {
-          (void)c.Propose(*leader, absl::StrCat("s", seed, "p", proposals++));
+          (void)c->Propose(*leader, absl::StrCat("s", seed, "p", proposals++));
         }
       }
-      if (leader.has_value() && chance(5)) {
-        (void)c.ReadIndex(*leader, next_context++);
+      if (leader.has_value() && Chance(rng, 5)) {
+        (void)c->ReadIndex(*leader, next_context++);
       }
-      if (chance(3)) {
+      if (Chance(rng, 3)) {
         std::vector<NodeId> a, b;
-        for (NodeId id : c.ids()) (rng() % 2 ? a : b).push_back(id);
-        c.Partition({a, b});
+        for (NodeId id : c->ids()) (rng() % 2 ? a : b).push_back(id);
+        c->Partition({a, b});
       }
-      if (chance(4)) c.Heal();
+      if (Chance(rng, 4)) c->Heal();
       std::vector<NodeId> up, down;
-      for (NodeId id : c.ids()) (c.IsUp(id) ? up : down).push_back(id);
-      if (chance(2) && down.size() < down_max) c.Crash(up[rng() % up.size()]);
-      if (chance(4) && !down.empty()) {
-        ASSERT_TRUE(c.Restart(down[rng() % down.size()]).ok());
+      for (NodeId id : c->ids()) (c->IsUp(id) ? up : down).push_back(id);
+      if (Chance(rng, 2) && down.size() < down_max) {
+        c->Crash(up[rng() % up.size()]);
       }
-      c.Tick();
-      ASSERT_TRUE(c.violations().empty())
-          << c.violations().front() << "\n" << c.Describe();
+      if (Chance(rng, 4) && !down.empty()) {
+        EXPECT_TRUE(c->Restart(down[rng() % down.size()]).ok());
+      }
+      c->Tick();
+      if (!c->violations().empty()) break;
     }
-    ASSERT_NO_FATAL_FAILURE(RecoverAndConverge(c));
-    total_applied += c.applied(c.ids()[0]).size();
-    total_terms += MaxTerm(c);
-    if (HasFailure()) return;  // The seed above replays the failure.
-  }
-  // The runs made progress and saw elections, not just stayed safe.
-  std::cout << "random faults: " << kSeeds << " seeds, " << total_applied
-            << " entries applied, " << total_terms << " terms\n";
-  EXPECT_GT(total_applied, kSeeds * 50);
-  EXPECT_GT(total_terms, kSeeds * 3);
+    return c;
+  });
 }
 
 // Leader churn: the leader crashes often, right after handing out entries,
 // and comes back soon; appends carry one entry each so followers hold
-// different prefixes. This is the ground on which committing an old-term
-// entry by counting replicas (Raft figure 8) loses committed entries.
+// different prefixes (the ground of Raft figure 8).
 TEST(ClusterTest, LeaderChurnManySeeds) {
-  constexpr uint64_t kSeeds = 200;
-  uint64_t total_applied = 0;
-  uint64_t total_terms = 0;
-  for (uint64_t seed = 1; seed <= kSeeds; ++seed) {
-    SCOPED_TRACE(absl::StrCat("seed=", seed));
-    std::mt19937_64 rng(seed * 104729);
-    auto chance = [&](int percent) {
-      return static_cast<int>(rng() % 100) < percent;
-    };
+  RunSeeds("leader churn", 200, 20, 10, [](uint64_t seed, std::mt19937_64& rng) {
     ClusterOptions o = Options(seed % 3 == 0 ? 5 : 3, seed);
     o.config.election_timeout_ticks = 4;
     o.config.pre_vote = seed % 2 == 0;
@@ -551,35 +556,27 @@ TEST(ClusterTest, LeaderChurnManySeeds) {
     o.interleave_probability = seed % 4 == 3 ? 0.3 : 0.0;
     o.network.drop_probability = 0.1;
     o.network.delay_ticks_max = 2;
-    Cluster c(o);
-    const size_t down_max = (c.ids().size() - 1) / 2;
+    auto c = std::make_unique<Cluster>(o);
+    const size_t down_max = (c->ids().size() - 1) / 2;
     int proposals = 0;
     for (int tick = 0; tick < 300; ++tick) {
-      std::optional<NodeId> leader = c.Leader();
+      std::optional<NodeId> leader = c->Leader();
       std::vector<NodeId> down;
-      for (NodeId id : c.ids()) {
-        if (!c.IsUp(id)) down.push_back(id);
+      for (NodeId id : c->ids()) {
+        if (!c->IsUp(id)) down.push_back(id);
       }
       if (leader.has_value()) {
-        (void)c.Propose(*leader, absl::StrCat("s", seed, "p", proposals++));
-        if (chance(15) && down.size() < down_max) c.Crash(*leader);
+        (void)c->Propose(*leader, absl::StrCat("s", seed, "p", proposals++));
+        if (Chance(rng, 15) && down.size() < down_max) c->Crash(*leader);
       }
-      if (chance(30) && !down.empty()) {
-        ASSERT_TRUE(c.Restart(down[rng() % down.size()]).ok());
+      if (Chance(rng, 30) && !down.empty()) {
+        EXPECT_TRUE(c->Restart(down[rng() % down.size()]).ok());
       }
-      c.Tick();
-      ASSERT_TRUE(c.violations().empty())
-          << c.violations().front() << "\n" << c.Describe();
+      c->Tick();
+      if (!c->violations().empty()) break;
     }
-    ASSERT_NO_FATAL_FAILURE(RecoverAndConverge(c));
-    total_applied += c.applied(c.ids()[0]).size();
-    total_terms += MaxTerm(c);
-    if (HasFailure()) return;
-  }
-  std::cout << "leader churn: " << kSeeds << " seeds, " << total_applied
-            << " entries applied, " << total_terms << " terms\n";
-  EXPECT_GT(total_applied, kSeeds * 20);
-  EXPECT_GT(total_terms, kSeeds * 10);
+    return c;
+  });
 }
 
 }  // namespace

@@ -106,6 +106,12 @@ Message Append(NodeId from, NodeId to, Term term, Index index, Term log_term,
   return m;
 }
 
+Message HeartbeatAck(NodeId from, NodeId to, Term term, uint64_t context) {
+  Message m = Msg(MessageType::kHeartbeatResponse, from, to, term);
+  m.context = context;
+  return m;
+}
+
 Message AppendOk(NodeId from, NodeId to, Term term, Index index) {
   Message m = Msg(MessageType::kAppendResponse, from, to, term);
   m.index = index;
@@ -899,9 +905,7 @@ TEST(RaftReadIndexTest, WaitsForOwnTermCommitThenAQuorumHeartbeat) {
   EXPECT_EQ(hb[0].context, 5u);
   EXPECT_TRUE(n.reads.empty());
   // Leader + one follower is a quorum of three.
-  Message ack = Msg(MessageType::kHeartbeatResponse, 3, 1, 2);
-  ack.context = 5;
-  ASSERT_TRUE(n.raft->Step(ack).ok());
+  ASSERT_TRUE(n.raft->Step(HeartbeatAck(3, 1, 2, 5)).ok());
   n.Drain();
   ASSERT_EQ(n.reads.size(), 1u);
   EXPECT_EQ(n.reads[0].index, 3u);
@@ -919,9 +923,7 @@ TEST(RaftReadIndexTest, LaterConfirmationReleasesEarlierReadsInOrder) {
   ASSERT_TRUE(n.raft->ReadIndex(11).ok());
   n.Drain();
   for (NodeId from : {2, 3}) {
-    Message ack = Msg(MessageType::kHeartbeatResponse, from, 1, 1);
-    ack.context = 11;
-    ASSERT_TRUE(n.raft->Step(ack).ok());
+    ASSERT_TRUE(n.raft->Step(HeartbeatAck(from, 1, 1, 11)).ok());
   }
   n.Drain();
   ASSERT_EQ(n.reads.size(), 2u);
@@ -943,9 +945,7 @@ TEST(RaftReadIndexTest, PendingReadsAreBoundedAndDroppedOnStepDown) {
   ASSERT_TRUE(n.raft->Step(Msg(MessageType::kHeartbeat, 2, 1, 2)).ok());
   ASSERT_EQ(n.raft->role(), Role::kFollower);
   // A late answer from the old term confirms nothing.
-  Message ack = Msg(MessageType::kHeartbeatResponse, 3, 1, 1);
-  ack.context = 2;
-  ASSERT_TRUE(n.raft->Step(ack).ok());
+  ASSERT_TRUE(n.raft->Step(HeartbeatAck(3, 1, 1, 2)).ok());
   n.Drain();
   EXPECT_TRUE(n.reads.empty());
 }
