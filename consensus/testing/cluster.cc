@@ -108,30 +108,23 @@ void Cluster::Tick() {
     n.raft->Tick();
     AfterInput(id);
   }
-  uint64_t delivered = 0;
-  while (!in_flight_.empty() && in_flight_.begin()->deliver_at <= now_) {
-    InFlight msg = *in_flight_.begin();
-    in_flight_.erase(in_flight_.begin());
-    Deliver(msg);
-    if (++delivered > kDeliveriesPerRoundMax) {
-      Violation("message storm: too many deliveries in one tick");
-      in_flight_.clear();
-    }
-  }
+  DeliverDue(now_);
 }
 
 void Cluster::RunTicks(int ticks) {
   for (int i = 0; i < ticks; ++i) Tick();
 }
 
-void Cluster::Stabilize() {
+void Cluster::Stabilize() { DeliverDue(UINT64_MAX); }
+
+void Cluster::DeliverDue(uint64_t until) {
   uint64_t delivered = 0;
-  while (!in_flight_.empty()) {
+  while (!in_flight_.empty() && in_flight_.begin()->deliver_at <= until) {
     InFlight msg = *in_flight_.begin();
     in_flight_.erase(in_flight_.begin());
     Deliver(msg);
     if (++delivered > kDeliveriesPerRoundMax) {
-      Violation("message storm: Stabilize does not converge");
+      Violation("message storm: deliveries do not converge");
       in_flight_.clear();
     }
   }

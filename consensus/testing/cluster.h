@@ -159,6 +159,8 @@ class Cluster {
   bool Chance(double p);
   void Send(const Message& m);
   void Deliver(const InFlight& msg);
+  // Delivers, in order, every message due at or before `until`.
+  void DeliverDue(uint64_t until);
   Message DecodeInFlight(const InFlight& msg) const;
   // Decodes and steps a message; false if it was not delivered.
   bool StepMessage(const InFlight& msg);
