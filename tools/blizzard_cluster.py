@@ -236,11 +236,25 @@ class Cluster:
                     break
                 except OSError:
                     if self.pid(nid) is None:
-                        raise RuntimeError("node %d exited; log %s:\n%s" % (
-                            nid, self.log_file(nid), self.tail_log(nid)))
+                        raise RuntimeError("node %d exited (%s); log %s:\n%s" % (
+                            nid, self.exit_status(nid), self.log_file(nid),
+                            self.tail_log(nid)))
                     if time.time() > deadline:
                         raise RuntimeError("node %d did not open its client port" % nid)
                     time.sleep(0.05)
+
+    def exit_status(self, nid):
+        """How a node this object started ended, as far as it can tell."""
+        proc = getattr(self, "_children", {}).get(nid)
+        if proc is None:
+            return "not started by this process"
+        try:
+            rc = proc.wait(timeout=1)
+        except subprocess.TimeoutExpired:
+            return "still running, but its pid file or command line does not match"
+        if rc < 0:
+            return "killed by signal %s" % signal.Signals(-rc).name
+        return "exit code %d" % rc
 
     def tail_log(self, nid, lines=20):
         try:
