@@ -44,7 +44,7 @@ TEST_F(DescribeStoreTest, DescribesHeaderTableAndKeys) {
   Fill(3);
   auto d = DescribeStore(path_, 10);
   ASSERT_TRUE(d.ok()) << d.status();
-  EXPECT_THAT(*d, HasSubstr("layout version  1\n"));
+  EXPECT_THAT(*d, HasSubstr("layout version  2\n"));
   EXPECT_THAT(*d, HasSubstr("cluster id      3\n"));
   EXPECT_THAT(*d, HasSubstr("node id         5\n"));
   EXPECT_THAT(*d, HasSubstr("applied index   42\n"));

@@ -17,7 +17,7 @@ namespace blizzard::structures::kv_format {
 // version mismatch with a clear message.
 inline constexpr char kLayoutName[] = "blizzard.kv";
 inline constexpr uint64_t kMagic = 0x3154534b565a4c42ull;  // "BLZKVST1" (LE)
-inline constexpr uint32_t kLayoutVersion = 1;
+inline constexpr uint32_t kLayoutVersion = 2;
 
 // Fixed seeds: hashes depend on content only, never on addresses or on a
 // per-process random seed, so replicas compute the same values.
@@ -49,19 +49,47 @@ static_assert(sizeof(Header) == 40);
 inline constexpr size_t kHeaderChecksummedBytes = offsetof(Header, checksum);
 
 // The pmemobj root object.
+//
+// The table doubles incrementally: while `old_buckets` is set, a key whose
+// old bucket (key_hash & (bucket_count/2 - 1)) is below `migrate_cursor`
+// lives in `buckets`, every other key in `old_buckets`. Each batch moves a
+// bounded number of old buckets (kMigrate* below) inside its transaction.
 struct Root {
   Header header;
-  // Changed together by every ApplyBatch transaction (one snapshot range).
+  // Changed together by every ApplyBatch transaction (one snapshot range,
+  // which also covers `migrate_cursor` while a resize is in progress).
   uint64_t applied_index;
   uint64_t key_count;
   uint64_t state_hash;  // Sum mod 2^64 of every entry's pair_hash.
-  // Changed only by a resize.
+  // Next old bucket to move; 0 when no resize is in progress.
+  uint64_t migrate_cursor;
+  // Changed when a resize starts or ends.
   uint64_t bucket_count;  // A power of two in [kBucketCountMin, kBucketCountMax].
   PMEMoid buckets;        // PMEMoid[bucket_count], type kBucketsType.
+  // Null unless a resize is in progress; then PMEMoid[bucket_count / 2],
+  // type kBucketsType. Slots below migrate_cursor are dead (never read).
+  PMEMoid old_buckets;
 };
-static_assert(sizeof(Root) == 88);
+static_assert(sizeof(Root) == 112);
 inline constexpr size_t kRootCountersOffset = offsetof(Root, applied_index);
-inline constexpr size_t kRootCountersBytes = offsetof(Root, bucket_count) - kRootCountersOffset;
+inline constexpr size_t kRootCountersBytes = offsetof(Root, migrate_cursor) - kRootCountersOffset;
+// The counters plus the cursor: what a batch during a resize changes.
+inline constexpr size_t kRootCountersAndCursorBytes =
+    offsetof(Root, bucket_count) - kRootCountersOffset;
+// The resize state: changed when a resize starts or ends.
+inline constexpr size_t kRootResizeOffset = offsetof(Root, migrate_cursor);
+inline constexpr size_t kRootResizeBytes = sizeof(Root) - kRootResizeOffset;
+
+// Incremental resize pacing. Every batch moves kMigrateBucketsPerBatch old
+// buckets, plus kMigrateBucketsPerInsert per key it inserts; a batch that
+// inserts many keys moves them in steps of kMigrateStepBuckets as it goes.
+// Moving at least two old buckets per insert finishes a resize (half the
+// new table's buckets) before the keys can reach the next resize's bound
+// (the new bucket count). The numbers shape the pool's bytes (which batch
+// moves which bucket), so replicas must agree on them: part of the layout.
+inline constexpr uint64_t kMigrateBucketsPerBatch = 64;
+inline constexpr uint64_t kMigrateBucketsPerInsert = 2;
+inline constexpr uint64_t kMigrateStepBuckets = 64;
 
 // One key/value pair, type kEntryType, followed by key then value bytes.
 // Chained from its bucket; the allocation may be larger than the pair

@@ -12,15 +12,15 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <limits>
+#include <optional>
 #include <string>
 #include <utility>
 
 #include "absl/base/internal/raw_logging.h"
-#include "absl/container/flat_hash_map.h"
-#include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -183,6 +183,74 @@ class Tx {
   uint64_t bytes_written_ = 0;
 };
 
+// The offsets of a pool's allocated objects, for Verify(): membership
+// lookups and a "reached" mark per object, in ~12.1 bytes per object (a
+// sorted array, a directory of the array by offset range, one bit each) and
+// with no hashing. The directory has about one slot per object, so a lookup
+// reads one slot pair and scans a handful of offsets.
+class ObjectIndex {
+ public:
+  void Add(uint64_t off) { offsets_.push_back(off); }
+
+  // After the last Add: sorts (libpmemobj lists objects in address order,
+  // so this is a check) and builds the directory.
+  absl::Status Seal(uint64_t pool_bytes) {
+    if (offsets_.size() >= std::numeric_limits<uint32_t>::max()) {
+      return absl::ResourceExhaustedError(
+          absl::StrFormat("%d objects: too many to verify", offsets_.size()));
+    }
+    if (!std::is_sorted(offsets_.begin(), offsets_.end())) {
+      std::sort(offsets_.begin(), offsets_.end());
+    }
+    if (std::adjacent_find(offsets_.begin(), offsets_.end()) != offsets_.end()) {
+      return absl::DataLossError("an object is listed twice by the heap");
+    }
+    // Ranges of 2^shift bytes, about as many as there are objects.
+    shift_ = 4;
+    while ((pool_bytes >> shift_) > std::max<size_t>(offsets_.size(), 1)) ++shift_;
+    directory_.assign((pool_bytes >> shift_) + 2, 0);
+    size_t i = 0;
+    for (size_t range = 0; range < directory_.size(); ++range) {
+      while (i < offsets_.size() && (offsets_[i] >> shift_) < range) ++i;
+      directory_[range] = static_cast<uint32_t>(i);
+    }
+    reached_.assign((offsets_.size() + 63) / 64, 0);
+    return absl::OkStatus();
+  }
+
+  size_t size() const { return offsets_.size(); }
+  size_t reached() const { return reached_count_; }
+
+  // The index of the object at `off`, if there is one.
+  std::optional<size_t> Find(uint64_t off) const {
+    const uint64_t range = off >> shift_;
+    if (range + 1 >= directory_.size()) return std::nullopt;
+    const auto first = offsets_.begin() + directory_[range];
+    const auto last = offsets_.begin() + directory_[range + 1];
+    const auto it = std::lower_bound(first, last, off);
+    if (it == last || *it != off) return std::nullopt;
+    return static_cast<size_t>(it - offsets_.begin());
+  }
+
+  // Marks object `i` reached; false if it already was.
+  bool Reach(size_t i) {
+    uint64_t& word = reached_[i / 64];
+    const uint64_t bit = 1ull << (i % 64);
+    if ((word & bit) != 0) return false;
+    word |= bit;
+    reached_count_++;
+    return true;
+  }
+
+ private:
+  std::vector<uint64_t> offsets_;
+  // directory_[r]: index of the first offset at or above r << shift_.
+  std::vector<uint32_t> directory_;
+  int shift_ = 0;
+  std::vector<uint64_t> reached_;
+  size_t reached_count_ = 0;
+};
+
 }  // namespace
 
 class KvStore::Impl {
@@ -225,7 +293,24 @@ class KvStore::Impl {
   T* At(PMEMoid oid) const {
     return oid.off == 0 ? nullptr : reinterpret_cast<T*>(base_ + oid.off);
   }
-  uint64_t Mask() const { return root_->bucket_count - 1; }
+  // Points the cached table addresses at the root's arrays: after open and
+  // after every transaction (an abort may roll a resize back).
+  void RefreshTables() {
+    buckets_ = At<PMEMoid>(root_->buckets);
+    old_buckets_ = At<PMEMoid>(root_->old_buckets);
+  }
+  bool Resizing() const { return old_buckets_ != nullptr; }
+  // Buckets of the old table while resizing.
+  uint64_t OldCount() const { return root_->bucket_count / 2; }
+  // The bucket slot where a key with this hash lives (or would be inserted):
+  // during a resize, the old table unless its old bucket has moved.
+  PMEMoid* Home(uint64_t hash) const {
+    if (Resizing()) {
+      const uint64_t i = hash & (OldCount() - 1);
+      if (i >= root_->migrate_cursor) return &old_buckets_[i];
+    }
+    return &buckets_[hash & (root_->bucket_count - 1)];
+  }
 
   Slot Find(std::string_view key, uint64_t hash) const;
   OpResult ApplyOp(Tx& tx, const Op& op);
@@ -239,7 +324,10 @@ class KvStore::Impl {
   void Overwrite(Tx& tx, const Slot& s, std::string_view value);
   void Relocate(Tx& tx, const Slot& s, std::string_view a, std::string_view b,
                 uint64_t value_capacity);
-  void Grow(Tx& tx);
+  void StartResize(Tx& tx);
+  void Migrate(Tx& tx, uint64_t old_buckets_max);
+  bool MoveBucket(Tx& tx, uint64_t i);
+  void FinishResize(Tx& tx);
 
   PMEMobjpool* pop_;
   char* base_;
@@ -247,8 +335,15 @@ class KvStore::Impl {
   const uint64_t file_bytes_;
   Root* root_ = nullptr;
   uint64_t uuid_lo_ = 0;
-  // Cache of At(root_->buckets); refreshed after every transaction.
+  // Caches of At(root_->buckets) and At(root_->old_buckets) (nullptr: no
+  // resize in progress); see RefreshTables().
   PMEMoid* buckets_ = nullptr;
+  PMEMoid* old_buckets_ = nullptr;
+  // Old buckets the current batch owes the resize (kMigrateBucketsPerInsert
+  // per inserted key), paid in steps; zero between batches.
+  uint64_t migrate_debt_ = 0;
+  // Resize counts of the current batch, added to stats_ if it commits.
+  StoreStats batch_stats_;
   StoreStats stats_;
 };
 
@@ -373,19 +468,36 @@ absl::Status KvStore::Impl::CheckRoot(const StoreOptions& options) {
   if (!IsPowerOfTwo(n) || n < kv_format::kBucketCountMin || n > kv_format::kBucketCountMax) {
     return absl::DataLossError(absl::StrFormat("%sbad bucket count %d", where, n));
   }
-  const PMEMoid b = root_->buckets;
-  if (b.pool_uuid_lo != uuid_lo_ || b.off == 0 || b.off % alignof(PMEMoid) != 0 ||
-      b.off > file_bytes_ || n * sizeof(PMEMoid) > file_bytes_ - b.off) {
-    return absl::DataLossError(
-        absl::StrFormat("%sbucket array {%#x, %#x} outside the pool", where, b.pool_uuid_lo,
-                        b.off));
+  auto array_in_pool = [&](PMEMoid b, uint64_t buckets, const char* what) {
+    if (b.pool_uuid_lo != uuid_lo_ || b.off == 0 || b.off % alignof(PMEMoid) != 0 ||
+        b.off > file_bytes_ || buckets * sizeof(PMEMoid) > file_bytes_ - b.off) {
+      return absl::DataLossError(absl::StrFormat("%s%s {%#x, %#x} outside the pool", where,
+                                                 what, b.pool_uuid_lo, b.off));
+    }
+    return absl::OkStatus();
+  };
+  if (auto s = array_in_pool(root_->buckets, n, "bucket array"); !s.ok()) return s;
+  const uint64_t cursor = root_->migrate_cursor;
+  if (OID_IS_NULL(root_->old_buckets)) {
+    if (cursor != 0) {
+      return absl::DataLossError(
+          absl::StrFormat("%smigrate cursor %d without a resize in progress", where, cursor));
+    }
+  } else {
+    if (n < 2 * kv_format::kBucketCountMin || cursor >= n / 2) {
+      return absl::DataLossError(absl::StrFormat(
+          "%sresize from %d to %d buckets with migrate cursor %d", where, n / 2, n, cursor));
+    }
+    if (auto s = array_in_pool(root_->old_buckets, n / 2, "old bucket array"); !s.ok()) {
+      return s;
+    }
   }
-  buckets_ = At<PMEMoid>(b);
+  RefreshTables();
   return absl::OkStatus();
 }
 
 KvStore::Impl::Slot KvStore::Impl::Find(std::string_view key, uint64_t hash) const {
-  PMEMoid* link = &buckets_[hash & Mask()];
+  PMEMoid* link = Home(hash);
   while (link->off != 0) {
     Entry* e = At<Entry>(*link);
     if (e->key_hash == hash && KeyOf(e) == key) return {link, e};
@@ -414,13 +526,21 @@ absl::StatusOr<std::vector<OpResult>> KvStore::Impl::ApplyBatch(uint64_t index,
   const uint64_t hash_before = root_->state_hash;
   int err = pmemobj_tx_begin(pop_, nullptr, TX_PARAM_NONE);
   Tx tx;
+  migrate_debt_ = 0;
+  batch_stats_ = {};
   if (err == 0) {
+    // During a resize the cursor moves too: one range either way.
     tx.Snapshot(reinterpret_cast<char*>(root_) + kv_format::kRootCountersOffset,
-                kv_format::kRootCountersBytes);
+                Resizing() ? kv_format::kRootCountersAndCursorBytes
+                           : kv_format::kRootCountersBytes);
     for (const Op& op : ops) {
       if (!tx.ok()) break;
       results.push_back(ApplyOp(tx, op));
     }
+    // Every batch moves a quantum of a resize in progress (also one that
+    // inserts nothing), plus what its inserts still owe.
+    if (tx.ok() && Resizing()) Migrate(tx, migrate_debt_ + kv_format::kMigrateBucketsPerBatch);
+    migrate_debt_ = 0;
     if (tx.ok()) {
       root_->applied_index = index;
       pmemobj_tx_commit();
@@ -430,9 +550,9 @@ absl::StatusOr<std::vector<OpResult>> KvStore::Impl::ApplyBatch(uint64_t index,
   }
   const int end_err = pmemobj_tx_end();
   if (err == 0) err = end_err;
-  // An abort rolled the root back, possibly to the bucket array before a
-  // resize: refresh the cache either way.
-  buckets_ = At<PMEMoid>(root_->buckets);
+  // An abort rolled the root back, possibly to the tables before a resize
+  // started or ended: refresh the caches either way.
+  RefreshTables();
   if (err != 0) {
     ABSL_RAW_CHECK(root_->applied_index < index && root_->state_hash == hash_before,
                    "aborted transaction left changes behind");
@@ -443,6 +563,8 @@ absl::StatusOr<std::vector<OpResult>> KvStore::Impl::ApplyBatch(uint64_t index,
   stats_.transactions++;
   stats_.ops_applied += ops.size();
   stats_.bytes_written += tx.bytes_written();
+  stats_.resizes_started += batch_stats_.resizes_started;
+  stats_.resizes_finished_at_once += batch_stats_.resizes_finished_at_once;
   return results;
 }
 
@@ -540,13 +662,29 @@ OpResult KvStore::Impl::Append(Tx& tx, std::string_view key, std::string_view su
 void KvStore::Impl::Insert(Tx& tx, std::string_view key, uint64_t hash,
                            std::string_view value, uint64_t value_capacity) {
   ABSL_RAW_CHECK(value_capacity >= value.size(), "Insert: capacity below the value");
+  if (!tx.ok()) return;
   if (root_->key_count + 1 > root_->bucket_count * kv_format::kLoadFactorMax &&
       root_->bucket_count < kv_format::kBucketCountMax) {
-    Grow(tx);
+    // The pacing below finishes every resize of a table of >= 64 buckets
+    // before the next is due; smaller tables may finish it here.
+    if (Resizing()) {
+      Migrate(tx, OldCount());
+      batch_stats_.resizes_finished_at_once++;
+    }
+    StartResize(tx);
+    batch_stats_.resizes_started++;
+  }
+  if (Resizing()) {
+    migrate_debt_ += kv_format::kMigrateBucketsPerInsert;
+    if (migrate_debt_ >= kv_format::kMigrateStepBuckets) {
+      Migrate(tx, migrate_debt_);
+      migrate_debt_ = 0;
+    }
   }
   const PMEMoid oid =
       tx.Alloc(EntryBytes(key.size(), value_capacity), kv_format::kEntryType, false);
-  PMEMoid* head = &buckets_[hash & Mask()];
+  // After the migration step above: the key's home is where it is now.
+  PMEMoid* head = Home(hash);
   if (!tx.Snapshot(head, sizeof(PMEMoid))) return;
   // A fresh allocation: written without snapshots, flushed at commit.
   Entry* e = At<Entry>(oid);
@@ -612,45 +750,114 @@ void KvStore::Impl::Relocate(Tx& tx, const Slot& s, std::string_view a, std::str
   tx.Free(victim);
 }
 
-// Doubles the table inside the caller's transaction: every entry's `next`
-// is undo-logged, so the cost is O(keys) in one transaction. (An
-// incremental resize is a later issue; see README.md.)
-void KvStore::Impl::Grow(Tx& tx) {
+// Starts doubling the table: a zeroed array of twice the buckets becomes
+// the table, the current one the old table, and the cursor starts at old
+// bucket 0. O(1) apart from allocating (and zeroing) the array; the entries
+// move later, a bounded number of buckets per batch (Migrate).
+void KvStore::Impl::StartResize(Tx& tx) {
+  if (!tx.ok()) return;
+  ABSL_RAW_CHECK(!Resizing(), "StartResize: a resize is in progress");
   const uint64_t old_count = root_->bucket_count;
-  const uint64_t new_count = old_count * 2;
   const PMEMoid array =
-      tx.Alloc(new_count * sizeof(PMEMoid), kv_format::kBucketsType, /*zero=*/true);
-  if (!tx.Snapshot(&root_->bucket_count, sizeof(uint64_t) + sizeof(PMEMoid))) return;
-  PMEMoid* fresh = At<PMEMoid>(array);
-  const uint64_t mask = new_count - 1;
-  // Buckets in order, chains in order, pushed on the new heads: the result
-  // depends only on the table's content and history, never on addresses.
-  for (uint64_t i = 0; i < old_count; ++i) {
-    PMEMoid cur = buckets_[i];
-    while (cur.off != 0) {
-      Entry* e = At<Entry>(cur);
-      const PMEMoid next = e->next;
-      if (!tx.Snapshot(&e->next, sizeof(PMEMoid))) return;
-      e->next = fresh[e->key_hash & mask];
-      fresh[e->key_hash & mask] = cur;
-      cur = next;
-    }
+      tx.Alloc(2 * old_count * sizeof(PMEMoid), kv_format::kBucketsType, /*zero=*/true);
+  if (!tx.Snapshot(reinterpret_cast<char*>(root_) + kv_format::kRootResizeOffset,
+                   kv_format::kRootResizeBytes)) {
+    return;
   }
-  if (!tx.Free(root_->buckets)) return;
-  root_->bucket_count = new_count;
+  root_->old_buckets = root_->buckets;
   root_->buckets = array;
-  buckets_ = fresh;
+  root_->bucket_count = 2 * old_count;
+  root_->migrate_cursor = 0;
+  RefreshTables();
+}
+
+// Moves up to `old_buckets_max` old buckets, from the cursor on, and ends
+// the resize when the last one has moved.
+void KvStore::Impl::Migrate(Tx& tx, uint64_t old_buckets_max) {
+  if (!tx.ok()) return;  // The batch aborts; the cursor may be at the end.
+  ABSL_RAW_CHECK(Resizing(), "Migrate: no resize in progress");
+  const uint64_t old_count = OldCount();
+  const uint64_t begin = root_->migrate_cursor;
+  const uint64_t end = begin + std::min(old_buckets_max, old_count - begin);
+  ABSL_RAW_CHECK(begin < end, "Migrate: nothing to move");
+  // Old bucket i splits into new buckets i and i + old_count: two
+  // contiguous ranges of heads, two undo-log entries for the whole step.
+  const size_t heads_bytes = (end - begin) * sizeof(PMEMoid);
+  if (!tx.Snapshot(&buckets_[begin], heads_bytes) ||
+      !tx.Snapshot(&buckets_[begin + old_count], heads_bytes)) {
+    return;
+  }
+  for (uint64_t i = begin; i < end; ++i) {
+    if (!MoveBucket(tx, i)) return;
+  }
+  // Logged with the counters (or when this batch started the resize).
+  root_->migrate_cursor = end;
+  if (end == old_count) FinishResize(tx);
+}
+
+// Splits old bucket `i`'s chain over new buckets i and i + old_count,
+// keeping the entries' relative order: a deterministic result, and an
+// entry's `next` changes (and is logged) only where its successor went to
+// the other half. The new heads were logged by the caller; the old slot is
+// left as it is (dead: below the cursor, never read again).
+bool KvStore::Impl::MoveBucket(Tx& tx, uint64_t i) {
+  const uint64_t old_count = OldCount();
+  PMEMoid* const heads[2] = {&buckets_[i], &buckets_[i + old_count]};
+  ABSL_RAW_CHECK(OID_IS_NULL(*heads[0]) && OID_IS_NULL(*heads[1]),
+                 "MoveBucket: new buckets filled before their old bucket moved");
+  Entry* last[2] = {nullptr, nullptr};
+  auto link = [&tx](Entry* e, PMEMoid next) {
+    if (e->next.off == next.off && e->next.pool_uuid_lo == next.pool_uuid_lo) return true;
+    if (!tx.Snapshot(&e->next, sizeof(PMEMoid))) return false;
+    e->next = next;
+    return true;
+  };
+  for (PMEMoid cur = old_buckets_[i]; cur.off != 0;) {
+    Entry* e = At<Entry>(cur);
+    const PMEMoid next = e->next;
+    const int half = (e->key_hash & old_count) != 0 ? 1 : 0;
+    if (last[half] == nullptr) {
+      *heads[half] = cur;
+    } else if (!link(last[half], cur)) {
+      return false;
+    }
+    last[half] = e;
+    cur = next;
+  }
+  for (Entry* e : last) {
+    if (e != nullptr && !link(e, OID_NULL)) return false;
+  }
+  return true;
+}
+
+// Every old bucket has moved: the old array goes.
+void KvStore::Impl::FinishResize(Tx& tx) {
+  ABSL_RAW_CHECK(root_->migrate_cursor == OldCount(), "FinishResize: buckets left to move");
+  if (!tx.Free(root_->old_buckets) ||
+      !tx.Snapshot(reinterpret_cast<char*>(root_) + kv_format::kRootResizeOffset,
+                   kv_format::kRootResizeBytes)) {
+    return;
+  }
+  root_->old_buckets = OID_NULL;
+  root_->migrate_cursor = 0;
+  RefreshTables();
 }
 
 void KvStore::Impl::ForEach(
     const std::function<void(std::string_view, std::string_view)>& fn) const {
-  for (uint64_t i = 0; i < root_->bucket_count; ++i) {
-    for (PMEMoid cur = buckets_[i]; cur.off != 0;) {
-      Entry* e = At<Entry>(cur);
-      fn(KeyOf(e), ValueOf(e));
-      cur = e->next;
+  auto walk = [&](const PMEMoid* table, uint64_t begin, uint64_t end) {
+    for (uint64_t i = begin; i < end; ++i) {
+      for (PMEMoid cur = table[i]; cur.off != 0;) {
+        Entry* e = At<Entry>(cur);
+        fn(KeyOf(e), ValueOf(e));
+        cur = e->next;
+      }
     }
-  }
+  };
+  // During a resize the new buckets whose old bucket has not moved yet are
+  // empty (Verify checks it), so walking the whole new table is exact.
+  walk(buckets_, 0, root_->bucket_count);
+  if (Resizing()) walk(old_buckets_, root_->migrate_cursor, OldCount());
 }
 
 StoreInfo KvStore::Impl::Info() const {
@@ -658,7 +865,9 @@ StoreInfo KvStore::Impl::Info() const {
                    .cluster_id = root_->header.cluster_id,
                    .node_id = root_->header.node_id,
                    .bucket_count = root_->bucket_count,
-                   .pool_bytes = file_bytes_};
+                   .pool_bytes = file_bytes_,
+                   .old_bucket_count = Resizing() ? OldCount() : 0,
+                   .migrate_cursor = root_->migrate_cursor};
 }
 
 absl::Status KvStore::Impl::Verify(TableShape* shape_out) const {
@@ -667,47 +876,64 @@ absl::Status KvStore::Impl::Verify(TableShape* shape_out) const {
     return absl::DataLossError(absl::StrCat(where, what));
   };
   TableShape shape;
-  // Every allocated object: offset -> (type, usable bytes). Pointers are
-  // followed only into objects listed here, so a corrupt link is reported,
-  // never dereferenced.
-  absl::flat_hash_map<uint64_t, std::pair<uint64_t, size_t>> objects;
+  // Every allocated object. Links are followed only into objects found
+  // here, so a corrupt link is reported, never dereferenced.
+  ObjectIndex objects;
   for (PMEMoid o = pmemobj_first(pop_); !OID_IS_NULL(o); o = pmemobj_next(o)) {
     const uint64_t type = pmemobj_type_num(o);
     if (type != kv_format::kEntryType && type != kv_format::kBucketsType) {
       return damaged(absl::StrFormat("object at %#x has unknown type %d", o.off, type));
     }
-    const size_t usable = pmemobj_alloc_usable_size(o);
-    objects[o.off] = {type, usable};
-    shape.bytes_allocated += usable;
+    if (o.off >= file_bytes_) {
+      return damaged(absl::StrFormat("object at %#x beyond the pool's %d bytes", o.off,
+                                     file_bytes_));
+    }
+    objects.Add(o.off);
+    shape.bytes_allocated += pmemobj_alloc_usable_size(o);
   }
+  if (auto s = objects.Seal(file_bytes_); !s.ok()) return damaged(std::string(s.message()));
   shape.objects = objects.size();
-  absl::flat_hash_set<uint64_t> reached;
+  // Usable bytes of the object `oid` points at, after checking it is an
+  // allocated object of `type` in this pool, reached for the first time.
   auto object = [&](PMEMoid oid, uint64_t type, const char* what) -> absl::StatusOr<size_t> {
-    auto it = objects.find(oid.off);
-    if (oid.pool_uuid_lo != uuid_lo_ || it == objects.end() || it->second.first != type) {
+    const std::optional<size_t> i =
+        oid.pool_uuid_lo == uuid_lo_ ? objects.Find(oid.off) : std::nullopt;
+    if (!i.has_value() || pmemobj_type_num(oid) != type) {
       return damaged(absl::StrFormat("%s {%#x, %#x} is not an allocated object of type %d",
                                      what, oid.pool_uuid_lo, oid.off, type));
     }
-    if (!reached.insert(oid.off).second) {
+    if (!objects.Reach(*i)) {
       return damaged(absl::StrFormat("%s at %#x is reachable twice (cycle or shared link)",
                                      what, oid.off));
     }
-    return it->second.second;
+    return pmemobj_alloc_usable_size(oid);
+  };
+  auto array = [&](PMEMoid oid, uint64_t buckets, const char* what) -> absl::Status {
+    auto usable = object(oid, kv_format::kBucketsType, what);
+    if (!usable.ok()) return usable.status();
+    if (*usable < buckets * sizeof(PMEMoid)) {
+      return damaged(absl::StrFormat("%s of %d bytes holds fewer than %d buckets", what,
+                                     *usable, buckets));
+    }
+    return absl::OkStatus();
   };
 
   const uint64_t count = root_->bucket_count;
-  auto usable = object(root_->buckets, kv_format::kBucketsType, "bucket array");
-  if (!usable.ok()) return usable.status();
-  if (*usable < count * sizeof(PMEMoid)) {
-    return damaged(absl::StrFormat("bucket array of %d bytes holds fewer than %d buckets",
-                                   *usable, count));
+  // Zero, or the old table's buckets during a resize.
+  const uint64_t old_count = Resizing() ? OldCount() : 0;
+  const uint64_t cursor = root_->migrate_cursor;
+  if (auto s = array(root_->buckets, count, "bucket array"); !s.ok()) return s;
+  if (Resizing()) {
+    if (auto s = array(root_->old_buckets, old_count, "old bucket array"); !s.ok()) return s;
   }
   uint64_t keys = 0;
   uint64_t state_hash = 0;
   std::vector<Entry*> chain;
-  for (uint64_t i = 0; i < count; ++i) {
+  // Walks one chain, whose keys must hash to `bucket` under `mask`.
+  auto walk = [&](PMEMoid head, uint64_t mask, uint64_t bucket,
+                  const char* table) -> absl::Status {
     chain.clear();
-    for (PMEMoid cur = buckets_[i]; cur.off != 0 || cur.pool_uuid_lo != 0;) {
+    for (PMEMoid cur = head; cur.off != 0 || cur.pool_uuid_lo != 0;) {
       auto bytes = object(cur, kv_format::kEntryType, "entry");
       if (!bytes.ok()) return bytes.status();
       Entry* e = At<Entry>(cur);
@@ -717,13 +943,14 @@ absl::Status KvStore::Impl::Verify(TableShape* shape_out) const {
         return damaged(absl::StrFormat("entry at %#x: sizes (%d, %d) do not fit %d bytes",
                                        cur.off, e->key_bytes, e->value_bytes, *bytes));
       }
-      if (e->key_hash != kv_format::KeyHash(KeyOf(e)) || (e->key_hash & (count - 1)) != i) {
-        return damaged(absl::StrFormat("entry at %#x: key hash does not match bucket %d",
-                                       cur.off, i));
+      if (e->key_hash != kv_format::KeyHash(KeyOf(e)) || (e->key_hash & mask) != bucket) {
+        return damaged(absl::StrFormat("entry at %#x: key hash does not match %s bucket %d",
+                                       cur.off, table, bucket));
       }
       if (e->pair_hash != kv_format::PairHash(KeyOf(e), ValueOf(e))) {
         return damaged(absl::StrFormat("entry at %#x: pair checksum mismatch", cur.off));
       }
+      // A key's hash picks its bucket, so a duplicate would share the chain.
       for (Entry* other : chain) {
         if (other->key_hash == e->key_hash && KeyOf(other) == KeyOf(e)) {
           return damaged(absl::StrFormat("entry at %#x: duplicate key", cur.off));
@@ -736,10 +963,28 @@ absl::Status KvStore::Impl::Verify(TableShape* shape_out) const {
     }
     if (!chain.empty()) shape.buckets_used++;
     shape.chain_length_max = std::max<uint64_t>(shape.chain_length_max, chain.size());
+    return absl::OkStatus();
+  };
+  for (uint64_t j = 0; j < count; ++j) {
+    // During a resize, new buckets whose old bucket has not moved yet must
+    // be empty: their keys still live in the old table.
+    if (Resizing() && (j & (old_count - 1)) >= cursor) {
+      if (!OID_IS_NULL(buckets_[j])) {
+        return damaged(absl::StrFormat(
+            "new bucket %d is not empty but its old bucket %d has not moved (cursor %d)", j,
+            j & (old_count - 1), cursor));
+      }
+      continue;
+    }
+    if (auto s = walk(buckets_[j], count - 1, j, "new"); !s.ok()) return s;
   }
-  if (reached.size() != objects.size()) {
+  // The old table's live part; its slots below the cursor are dead.
+  for (uint64_t i = cursor; i < old_count; ++i) {
+    if (auto s = walk(old_buckets_[i], old_count - 1, i, "old"); !s.ok()) return s;
+  }
+  if (objects.reached() != objects.size()) {
     return damaged(absl::StrFormat("%d allocated objects are unreachable (leak)",
-                                   objects.size() - reached.size()));
+                                   objects.size() - objects.reached()));
   }
   if (keys != root_->key_count) {
     return damaged(absl::StrFormat("key count %d, the table holds %d", root_->key_count, keys));

@@ -31,7 +31,7 @@ struct StoreOptions {
   bool create_if_missing = true;
   // Added for tests, operators and the inspector:
   // Buckets of a new pool (a power of two, >= 16). The table doubles when
-  // keys exceed buckets.
+  // keys exceed buckets, incrementally: a few buckets move per batch.
   uint64_t initial_bucket_count = 1024;
   // Open walks the whole table (Verify()) and refuses a damaged pool. O(n).
   bool verify_on_open = true;
@@ -48,6 +48,11 @@ struct StoreStats {
   // objects. Excludes PMDK's undo log and allocator metadata. For
   // NVM-bytes-per-op comparisons.
   uint64_t bytes_written = 0;
+  // Added: table doublings started, and how many of them had to finish
+  // the previous resize at once (its pacing fell behind; only tables
+  // below 64 buckets can).
+  uint64_t resizes_started = 0;
+  uint64_t resizes_finished_at_once = 0;
 };
 
 // Identity and shape of an open pool. O(1).
@@ -55,15 +60,20 @@ struct StoreInfo {
   uint32_t layout_version = 0;
   uint64_t cluster_id = 0;
   uint64_t node_id = 0;
-  uint64_t bucket_count = 0;
-  uint64_t pool_bytes = 0;  // Size of the pool file.
+  uint64_t bucket_count = 0;  // Of the table (the new one during a resize).
+  uint64_t pool_bytes = 0;    // Size of the pool file.
+  // Added: the incremental resize. Buckets of the old table while a resize
+  // is in progress (bucket_count / 2), else 0; and how many of them have
+  // moved to the new table.
+  uint64_t old_bucket_count = 0;
+  uint64_t migrate_cursor = 0;
 };
 
 // What Verify() measured on its walk.
 struct TableShape {
   uint64_t buckets_used = 0;      // Non-empty buckets.
   uint64_t chain_length_max = 0;
-  uint64_t objects = 0;           // pmemobj objects (entries + bucket array).
+  uint64_t objects = 0;           // pmemobj objects (entries + bucket arrays).
   uint64_t bytes_allocated = 0;   // Usable bytes of those objects.
 };
 
@@ -98,9 +108,11 @@ class KvStore {
 
   // Added: walks every object and checks the table against itself: each
   // entry is an allocated object of the entry type, in the bucket its key
-  // hashes to, with correct key and pair hashes; no duplicate keys; no
-  // unreachable objects (leaks); the key count and the state hash equal the
-  // walk's. DataLoss naming the first problem found. O(n).
+  // hashes to (during a resize: in the old or the new table, as the
+  // migrate cursor says), with correct key and pair hashes; no duplicate
+  // keys; every object reachable exactly once (no leaks, no cycles); the
+  // key count and the state hash equal the walk's. DataLoss naming the
+  // first problem found. O(n) time, ~12 bytes of memory per object.
   absl::Status Verify(TableShape* shape = nullptr) const;
   StoreInfo Info() const;
 

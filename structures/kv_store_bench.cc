@@ -2,9 +2,18 @@
 // pre-populated key space, one transaction per batch.
 //   bazel run //structures:kv_store_bench
 // Reports items_per_second = ops/s (wall clock); batches/s = ops/s / N.
+//
+// BM_LoadWorstBatch: the latency of single batches (what stalls a node's
+// event loop) while loading 1 M keys through many table resizes, then the
+// cost of reopening that pool with and without verification.
+// BLIZZARD_BENCH_KEYS overrides the key count.
+#include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <chrono>
 #include <cstdlib>
+#include <fstream>
 #include <memory>
 #include <random>
 #include <string>
@@ -68,6 +77,109 @@ void BM_ApplyBatchSets(benchmark::State& state) {
   unlink(path.c_str());
 }
 BENCHMARK(BM_ApplyBatchSets)->Arg(1)->Arg(32)->UseRealTime();
+
+double ThreadCpuSeconds() {
+  timespec ts;
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
+}
+
+double WallSeconds() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+// Peak resident set since the last ResetPeakRss(), in MiB (VmHWM).
+void ResetPeakRss() { std::ofstream("/proc/self/clear_refs") << "5"; }
+double PeakRssMiB() {
+  std::ifstream in("/proc/self/status");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("VmHWM:", 0) == 0) return std::atof(line.c_str() + 6) / 1024.0;
+  }
+  return 0;
+}
+
+void BM_LoadWorstBatch(benchmark::State& state) {
+  const char* env = std::getenv("BLIZZARD_BENCH_KEYS");
+  const uint64_t keys = env != nullptr ? std::strtoull(env, nullptr, 10) : 1000000;
+  constexpr size_t kBatch = 32;
+  const std::string path = absl::StrCat("/dev/shm/blizzard_structures_bench_load_", getpid());
+  const std::string value(kValueBytes, 'v');
+  for (auto _ : state) {
+    unlink(path.c_str());
+    StoreOptions o;
+    o.path = path;
+    o.pool_bytes = 2ull << 30;
+    // The default initial table: the load goes through ten doublings.
+    auto opened = KvStore::Open(o);
+    if (!opened.ok()) {
+      state.SkipWithError(std::string(opened.status().message()).c_str());
+      return;
+    }
+    std::unique_ptr<KvStore> store = std::move(*opened);
+    std::vector<double> wall_us;
+    wall_us.reserve(keys / kBatch + 1);
+    double cpu_us_max = 0;
+    double resize_start_us_max = 0;
+    double other_us_max = 0;
+    uint64_t index = 0;
+    const double load_start = WallSeconds();
+    std::vector<Op> ops;
+    for (uint64_t k = 0; k < keys;) {
+      ops.clear();
+      for (; ops.size() < kBatch && k < keys; ++k) {
+        ops.push_back(Op{OpCode::kSet, {Key(k), value}, 0});
+      }
+      const uint64_t resizes = store->Stats().resizes_started;
+      const double cpu0 = ThreadCpuSeconds();
+      const double wall0 = WallSeconds();
+      if (!store->ApplyBatch(++index, ops).ok()) std::abort();
+      const double us = (WallSeconds() - wall0) * 1e6;
+      wall_us.push_back(us);
+      cpu_us_max = std::max(cpu_us_max, (ThreadCpuSeconds() - cpu0) * 1e6);
+      // Batches that start a resize allocate (and zero) the new array.
+      if (store->Stats().resizes_started != resizes) {
+        resize_start_us_max = std::max(resize_start_us_max, us);
+      } else {
+        other_us_max = std::max(other_us_max, us);
+      }
+    }
+    const double load_s = WallSeconds() - load_start;
+    std::sort(wall_us.begin(), wall_us.end());
+    auto pct = [&](double p) {
+      return wall_us[std::min(wall_us.size() - 1, static_cast<size_t>(p * wall_us.size()))];
+    };
+    state.counters["batch_us_max"] = wall_us.back();
+    state.counters["batch_cpu_us_max"] = cpu_us_max;
+    state.counters["resize_start_batch_us_max"] = resize_start_us_max;
+    state.counters["other_batch_us_max"] = other_us_max;
+    state.counters["batch_us_p50"] = pct(0.5);
+    state.counters["batch_us_p99"] = pct(0.99);
+    state.counters["batch_us_p999"] = pct(0.999);
+    state.counters["load_s"] = load_s;
+    store.reset();
+    // Reopen: with the full verification walk (the default), then without.
+    for (const bool verify : {true, false}) {
+      o.create_if_missing = false;
+      o.verify_on_open = verify;
+      ResetPeakRss();
+      const double rss_before = PeakRssMiB();
+      const double t0 = WallSeconds();
+      auto reopened = KvStore::Open(o);
+      const double open_s = WallSeconds() - t0;
+      if (!reopened.ok()) {
+        state.SkipWithError(std::string(reopened.status().message()).c_str());
+        return;
+      }
+      if ((*reopened)->Size() != keys) std::abort();
+      state.counters[verify ? "open_verify_s" : "open_s"] = open_s;
+      if (verify) state.counters["open_verify_peak_rss_mib"] = PeakRssMiB() - rss_before;
+    }
+    unlink(path.c_str());
+  }
+}
+BENCHMARK(BM_LoadWorstBatch)->Iterations(1)->Unit(benchmark::kSecond)->UseRealTime();
 
 }  // namespace
 }  // namespace blizzard::structures

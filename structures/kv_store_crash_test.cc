@@ -17,6 +17,7 @@
 
 #include <chrono>
 #include <cstring>
+#include <functional>
 #include <random>
 #include <string>
 #include <thread>
@@ -39,10 +40,14 @@ constexpr int kRounds = 100;
 // needs kRoundsMin rounds to pass.
 constexpr auto kBudget = std::chrono::seconds(45);
 constexpr int kRoundsMin = 25;
+constexpr uint64_t kBurstIndexMax = 30000;
 
 // Batch `index`: a pure function of the seed and the index, so the parent
-// can replay what the child applied. The key space grows with the index so
-// resizes keep happening throughout the run.
+// can replay what the child applied. The key space grows with the index,
+// and two batches of three (up to kBurstIndexMax) also insert a burst of
+// new keys, so incremental resizes keep starting and many kills land while
+// buckets move. The cap bounds the pool's content (~330 k keys) however
+// fast the machine runs.
 std::vector<Op> BatchFor(uint64_t index) {
   std::mt19937_64 rng(kSeed ^ (index * 0x9e3779b97f4a7c15ull));
   testing::RandomOpOptions gen;
@@ -50,18 +55,31 @@ std::vector<Op> BatchFor(uint64_t index) {
   gen.ops_max = 16;
   gen.value_bytes_max = 200;
   gen.big_value_bytes = 4096;
-  return testing::RandomBatch(rng, gen);
+  std::vector<Op> ops = testing::RandomBatch(rng, gen);
+  if (index % 3 != 0 && index <= kBurstIndexMax) {
+    Op burst{OpCode::kMSet, {}, 0};
+    for (uint64_t n = 0, count = 8 + rng() % 17; n < count; ++n) {
+      burst.args.push_back(absl::StrCat("new", index, "_", n));
+      burst.args.push_back(std::string(rng() % 64, 'n'));
+    }
+    ops.insert(ops.begin() + static_cast<ptrdiff_t>(rng() % (ops.size() + 1)), std::move(burst));
+  }
+  return ops;
 }
 
 StoreOptions Options(const std::string& path) {
   StoreOptions o;
   o.path = path;
-  o.pool_bytes = 64ull << 20;
+  o.pool_bytes = 256ull << 20;
   o.initial_bucket_count = 16;
   o.cluster_id = 1;
   o.node_id = 1;
   return o;
 }
+
+// The child's reports: an applied index, with this bit set if a resize was
+// in progress after it.
+constexpr uint64_t kResizingBit = 1ull << 63;
 
 [[noreturn]] void ChildMain(const std::string& path, int fd) {
   auto store = KvStore::Open(Options(path));
@@ -70,7 +88,8 @@ StoreOptions Options(const std::string& path) {
   if (write(fd, &ready, sizeof(ready)) != sizeof(ready)) _exit(4);
   for (uint64_t i = (*store)->AppliedIndex() + 1;; ++i) {
     if (!(*store)->ApplyBatch(i, BatchFor(i)).ok()) _exit(3);
-    if (write(fd, &i, sizeof(i)) != sizeof(i)) _exit(4);
+    const uint64_t report = i | ((*store)->Info().old_bucket_count != 0 ? kResizingBit : 0);
+    if (write(fd, &report, sizeof(report)) != sizeof(report)) _exit(4);
   }
 }
 
@@ -100,6 +119,7 @@ TEST(KvStoreCrashTest, KilledProcessLeavesWholeBatches) {
   uint64_t model_index = 0;
   uint64_t max_reported = 0;
   uint64_t kills_mid_run = 0;
+  uint64_t recovered_mid_resize = 0;
   {
     // Created up front: creation takes longer than most kill delays. Its
     // own crash safety (build aside, rename) is tested in kv_store_test.
@@ -126,22 +146,33 @@ TEST(KvStoreCrashTest, KilledProcessLeavesWholeBatches) {
     // rebuilds its volatile heap state lazily; page faults), so most kills
     // are timed from the child's first applied batch: they land mid-run.
     // A quarter are timed from the fork: they land in Open (libpmemobj
-    // recovery, verification) or in the first batches. The parent sleeps
+    // recovery, verification) or in the first batches. Another quarter
+    // wait until the child reports a resize in progress and follow within
+    // 2 ms: they land in the batches that move buckets. The parent sleeps
     // rather than polls meanwhile, leaving the CPU to the child.
     std::string buffer;
     std::vector<uint64_t> reported;  // The "ready" record, then indices.
-    const bool early = rng() % 4 == 0;
-    if (early) {
-      std::this_thread::sleep_for(std::chrono::microseconds(rng() % 150000));
-    } else {
-      const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-      while (reported.size() < 2 && std::chrono::steady_clock::now() < give_up) {
+    const uint64_t when = rng() % 4;
+    auto wait_for = [&](const std::function<bool()>& done, std::chrono::seconds limit) {
+      const auto give_up = std::chrono::steady_clock::now() + limit;
+      while (!done() && std::chrono::steady_clock::now() < give_up) {
         pollfd p{fds[0], POLLIN, 0};
         poll(&p, 1, 100);
         Drain(fds[0], &buffer, &reported);
       }
+    };
+    if (when == 0) {
+      std::this_thread::sleep_for(std::chrono::microseconds(rng() % 150000));
+    } else {
+      wait_for([&] { return reported.size() >= 2; }, std::chrono::seconds(30));
       ASSERT_GE(reported.size(), 2u) << "the child applied nothing in 30 s";
-      std::this_thread::sleep_for(std::chrono::microseconds(rng() % 40000));
+      if (when == 1) {
+        // Once the bursts end the table stops growing: kill after 3 s anyway.
+        wait_for([&] { return (reported.back() & kResizingBit) != 0; }, std::chrono::seconds(3));
+        std::this_thread::sleep_for(std::chrono::microseconds(rng() % 2000));
+      } else {
+        std::this_thread::sleep_for(std::chrono::microseconds(rng() % 40000));
+      }
     }
     ASSERT_EQ(kill(pid, SIGKILL), 0);
     int status = 0;
@@ -153,6 +184,7 @@ TEST(KvStoreCrashTest, KilledProcessLeavesWholeBatches) {
       ASSERT_EQ(reported.front(), 0u) << "ready comes first";
       reported.erase(reported.begin());
     }
+    for (uint64_t& r : reported) r &= ~kResizingBit;
     if (!reported.empty()) {
       ++kills_mid_run;
       for (size_t i = 1; i < reported.size(); ++i) ASSERT_EQ(reported[i], reported[i - 1] + 1);
@@ -164,6 +196,7 @@ TEST(KvStoreCrashTest, KilledProcessLeavesWholeBatches) {
     auto store = KvStore::Open(o);  // Verifies the whole table.
     ASSERT_TRUE(store.ok()) << store.status();
     const uint64_t applied = (*store)->AppliedIndex();
+    if ((*store)->Info().old_bucket_count != 0) ++recovered_mid_resize;
     ASSERT_GE(applied, max_reported) << "a reported batch was lost";
     ASSERT_LE(applied, std::max(model_index, max_reported) + 1)
         << "at most the one unreported batch in flight is extra";
@@ -177,8 +210,13 @@ TEST(KvStoreCrashTest, KilledProcessLeavesWholeBatches) {
   EXPECT_GE(rounds, kRoundsMin);
   EXPECT_GT(model_index, 1000u);
   EXPECT_GT(kills_mid_run, static_cast<uint64_t>(rounds / 2));
-  std::printf("crash test: %d kills, %lu batches applied, %zu keys at the end\n", rounds,
-              static_cast<unsigned long>(model_index), model.contents().size());
+  // Kills during incremental resizes (the pool reopened mid-resize).
+  EXPECT_GT(recovered_mid_resize, 0u);
+  std::printf(
+      "crash test: %d kills (%lu recovered mid-resize), %lu batches applied, %zu keys at the "
+      "end\n",
+      rounds, static_cast<unsigned long>(recovered_mid_resize),
+      static_cast<unsigned long>(model_index), model.contents().size());
 }
 
 }  // namespace

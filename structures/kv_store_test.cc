@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <cstring>
 #include <limits>
+#include <optional>
 #include <random>
 #include <string>
 #include <vector>
@@ -62,6 +63,14 @@ class KvStoreTest : public ::testing::Test {
     auto r = store.ApplyBatch(store.AppliedIndex() + 1, ops);
     EXPECT_TRUE(r.ok()) << r.status();
     return r.ok() ? *r : std::vector<OpResult>{};
+  }
+
+  // Applies empty batches until no resize is in progress; returns how many.
+  uint64_t FinishResize(KvStore& store) {
+    uint64_t batches = 0;
+    for (; store.Info().old_bucket_count != 0 && batches < 1000000; ++batches) Apply(store, {});
+    EXPECT_EQ(store.Info().old_bucket_count, 0u);
+    return batches;
   }
 
   testing::ScratchDir dir_;
@@ -217,7 +226,184 @@ TEST_F(KvStoreTest, TableDoublesAndStaysConsistent) {
   EXPECT_EQ(store->StateHash(), model.StateHash());
   TableShape shape;
   ASSERT_TRUE(store->Verify(&shape).ok()) << store->Verify();
+  // Still moving buckets from the 4096-bucket table: both arrays exist.
+  EXPECT_EQ(store->Info().old_bucket_count, 4096u);
+  EXPECT_EQ(shape.objects, store->Size() + 2);
+  // Batches that insert nothing finish it, 64 old buckets each.
+  const uint64_t cursor = store->Info().migrate_cursor;
+  EXPECT_EQ(FinishResize(*store), (4096 - cursor + 63) / 64);
+  ASSERT_TRUE(store->Verify(&shape).ok()) << store->Verify();
   EXPECT_EQ(shape.objects, store->Size() + 1);
+  EXPECT_EQ(testing::Contents(*store), model.contents());
+  EXPECT_EQ(store->Stats().resizes_started, 9u);  // 16 -> 8192.
+}
+
+// The incremental resize against the model: many doublings from a small
+// table, random SET/DEL/INCRBY/APPEND/MSET landing on both tables while
+// buckets move, and Verify() (every entry reachable once, in the right
+// table and bucket for the cursor) after every batch.
+TEST_F(KvStoreTest, RandomOpsDuringManyResizes) {
+  const uint64_t seed = 0x5e51e;
+  SCOPED_TRACE(absl::StrCat("seed=", seed));
+  options_.initial_bucket_count = 16;
+  options_.pool_bytes = 64ull << 20;
+  auto store = OpenOrDie();
+  ASSERT_NE(store, nullptr);
+  testing::Model model;
+  std::mt19937_64 rng(seed);
+  testing::RandomOpOptions gen;
+  gen.ops_max = 16;
+  gen.value_bytes_max = 32;
+  gen.big_value_bytes = 512;
+  uint64_t batches_mid_resize = 0;
+  uint64_t fresh = 0;
+  constexpr uint64_t kBatches = 1000;
+  for (uint64_t i = 1; i <= kBatches; ++i) {
+    SCOPED_TRACE(absl::StrCat("index ", i));
+    // Random ops over a growing key space, and in two batches of three a
+    // burst of new keys: resizes keep starting, and batches land on both
+    // tables while buckets move.
+    gen.keys = 16 + i * 4;
+    auto ops = testing::RandomBatch(rng, gen);
+    if (i % 3 != 0) {
+      std::vector<std::string> kv;
+      for (uint64_t n = 8 + rng() % 17; n > 0; --n) {
+        kv.push_back(absl::StrCat("fresh", fresh++));
+        kv.push_back(std::string(rng() % 16, 'f'));
+      }
+      ops.insert(ops.begin() + static_cast<ptrdiff_t>(rng() % (ops.size() + 1)), MSet(kv));
+    }
+    const auto want = model.Apply(ops);
+    auto got = store->ApplyBatch(i, ops);
+    ASSERT_TRUE(got.ok()) << got.status();
+    ASSERT_EQ(*got, want);
+    ASSERT_EQ(store->Size(), model.contents().size());
+    ASSERT_EQ(store->StateHash(), model.StateHash());
+    const bool resizing = store->Info().old_bucket_count != 0;
+    batches_mid_resize += resizing ? 1 : 0;
+    // Every batch during a resize, a sample of the others (Verify is O(n)).
+    if (resizing || i % 16 == 0) {
+      const absl::Status verified = store->Verify();
+      ASSERT_TRUE(verified.ok()) << verified;
+    }
+    if (resizing) {
+      // Reads find keys in either table.
+      for (int probe = 0; probe < 8; ++probe) {
+        const std::string k = absl::StrCat("k", rng() % gen.keys);
+        const auto it = model.contents().find(k);
+        ASSERT_EQ(store->Get(k), it == model.contents().end()
+                                     ? std::nullopt
+                                     : std::optional<std::string>(it->second))
+            << k;
+      }
+    }
+  }
+  EXPECT_EQ(testing::Contents(*store), model.contents());
+  EXPECT_GE(store->Info().bucket_count, 8192u);
+  EXPECT_GE(store->Stats().resizes_started, 9u);
+  EXPECT_GT(batches_mid_resize, kBatches / 10);
+  std::printf("%lu keys, %lu buckets, %lu of %lu batches during a resize\n",
+              static_cast<unsigned long>(store->Size()),
+              static_cast<unsigned long>(store->Info().bucket_count),
+              static_cast<unsigned long>(batches_mid_resize),
+              static_cast<unsigned long>(kBatches));
+}
+
+// Pacing: from 64 buckets up, every resize finishes (two old buckets per
+// inserted key, plus 64 per batch) before the keys reach the next bound,
+// even when one batch inserts thousands of keys and starts and ends
+// several resizes; and a batch that inserts nothing still makes progress.
+TEST_F(KvStoreTest, ResizeFinishesBeforeTheNextIsDue) {
+  options_.initial_bucket_count = 64;
+  options_.pool_bytes = 64ull << 20;
+  auto store = OpenOrDie();
+  ASSERT_NE(store, nullptr);
+  testing::Model model;
+  std::mt19937_64 rng(3);
+  uint64_t key = 0;
+  auto inserts = [&](uint64_t n) {
+    std::vector<std::string> kv;
+    for (uint64_t i = 0; i < n; ++i) {
+      kv.push_back(absl::StrCat("key", key++));
+      kv.push_back("v");
+    }
+    std::vector<Op> ops = {MSet(kv)};
+    model.Apply(ops);
+    Apply(*store, ops);
+  };
+  while (key < 20000) inserts(1 + rng() % 3);  // Mostly one key per batch.
+  inserts(30000);                               // One batch, several doublings.
+  for (int i = 0; i < 300; ++i) inserts(1 + rng() % 200);
+  EXPECT_EQ(store->Stats().resizes_finished_at_once, 0u);
+  EXPECT_GE(store->Stats().resizes_started, 11u);
+  ASSERT_TRUE(store->Verify().ok()) << store->Verify();
+  EXPECT_EQ(testing::Contents(*store), model.contents());
+  // Deletes during a resize, then batches without inserts, finish it.
+  if (store->Info().old_bucket_count == 0) inserts(store->Info().bucket_count);
+  ASSERT_NE(store->Info().old_bucket_count, 0u);
+  std::vector<std::string> doomed;
+  for (uint64_t k = 0; k < key; k += 3) doomed.push_back(absl::StrCat("key", k));
+  const std::vector<Op> del = {Del(doomed)};
+  model.Apply(del);
+  Apply(*store, del);
+  FinishResize(*store);
+  ASSERT_TRUE(store->Verify().ok()) << store->Verify();
+  EXPECT_EQ(testing::Contents(*store), model.contents());
+  EXPECT_EQ(store->Stats().resizes_finished_at_once, 0u);
+}
+
+// Below 64 buckets a batch may insert faster than the pacing moves
+// buckets: the next resize then finishes the previous one at once.
+TEST_F(KvStoreTest, SmallTableFinishesResizeAtOnce) {
+  options_.initial_bucket_count = 16;
+  auto store = OpenOrDie();
+  ASSERT_NE(store, nullptr);
+  std::vector<std::string> kv;
+  for (int i = 0; i < 40; ++i) {
+    kv.push_back(absl::StrCat("key", i));
+    kv.push_back("v");
+  }
+  Apply(*store, {MSet(kv)});
+  EXPECT_EQ(store->Stats().resizes_started, 2u);  // 16 -> 32 -> 64.
+  EXPECT_EQ(store->Stats().resizes_finished_at_once, 1u);
+  ASSERT_TRUE(store->Verify().ok()) << store->Verify();
+  EXPECT_EQ(store->Size(), 40u);
+}
+
+// A pool closed in the middle of a resize reopens (verified) in the same
+// state, and the resize carries on from the cursor.
+TEST_F(KvStoreTest, ReopenMidResize) {
+  options_.initial_bucket_count = 1024;
+  testing::Model model;
+  StoreInfo before;
+  {
+    auto store = OpenOrDie();
+    ASSERT_NE(store, nullptr);
+    for (int b = 0; store->Info().migrate_cursor < 256; ++b) {
+      std::vector<Op> ops;
+      for (int i = 0; i < 20; ++i) ops.push_back(Set(absl::StrCat("key", b * 20 + i), "v"));
+      model.Apply(ops);
+      Apply(*store, ops);
+      ASSERT_LT(b, 1000);
+    }
+    before = store->Info();
+  }
+  EXPECT_EQ(before.bucket_count, 2048u);
+  EXPECT_EQ(before.old_bucket_count, 1024u);
+  options_.create_if_missing = false;
+  auto store = OpenOrDie();
+  ASSERT_NE(store, nullptr);
+  EXPECT_EQ(store->Info().migrate_cursor, before.migrate_cursor);
+  EXPECT_EQ(store->Info().old_bucket_count, 1024u);
+  EXPECT_EQ(testing::Contents(*store), model.contents());
+  for (const auto& [k, v] : model.contents()) ASSERT_EQ(store->Get(k), v) << k;
+  Apply(*store, {Set("key0", "new"), Del({"key1"}), Set("fresh", "f")});
+  model.Apply(std::vector{Set("key0", "new"), Del({"key1"}), Set("fresh", "f")});
+  EXPECT_GT(store->Info().migrate_cursor, before.migrate_cursor);
+  FinishResize(*store);
+  ASSERT_TRUE(store->Verify().ok()) << store->Verify();
+  EXPECT_EQ(testing::Contents(*store), model.contents());
+  EXPECT_EQ(store->StateHash(), model.StateHash());
 }
 
 TEST_F(KvStoreTest, PersistsAcrossReopen) {
@@ -329,6 +515,7 @@ TEST_F(KvStoreTest, DeterministicAcrossPools) {
 // pool files: nothing depends on addresses, time or randomness.
 TEST_F(KvStoreTest, SameInitialPoolSameBytes) {
   options_.pool_bytes = 16ull << 20;
+  options_.initial_bucket_count = 16;  // Resizes, and a run that ends mid-resize.
   { ASSERT_NE(OpenOrDie(), nullptr); }
   const std::string copy = dir_.Path("copy.pool");
   WriteFile(copy, ReadFile(options_.path));
@@ -343,6 +530,7 @@ TEST_F(KvStoreTest, SameInitialPoolSameBytes) {
     for (uint64_t i = 1; i <= 300; ++i) {
       ASSERT_TRUE((*store)->ApplyBatch(i, testing::RandomBatch(rng, gen)).ok());
     }
+    EXPECT_GE((*store)->Stats().resizes_started, 3u);
   }
   const std::string x = ReadFile(options_.path), y = ReadFile(copy);
   ASSERT_EQ(x.size(), y.size());
@@ -533,10 +721,10 @@ TEST_F(KvStoreTest, DamagedOrForeignHeader) {
       {[](kv_format::Root* r) { r->header.node_id = 99; }, absl::StatusCode::kDataLoss,
        "header checksum mismatch"},
       {[](kv_format::Root* r) {
-         r->header.layout_version = 2;
+         r->header.layout_version = 1;  // Before the incremental resize.
          r->header.checksum = kv_format::HeaderChecksum(r->header);
        },
-       absl::StatusCode::kFailedPrecondition, "layout version 2, this build reads version 1"},
+       absl::StatusCode::kFailedPrecondition, "layout version 1, this build reads version 2"},
       {[](kv_format::Root* r) { r->bucket_count = 1000; }, absl::StatusCode::kDataLoss,
        "bad bucket count"},
       {[](kv_format::Root* r) { r->buckets.off = 1ull << 40; }, absl::StatusCode::kDataLoss,
@@ -545,6 +733,10 @@ TEST_F(KvStoreTest, DamagedOrForeignHeader) {
       {[](kv_format::Root* r) { r->state_hash++; }, absl::StatusCode::kDataLoss, "state hash"},
       {[](kv_format::Root* r) { r->bucket_count *= 2; }, absl::StatusCode::kDataLoss,
        "holds fewer than"},
+      {[](kv_format::Root* r) { r->migrate_cursor = 1; }, absl::StatusCode::kDataLoss,
+       "migrate cursor 1 without a resize in progress"},
+      {[](kv_format::Root* r) { r->old_buckets = r->buckets; }, absl::StatusCode::kDataLoss,
+       "reachable twice"},
   };
   for (const Case& c : cases) {
     const std::string saved = ReadFile(options_.path);
@@ -594,6 +786,48 @@ TEST_F(KvStoreTest, DamagedEntryIsCaughtOnOpen) {
   auto store = OpenOrDie();
   ASSERT_NE(store, nullptr);
   EXPECT_EQ(store->Verify().code(), absl::StatusCode::kDataLoss);
+}
+
+// The resize state of a pool in the middle of a resize, damaged: Open
+// (which verifies) refuses it with DataLoss.
+TEST_F(KvStoreTest, DamagedResizeStateIsCaughtOnOpen) {
+  options_.initial_bucket_count = 256;
+  {
+    auto store = OpenOrDie();
+    ASSERT_NE(store, nullptr);
+    // Key 257 starts doubling to 512; the batch moves 2 + 64 old buckets.
+    std::vector<Op> ops;
+    for (int i = 0; i < 257; ++i) ops.push_back(Set(absl::StrCat("key", i), "v"));
+    Apply(*store, ops);
+    ASSERT_EQ(store->Info().bucket_count, 512u);
+    ASSERT_EQ(store->Info().old_bucket_count, 256u);
+    ASSERT_EQ(store->Info().migrate_cursor, 66u);
+    ASSERT_TRUE(store->Verify().ok()) << store->Verify();
+  }
+  struct Case {
+    std::function<void(kv_format::Root*)> edit;
+    const char* message;
+  };
+  const Case cases[] = {
+      {[](kv_format::Root* r) { r->migrate_cursor = 256; }, "with migrate cursor 256"},
+      // The moved buckets' keys would be looked up in the old table.
+      {[](kv_format::Root* r) { r->migrate_cursor = 0; }, "has not moved (cursor 0)"},
+      {[](kv_format::Root* r) { r->old_buckets.off = 1ull << 40; },
+       "old bucket array {"},
+      {[](kv_format::Root* r) { r->old_buckets = OID_NULL; },
+       "migrate cursor 66 without a resize in progress"},
+      {[](kv_format::Root* r) { r->old_buckets = r->buckets; }, "reachable twice"},
+      {[](kv_format::Root* r) { r->bucket_count = 1024; }, "holds fewer than 1024 buckets"},
+  };
+  for (const Case& c : cases) {
+    const std::string saved = ReadFile(options_.path);
+    EditRoot(options_.path, c.edit);
+    auto s = KvStore::Open(options_);
+    EXPECT_EQ(s.status().code(), absl::StatusCode::kDataLoss) << s.status();
+    EXPECT_THAT(s.status().message(), HasSubstr(c.message));
+    WriteFile(options_.path, saved);
+  }
+  EXPECT_NE(OpenOrDie(), nullptr);
 }
 
 }  // namespace
