@@ -673,7 +673,8 @@ std::string Server::Impl::InfoText() const {
                   "transport:", transport::TransportName(), "\r\n",
                   "replication_mode:", ReplicationModeName(), "\r\n",
                   "cluster_id:", cluster_.cluster_id, "\r\n",
-                  "node_id:", self_->id, "\r\n", "tcp_port:", self_->client_port, "\r\n");
+                  "node_id:", self_->id, "\r\n", "process_id:", getpid(), "\r\n",
+                  "tcp_port:", self_->client_port, "\r\n");
   absl::StrAppend(&s, "\r\n# Replication\r\n", "role:", consensus::RoleName(raft_->role()),
                   "\r\n", "term:", raft_->term(), "\r\n", "leader_id:", raft_->leader(),
                   "\r\n", "leader_addr:",
@@ -682,7 +683,10 @@ std::string Server::Impl::InfoText() const {
                   "applied_index:", store_->AppliedIndex(), "\r\n",
                   "last_index:", raft_->last_index(), "\r\n", "first_index:",
                   log_->FirstIndex(), "\r\n", "nodes:", cluster_.nodes.size(), "\r\n");
+  const structures::StoreStats st = store_->Stats();
   absl::StrAppend(&s, "\r\n# Data\r\n", "keys:", store_->Size(), "\r\n",
+                  "data_transactions:", st.transactions, "\r\n",
+                  "data_bytes_written:", st.bytes_written, "\r\n",
                   "state_hash:", absl::StrFormat("%016x", store_->StateHash()), "\r\n",
                   "entries_applied:", entries_applied_, "\r\n", "ops_applied:",
                   ops_applied_, "\r\n", "proposals:", proposals_made_, "\r\n");
