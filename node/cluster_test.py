@@ -11,6 +11,7 @@ Run by //node:cluster_test (Debian's /usr/bin/python3 with python3-redis).
 import argparse
 import os
 import signal
+import subprocess
 import sys
 import time
 
@@ -103,6 +104,7 @@ def verify_everywhere(cluster, acked, label):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--binary", required=True)
+    ap.add_argument("--inspect", required=True, help="the blizzard_inspect binary")
     args = ap.parse_args()
     cluster = TestCluster(args.binary, nodes=3, name="failover")
     ok = False
@@ -132,6 +134,16 @@ def main():
         verify_everywhere(cluster, w.acked, "after failover")
 
         cluster.stop()
+        # The pool inspector verifies every checksum of every node's pools.
+        for nid in sorted(cluster.nodes):
+            out = subprocess.run([args.inspect, "--config=%s" % cluster.config_path,
+                                  "--id=%d" % nid, "--entries=3"],
+                                 capture_output=True, text=True, timeout=120)
+            check(out.returncode == 0, "inspector on node %d failed:\n%s%s" % (
+                nid, out.stdout, out.stderr))
+            check(": OK" in out.stdout and "keys" in out.stdout,
+                  "inspector output for node %d:\n%s" % (nid, out.stdout))
+        print("pool inspector: every node's log and data pools verified")
         print("stopped all nodes; restarting")
         cluster.start()
         cluster.wait_leader()
