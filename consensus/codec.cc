@@ -13,14 +13,25 @@ namespace {
 
 // Layout constants: see WIRE_FORMAT.md, which must change with them.
 constexpr uint32_t kMagic = 0x4d5a4c42;  // "BLZM" as little-endian bytes.
-constexpr uint16_t kVersion = 1;
+constexpr uint16_t kVersion = 2;
 constexpr uint64_t kChecksumSeed = 0x426c697a7a617264;  // "Blizzard".
 constexpr size_t kHeaderBytes = 76;
 constexpr size_t kEntryHeaderBytes = 13;  // term u64, type u8, length u32.
 constexpr size_t kTrailerBytes = 8;       // XXH3-64 of everything before.
 constexpr uint8_t kFlagReject = 0x01;
+constexpr uint8_t kFlagTransfer = 0x02;
+constexpr uint8_t kFlagsKnown = kFlagReject | kFlagTransfer;
+// offset u64, total u64, voter count u16, learner count u16, then the ids,
+// then data length u32 and the data.
+constexpr size_t kSnapshotSectionFixedBytes = 8 + 8 + 2 + 2 + 4;
 
+bool HasSnapshotSection(MessageType type) {
+  return type == MessageType::kSnapshot ||
+         type == MessageType::kSnapshotResponse;
+}
 static_assert(kWireEntryBytesMax <= UINT32_MAX, "lengths are 32-bit");
+static_assert(kSnapshotChunkBytesMax <= UINT32_MAX, "lengths are 32-bit");
+static_assert(kMembersMax <= UINT16_MAX, "member counts are 16-bit");
 
 void PutU16(std::string& out, uint16_t v) {
   for (int i = 0; i < 2; ++i) out.push_back(static_cast<char>(v >> (8 * i)));
@@ -86,12 +97,18 @@ std::string EncodeMessage(const Message& m) {
   ABSL_RAW_CHECK(ValidateMessage(m).ok(), "encoding an invalid message");
   size_t size = kHeaderBytes + kTrailerBytes;
   for (const Entry& e : m.entries) size += kEntryHeaderBytes + e.data.size();
+  if (HasSnapshotSection(m.type)) {
+    size += kSnapshotSectionFixedBytes +
+            8 * (m.membership.voters.size() + m.membership.learners.size()) +
+            m.data.size();
+  }
   std::string out;
   out.reserve(size);
   PutU32(out, kMagic);
   PutU16(out, kVersion);
   out.push_back(static_cast<char>(m.type));
-  out.push_back(static_cast<char>(m.reject ? kFlagReject : 0));
+  out.push_back(static_cast<char>((m.reject ? kFlagReject : 0) |
+                                  (m.transfer ? kFlagTransfer : 0)));
   PutU64(out, m.from);
   PutU64(out, m.to);
   PutU64(out, m.term);
@@ -108,6 +125,17 @@ std::string EncodeMessage(const Message& m) {
     out.push_back(static_cast<char>(e.type));
     PutU32(out, static_cast<uint32_t>(e.data.size()));
     out.append(e.data);
+  }
+  if (HasSnapshotSection(m.type)) {
+    PutU64(out, m.snapshot_offset);
+    PutU64(out, m.snapshot_bytes);
+    // ValidateMessage bounds the counts by kMembersMax.
+    PutU16(out, static_cast<uint16_t>(m.membership.voters.size()));
+    PutU16(out, static_cast<uint16_t>(m.membership.learners.size()));
+    for (NodeId id : m.membership.voters) PutU64(out, id);
+    for (NodeId id : m.membership.learners) PutU64(out, id);
+    PutU32(out, static_cast<uint32_t>(m.data.size()));
+    out.append(m.data);
   }
   PutU64(out, Checksum(reinterpret_cast<const uint8_t*>(out.data()),
                        out.size()));
@@ -152,8 +180,9 @@ absl::StatusOr<Message> DecodeMessage(absl::Span<const uint8_t> bytes) {
   ABSL_RAW_CHECK(ok, "fixed header read failed after the length check");
   if (!IsValidMessageType(type)) return Malformed("unknown message type");
   m.type = static_cast<MessageType>(type);
-  if ((flags & ~kFlagReject) != 0) return Malformed("unknown flags");
+  if ((flags & ~kFlagsKnown) != 0) return Malformed("unknown flags");
   m.reject = (flags & kFlagReject) != 0;
+  m.transfer = (flags & kFlagTransfer) != 0;
   if (entry_count > kWireEntriesMax) return Malformed("too many entries");
   // Every entry takes at least its header: a cheap bound before allocating.
   if (entry_count > r.remaining() / kEntryHeaderBytes) {
@@ -172,6 +201,27 @@ absl::StatusOr<Message> DecodeMessage(absl::Span<const uint8_t> bytes) {
     if (length > kWireEntryBytesMax) return Malformed("entry too large");
     if (!r.Bytes(length, e.data)) return Malformed("truncated entry data");
     e.index = m.index + 1 + k;  // Overflow is caught by ValidateMessage.
+  }
+  if (HasSnapshotSection(m.type)) {
+    uint16_t voters = 0;
+    uint16_t learners = 0;
+    if (!(r.U64(m.snapshot_offset) && r.U64(m.snapshot_bytes) &&
+          r.U16(voters) && r.U16(learners))) {
+      return Malformed("truncated snapshot section");
+    }
+    if (voters + learners > kMembersMax) return Malformed("too many members");
+    // Bounded by kMembersMax: at most 2 KiB before the length check below.
+    if (static_cast<size_t>(voters + learners) > r.remaining() / 8) {
+      return Malformed("member count beyond the message length");
+    }
+    m.membership.voters.resize(voters);
+    m.membership.learners.resize(learners);
+    for (NodeId& id : m.membership.voters) r.U64(id);
+    for (NodeId& id : m.membership.learners) r.U64(id);
+    uint32_t length = 0;
+    if (!r.U32(length)) return Malformed("truncated snapshot section");
+    if (length > kSnapshotChunkBytesMax) return Malformed("chunk too large");
+    if (!r.Bytes(length, m.data)) return Malformed("truncated snapshot chunk");
   }
   if (r.remaining() != 0) return Malformed("trailing bytes");
   absl::Status valid = ValidateMessage(m);

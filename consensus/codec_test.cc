@@ -5,6 +5,7 @@
 
 #include <xxhash.h>
 
+#include <algorithm>
 #include <cstring>
 #include <random>
 #include <string>
@@ -59,11 +60,22 @@ Message Sample() {
   return m;
 }
 
+Membership RandomMembership(std::mt19937_64& rng) {
+  Membership m;
+  const size_t n = 1 + rng() % 7;
+  NodeId id = 0;
+  for (size_t i = 0; i < n; ++i) {
+    id += 1 + rng() % 3;
+    (i == 0 || rng() % 3 != 0 ? m.voters : m.learners).push_back(id);
+  }
+  return m;
+}
+
 // A random valid message of any type.
 Message RandomMessage(std::mt19937_64& rng) {
   auto below = [&](uint64_t n) { return rng() % n; };
   Message m;
-  m.type = static_cast<MessageType>(1 + below(8));
+  m.type = static_cast<MessageType>(1 + below(11));
   m.from = 1 + below(5);
   m.to = m.from + 1 + below(3);
   m.term = 1 + below(1000);
@@ -72,11 +84,13 @@ Message RandomMessage(std::mt19937_64& rng) {
   const bool response = m.type == MessageType::kVoteResponse ||
                         m.type == MessageType::kAppendResponse ||
                         m.type == MessageType::kHeartbeatResponse ||
-                        m.type == MessageType::kPreVoteResponse;
+                        m.type == MessageType::kPreVoteResponse ||
+                        m.type == MessageType::kSnapshotResponse;
   m.reject = response && below(2);
   if (m.type == MessageType::kVote || m.type == MessageType::kPreVote) {
     m.log_term = below(m.term);
     m.index = m.log_term == 0 ? 0 : below(1u << 30);
+    m.transfer = m.type == MessageType::kVote && below(2);
   } else if (m.type == MessageType::kAppend) {
     m.log_term = below(m.term + 1);
     m.index = m.log_term == 0 ? below(2) * below(100) : 1 + below(1u << 30);
@@ -89,15 +103,31 @@ Message RandomMessage(std::mt19937_64& rng) {
       Entry e;
       e.term = t;
       e.index = m.index + 1 + k;
-      e.type = below(4) == 0 ? EntryType::kNoop : EntryType::kNormal;
-      e.data.resize(below(3) == 0 ? below(2000) : below(40));
-      for (char& c : e.data) c = static_cast<char>(rng());
+      e.type = static_cast<EntryType>(below(3));
+      if (e.type == EntryType::kConfig) {
+        e.data = EncodeMembership(RandomMembership(rng));
+      } else {
+        e.data.resize(below(3) == 0 ? below(2000) : below(40));
+        for (char& c : e.data) c = static_cast<char>(rng());
+      }
       m.entries.push_back(std::move(e));
     }
   } else if (m.type == MessageType::kAppendResponse) {
     m.index = below(1u << 30);
     m.log_term = below(m.term + 1);
     m.reject_hint = m.reject ? below(m.index + 1) : 0;
+  } else if (m.type == MessageType::kSnapshot) {
+    m.index = 1 + below(1u << 30);
+    m.log_term = 1 + below(m.term);
+    m.snapshot_bytes = below(5) == 0 ? 0 : 1 + below(1u << 20);
+    m.snapshot_offset = m.snapshot_bytes == 0 ? 0 : below(m.snapshot_bytes);
+    m.data.resize(std::min<uint64_t>(m.snapshot_bytes - m.snapshot_offset,
+                                     1 + below(300)));
+    for (char& c : m.data) c = static_cast<char>(rng());
+    m.membership = RandomMembership(rng);
+  } else if (m.type == MessageType::kSnapshotResponse) {
+    m.index = 1 + below(1u << 30);
+    m.snapshot_offset = below(1u << 20);
   } else {
     m.index = below(1000);
   }
@@ -110,7 +140,7 @@ TEST(CodecTest, LayoutMatchesWireFormatDoc) {
   const std::string b = EncodeMessage(m);
   ASSERT_EQ(b.size(), kHeaderBytes + 2 * 13 + 5 + kTrailerBytes);
   EXPECT_EQ(b.substr(0, 4), "BLZM");
-  EXPECT_EQ(ReadLE(b, 4, 2), 1u);  // Version.
+  EXPECT_EQ(ReadLE(b, 4, 2), 2u);  // Version.
   EXPECT_EQ(ReadLE(b, 6, 1), static_cast<uint64_t>(MessageType::kAppend));
   EXPECT_EQ(ReadLE(b, 7, 1), 0u);  // Flags.
   EXPECT_EQ(ReadLE(b, 8, 8), 1u);  // from
@@ -137,6 +167,81 @@ TEST(CodecTest, LayoutMatchesWireFormatDoc) {
   rejected.entries.clear();
   rejected.reject = true;
   EXPECT_EQ(ReadLE(EncodeMessage(rejected), 7, 1), 1u);
+  Message vote = m;
+  vote.type = MessageType::kVote;
+  vote.entries.clear();
+  vote.transfer = true;
+  EXPECT_EQ(ReadLE(EncodeMessage(vote), 7, 1), 2u);
+}
+
+TEST(CodecTest, SnapshotSectionLayout) {
+  Message m;
+  m.type = MessageType::kSnapshot;
+  m.from = 1;
+  m.to = 2;
+  m.term = 7;
+  m.index = 100;
+  m.log_term = 6;
+  m.snapshot_offset = 10;
+  m.snapshot_bytes = 15;
+  m.membership = Membership{{1, 2, 3}, {4}};
+  m.data = "chunk";
+  const std::string b = EncodeMessage(m);
+  ASSERT_EQ(b.size(), kHeaderBytes + 24 + 4 * 8 + 5 + kTrailerBytes);
+  EXPECT_EQ(ReadLE(b, 6, 1), 9u);    // kSnapshot
+  EXPECT_EQ(ReadLE(b, 32, 8), 100u);  // index
+  EXPECT_EQ(ReadLE(b, 40, 8), 6u);   // log_term
+  EXPECT_EQ(ReadLE(b, 72, 4), 0u);   // no entries
+  EXPECT_EQ(ReadLE(b, 76, 8), 10u);  // offset
+  EXPECT_EQ(ReadLE(b, 84, 8), 15u);  // total bytes
+  EXPECT_EQ(ReadLE(b, 92, 2), 3u);   // voters
+  EXPECT_EQ(ReadLE(b, 94, 2), 1u);   // learners
+  EXPECT_EQ(ReadLE(b, 96, 8), 1u);
+  EXPECT_EQ(ReadLE(b, 104, 8), 2u);
+  EXPECT_EQ(ReadLE(b, 112, 8), 3u);
+  EXPECT_EQ(ReadLE(b, 120, 8), 4u);
+  EXPECT_EQ(ReadLE(b, 128, 4), 5u);  // data length
+  EXPECT_EQ(b.substr(132, 5), "chunk");
+  absl::StatusOr<Message> d = Decode(b);
+  ASSERT_TRUE(d.ok()) << d.status();
+  EXPECT_EQ(*d, m);
+
+  Message ack;
+  ack.type = MessageType::kSnapshotResponse;
+  ack.from = 2;
+  ack.to = 1;
+  ack.term = 7;
+  ack.index = 100;
+  ack.snapshot_offset = 15;
+  const std::string a = EncodeMessage(ack);
+  ASSERT_EQ(a.size(), kHeaderBytes + 24 + kTrailerBytes);
+  EXPECT_EQ(ReadLE(a, 76, 8), 15u);
+
+  // Structural damage to the section, checksum fixed.
+  auto code_of = [](std::string x) {
+    FixChecksum(x);
+    return Decode(x).status().code();
+  };
+  const auto kInvalid = absl::StatusCode::kInvalidArgument;
+  std::string x = b;
+  WriteLE(x, 92, 2, 300);
+  EXPECT_EQ(code_of(x), kInvalid);  // Too many members.
+  x = b;
+  WriteLE(x, 128, 4, 6);
+  EXPECT_EQ(code_of(x), kInvalid);  // Data beyond the message.
+  x = b;
+  WriteLE(x, 84, 8, 12);
+  EXPECT_EQ(code_of(x), kInvalid);  // Chunk beyond the snapshot's end.
+  x = b;
+  WriteLE(x, 104, 8, 1);
+  EXPECT_EQ(code_of(x), kInvalid);  // Duplicate voter.
+  x = b;
+  WriteLE(x, 120, 8, 2);
+  EXPECT_EQ(code_of(x), kInvalid);  // Learner also a voter.
+  x = b;
+  WriteLE(x, 92, 2, 0);
+  WriteLE(x, 94, 2, 4);
+  EXPECT_EQ(code_of(x), kInvalid);  // No voter.
 }
 
 TEST(CodecTest, RandomMessagesRoundTrip) {
@@ -186,14 +291,20 @@ TEST(CodecTest, SpecificRejections) {
   b[0] = 'X';
   EXPECT_EQ(code_of(b, true), kInvalid);  // Magic.
   b = good;
-  WriteLE(b, 4, 2, 2);
-  EXPECT_EQ(code_of(b, true), kInvalid);  // Version.
+  WriteLE(b, 4, 2, 1);
+  EXPECT_EQ(code_of(b, true), kInvalid);  // Version 1 is refused.
   b = good;
-  b[6] = 9;
+  b[6] = 12;
   EXPECT_EQ(code_of(b, true), kInvalid);  // Type.
   b = good;
-  b[7] = 2;
+  b[7] = 4;
   EXPECT_EQ(code_of(b, true), kInvalid);  // Unknown flag.
+  b = good;
+  b[7] = 2;
+  EXPECT_EQ(code_of(b, true), kInvalid);  // Transfer flag on an append.
+  b = good;
+  b[97] = 2;  // Entry 12 becomes a config entry, "hello" is no membership.
+  EXPECT_EQ(code_of(b, true), kInvalid);
   b = good;
   b[7] = 1;
   EXPECT_EQ(code_of(b, true), kInvalid);  // Reject on a request.
@@ -250,7 +361,7 @@ TEST(CodecFuzzTest, RandomBytesNeverCrash) {
     for (char& c : b) c = static_cast<char>(rng());
     if (i % 2 == 0 && b.size() >= 6) {
       // Often get past the magic and version to reach the checksum.
-      std::memcpy(b.data(), "BLZM\x01\x00", 6);
+      std::memcpy(b.data(), "BLZM\x02\x00", 6);
     }
     if (i % 4 == 0) FixChecksum(b);
     ASSERT_NO_FATAL_FAILURE(CheckAnyInput(b)) << "i=" << i;

@@ -34,6 +34,86 @@ void Inflights::FreeFirstOne() {
   --count_;
 }
 
+const char* ProgressStateName(ProgressState state) {
+  switch (state) {
+    case ProgressState::kProbe:
+      return "probe";
+    case ProgressState::kReplicate:
+      return "replicate";
+    case ProgressState::kSnapshot:
+      return "snapshot";
+  }
+  return "unknown";
+}
+
+// ---- SnapshotTransfer ----
+
+SnapshotTransfer::SnapshotTransfer(const SnapshotMeta& meta,
+                                   uint64_t window_bytes)
+    : meta_(meta), window_bytes_(window_bytes) {
+  ABSL_RAW_CHECK(window_bytes > 0, "snapshot window of 0 bytes");
+  ABSL_RAW_CHECK(meta.index > 0, "transfer of no snapshot");
+}
+
+bool SnapshotTransfer::CanSend() const {
+  return !final_sent_ && next_ - acked_ < window_bytes_;
+}
+
+void SnapshotTransfer::Sent(uint64_t bytes) {
+  ABSL_RAW_CHECK(CanSend(), "snapshot chunk sent beyond the window");
+  ABSL_RAW_CHECK(bytes <= meta_.bytes - next_, "chunk beyond the snapshot");
+  next_ += bytes;
+  if (next_ == meta_.bytes) final_sent_ = true;
+  CheckInvariants();
+}
+
+void SnapshotTransfer::OnAck(uint64_t offset) {
+  if (offset > meta_.bytes) return;  // Not about this snapshot.
+  if (offset > acked_) {
+    acked_ = offset;
+    idle_ticks_ = 0;
+    rewound_to_.reset();
+  }
+  if (next_ < acked_) {
+    // The follower holds more than we sent since the last rewind.
+    next_ = acked_;
+    final_sent_ = next_ == meta_.bytes && final_sent_;
+  }
+  CheckInvariants();
+}
+
+void SnapshotTransfer::OnGap(uint64_t offset) {
+  if (offset > meta_.bytes) return;
+  if (rewound_to_ == offset) return;  // Already resending from there.
+  OnAck(offset);
+  rewound_to_ = offset;
+  // Below acked_ only if the follower lost what it had (it restarted).
+  acked_ = offset;
+  next_ = offset;
+  final_sent_ = false;
+  CheckInvariants();
+}
+
+bool SnapshotTransfer::Tick(int stall_ticks) {
+  if (++idle_ticks_ < stall_ticks) return false;
+  idle_ticks_ = 0;
+  rewound_to_.reset();
+  if (acked_ == meta_.bytes) acked_ = 0;  // Installation never confirmed.
+  next_ = acked_;
+  final_sent_ = false;
+  CheckInvariants();
+  return true;
+}
+
+void SnapshotTransfer::CheckInvariants() const {
+  ABSL_RAW_CHECK(acked_ <= next_ && next_ <= meta_.bytes,
+                 "snapshot transfer: acked <= next <= size violated");
+  ABSL_RAW_CHECK(!final_sent_ || next_ == meta_.bytes,
+                 "snapshot transfer: final chunk flag without reaching the end");
+}
+
+// ---- Progress ----
+
 void Progress::Reset(Index last_index) {
   match_ = 0;
   next_ = last_index + 1;
@@ -41,6 +121,8 @@ void Progress::Reset(Index last_index) {
   probe_sent_ = false;
   recent_active_ = false;
   inflights_.Reset();
+  snapshot_.reset();
+  lease_ack_tick_.reset();
   CheckInvariants();
 }
 
@@ -57,6 +139,7 @@ void Progress::BecomeProbe() {
   probe_sent_ = false;
   next_ = match_ + 1;
   inflights_.Reset();
+  snapshot_.reset();
   CheckInvariants();
 }
 
@@ -65,11 +148,34 @@ void Progress::BecomeReplicate() {
   probe_sent_ = false;
   next_ = match_ + 1;
   inflights_.Reset();
+  snapshot_.reset();
   CheckInvariants();
 }
 
+void Progress::BecomeSnapshot(const SnapshotMeta& meta, uint64_t window_bytes) {
+  state_ = ProgressState::kSnapshot;
+  probe_sent_ = false;
+  inflights_.Reset();
+  snapshot_.emplace(meta, window_bytes);
+  CheckInvariants();
+}
+
+void Progress::OnLeaseAck(uint64_t sent_tick) {
+  if (!lease_ack_tick_.has_value() || *lease_ack_tick_ < sent_tick) {
+    lease_ack_tick_ = sent_tick;
+  }
+}
+
 bool Progress::IsPaused() const {
-  return state_ == ProgressState::kProbe ? probe_sent_ : inflights_.Full();
+  switch (state_) {
+    case ProgressState::kProbe:
+      return probe_sent_;
+    case ProgressState::kReplicate:
+      return inflights_.Full();
+    case ProgressState::kSnapshot:
+      return true;  // No appends until the snapshot is installed.
+  }
+  return true;
 }
 
 void Progress::SentAppend(Index last, bool had_entries) {
@@ -97,6 +203,8 @@ bool Progress::MaybeUpdate(Index n) {
 }
 
 bool Progress::MaybeDecrTo(Index rejected, Index match_hint) {
+  // Rejections of appends sent before the transfer started are stale.
+  if (state_ == ProgressState::kSnapshot) return false;
   if (state_ == ProgressState::kReplicate) {
     // Rejections at or below match are answers to appends that raced with
     // later, accepted ones.
@@ -123,7 +231,9 @@ void Progress::OnHeartbeatResponse() {
 void Progress::CheckInvariants() const {
   ABSL_RAW_CHECK(match_ < next_, "progress: match must be below next");
   ABSL_RAW_CHECK(state_ == ProgressState::kReplicate || inflights_.Count() == 0,
-                 "progress: inflight appends in probe state");
+                 "progress: inflight appends outside replicate state");
+  ABSL_RAW_CHECK((state_ == ProgressState::kSnapshot) == snapshot_.has_value(),
+                 "progress: snapshot transfer outside snapshot state");
 }
 
 }  // namespace blizzard::consensus

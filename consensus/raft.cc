@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <deque>
 #include <functional>
+#include <map>
 #include <utility>
 
 #include "absl/base/internal/raw_logging.h"
@@ -16,29 +17,28 @@ namespace blizzard::consensus {
 
 namespace {
 
-// Far beyond any sensible Raft group; keeps per-voter vectors small.
-constexpr size_t kVotersMax = 255;
 constexpr int kInflightAppendsMax = 1 << 16;
+constexpr int kSnapshotInflightChunksMax = 1 << 10;
+// Entries read per step when Create scans the log for membership changes.
+constexpr Index kScanWindowEntries = 256;
+constexpr uint64_t kScanBytesMax = 1u << 20;
 
 enum class VoteResult { kPending, kWon, kLost };
 
+Membership BootstrapMembership(const Config& c) {
+  Membership m{c.voters, c.learners};
+  std::sort(m.voters.begin(), m.voters.end());
+  std::sort(m.learners.begin(), m.learners.end());
+  return m;
+}
+
 absl::Status ValidateConfig(const Config& c) {
   if (c.id == kNoNode) return absl::InvalidArgumentError("config: id is 0");
-  if (c.voters.empty() || c.voters.size() > kVotersMax) {
+  absl::Status members =
+      ValidateMembership(BootstrapMembership(c), /*voters_required=*/false);
+  if (!members.ok()) {
     return absl::InvalidArgumentError(
-        absl::StrFormat("config: %d voters, need 1..%d", c.voters.size(),
-                        kVotersMax));
-  }
-  std::vector<NodeId> sorted = c.voters;
-  std::sort(sorted.begin(), sorted.end());
-  if (sorted.front() == kNoNode) {
-    return absl::InvalidArgumentError("config: voter id 0");
-  }
-  if (std::adjacent_find(sorted.begin(), sorted.end()) != sorted.end()) {
-    return absl::InvalidArgumentError("config: duplicate voter");
-  }
-  if (!std::binary_search(sorted.begin(), sorted.end(), c.id)) {
-    return absl::InvalidArgumentError("config: id is not among the voters");
+        absl::StrFormat("config: %s", members.message()));
   }
   if (c.heartbeat_interval_ticks < 1 ||
       c.election_timeout_ticks <= c.heartbeat_interval_ticks) {
@@ -62,7 +62,91 @@ absl::Status ValidateConfig(const Config& c) {
       c.uncommitted_bytes_max == 0 || c.pending_reads_max < 1) {
     return absl::InvalidArgumentError("config: a zero limit");
   }
+  if (c.snapshot_chunk_bytes == 0 ||
+      c.snapshot_chunk_bytes > kSnapshotChunkBytesMax ||
+      c.snapshot_inflight_chunks_max < 1 ||
+      c.snapshot_inflight_chunks_max > kSnapshotInflightChunksMax ||
+      c.snapshot_stall_ticks < 1) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "config: snapshot_chunk_bytes must be in [1, %d], "
+        "snapshot_inflight_chunks_max in [1, %d], snapshot_stall_ticks >= 1",
+        kSnapshotChunkBytesMax, kSnapshotInflightChunksMax));
+  }
+  if (c.lease_reads) {
+    if (!c.check_quorum) {
+      return absl::InvalidArgumentError(
+          "config: lease_reads needs check_quorum (followers' promise not to "
+          "vote while they hear from a leader)");
+    }
+    if (c.lease_drift_margin_ticks < 1 ||
+        c.lease_drift_margin_ticks >= c.election_timeout_ticks) {
+      return absl::InvalidArgumentError(
+          "config: lease_drift_margin_ticks must be in [1, "
+          "election_timeout_ticks)");
+    }
+  }
   return absl::OkStatus();
+}
+
+// A kConfig entry in the log: the membership in force from `index` on.
+struct ConfigRecord {
+  Index index = 0;
+  Term term = 0;
+  Membership membership;
+};
+
+struct RecoveredMembership {
+  Membership applied;                 // In force at the applied index.
+  std::deque<ConfigRecord> history;  // kConfig entries after it.
+};
+
+// The membership at `applied` and the changes after it, from the newest
+// snapshot and the log. Reads the log backwards from its end until the
+// membership at `applied` is known: usually only the unapplied tail.
+absl::StatusOr<RecoveredMembership> RecoverMembership(
+    const LogStorage& storage, const Membership& bootstrap,
+    const SnapshotMeta& snapshot, Index applied) {
+  const Index lo = std::max(storage.FirstIndex(), snapshot.index + 1);
+  std::vector<ConfigRecord> found;  // Newest first.
+  bool applied_known = false;
+  for (Index hi = storage.LastIndex() + 1; hi > lo && !applied_known;) {
+    const Index window_lo = hi - std::min(hi - lo, kScanWindowEntries);
+    std::vector<ConfigRecord> window;
+    for (Index i = window_lo; i < hi;) {
+      absl::StatusOr<std::vector<Entry>> entries =
+          storage.Entries(i, hi, kScanBytesMax);
+      if (!entries.ok()) return entries.status();
+      if (entries->empty() || entries->front().index != i) {
+        return absl::DataLossError("storage returned entries out of order");
+      }
+      for (Entry& e : *entries) {
+        if (e.type != EntryType::kConfig) continue;
+        absl::StatusOr<Membership> m = DecodeMembership(e.data);
+        if (!m.ok()) {
+          return absl::DataLossError(absl::StrFormat(
+              "config entry %d does not decode: %s", e.index,
+              m.status().message()));
+        }
+        window.push_back(ConfigRecord{e.index, e.term, *std::move(m)});
+      }
+      i = entries->back().index + 1;
+    }
+    for (auto it = window.rbegin(); it != window.rend(); ++it) {
+      if (it->index <= applied) applied_known = true;
+      found.push_back(std::move(*it));
+    }
+    hi = window_lo;
+  }
+  RecoveredMembership out;
+  out.applied = snapshot.index > 0 ? snapshot.membership : bootstrap;
+  for (auto it = found.rbegin(); it != found.rend(); ++it) {
+    if (it->index <= applied) {
+      out.applied = it->membership;
+    } else {
+      out.history.push_back(std::move(*it));
+    }
+  }
+  return out;
 }
 
 }  // namespace
@@ -83,38 +167,39 @@ const char* RoleName(Role role) {
 
 class Raft::Impl {
  public:
-  Impl(const Config& config, const LogStorage* storage, const HardState& hs)
+  Impl(const Config& config, const LogStorage* storage, const HardState& hs,
+       Index commit, RecoveredMembership recovered)
       : config_(config),
         id_(config.id),
-        voters_(config.voters),
-        quorum_(config.voters.size() / 2 + 1),
-        log_(storage, hs.commit, config.applied),
+        log_(storage, commit, config.applied),
         // Mix the node id in so that nodes given the same seed still draw
         // different timeouts.
-        rng_(config.random_seed ^ (config.id * 0x9e3779b97f4a7c15ull)) {
-    std::sort(voters_.begin(), voters_.end());
-    progress_.reserve(voters_.size());
-    for (size_t i = 0; i < voters_.size(); ++i) {
-      progress_.emplace_back(config.inflight_appends_max);
-    }
-    votes_.assign(voters_.size(), kNotVoted);
+        rng_(config.random_seed ^ (config.id * 0x9e3779b97f4a7c15ull)),
+        applied_membership_(std::move(recovered.applied)),
+        config_history_(std::move(recovered.history)),
+        lease_grace_ticks_(config.lease_reads ? config.election_timeout_ticks
+                                              : 0) {
+    membership_ = ActiveMembership();
     term_ = hs.term;
     vote_ = hs.vote;
     BecomeFollower(term_, kNoNode);
     prev_hard_ = CurrentHardState();
     prev_soft_ = SoftState{lead_, role_};
+    prev_membership_ = membership_;
   }
 
   // ---- Inputs ----
 
   void Tick() {
     if (!error_.ok()) return;
+    ++ticks_;
+    if (lease_grace_ticks_ > 0) --lease_grace_ticks_;
     if (role_ == Role::kLeader) {
       TickLeader();
     } else {
       TickElection();
     }
-    CheckStorage();
+    Finish();
   }
 
   absl::Status Step(const Message& m) {
@@ -125,12 +210,8 @@ class Raft::Impl {
       return absl::InvalidArgumentError(absl::StrFormat(
           "message for node %d delivered to node %d", m.to, id_));
     }
-    if (VoterSlot(m.from) < 0) {
-      return absl::InvalidArgumentError(
-          absl::StrFormat("message from unknown node %d", m.from));
-    }
     absl::Status status = StepChecked(m);
-    CheckStorage();
+    Finish();
     CheckInvariants();
     if (!error_.ok()) return error_;
     return status;
@@ -138,31 +219,95 @@ class Raft::Impl {
 
   absl::StatusOr<Index> Propose(std::string data) {
     if (!error_.ok()) return error_;
-    if (role_ != Role::kLeader) {
-      return absl::FailedPreconditionError("not leader");
-    }
+    absl::Status can = CanAppendAsLeader();
+    if (!can.ok()) return can;
     if (data.size() > config_.proposal_bytes_max) {
       return absl::InvalidArgumentError(
           absl::StrFormat("proposal of %d bytes exceeds proposal_bytes_max %d",
                           data.size(), config_.proposal_bytes_max));
     }
-    Entry entry{term_, log_.LastIndex() + 1, EntryType::kNormal,
-                std::move(data)};
-    const uint64_t size = EntrySizeBytes(entry);
-    if (uncommitted_bytes_ > 0 &&
-        uncommitted_bytes_ + size > config_.uncommitted_bytes_max) {
-      return absl::ResourceExhaustedError(
-          "too many uncommitted proposals (uncommitted_bytes_max)");
-    }
-    uncommitted_.push_back({entry.index, size});
-    uncommitted_bytes_ += size;
-    const Index index = entry.index;
-    AppendAsLeader(std::move(entry));
-    BcastAppend();
-    CheckStorage();
-    CheckInvariants();
+    return ProposeEntry(EntryType::kNormal, std::move(data));
+  }
+
+  absl::StatusOr<Index> ProposeMembershipChange(const MembershipChange& c) {
     if (!error_.ok()) return error_;
-    return index;
+    absl::Status can = CanAppendAsLeader();
+    if (!can.ok()) return can;
+    if (!CommittedInCurrentTerm()) {
+      // Ongaro's fix for single-server changes: a change must not race a
+      // change of an earlier leader that this leader has not committed.
+      return absl::FailedPreconditionError(
+          "membership change before this leader committed an entry of its "
+          "term");
+    }
+    if (HasPendingMembershipChange()) {
+      return absl::FailedPreconditionError(
+          "an earlier membership change is not committed yet");
+    }
+    if (c.node == kNoNode) {
+      return absl::InvalidArgumentError("membership change of node 0");
+    }
+    Membership next = membership_;
+    auto insert = [](std::vector<NodeId>& ids, NodeId id) {
+      ids.insert(std::lower_bound(ids.begin(), ids.end(), id), id);
+    };
+    auto erase = [](std::vector<NodeId>& ids, NodeId id) {
+      ids.erase(std::lower_bound(ids.begin(), ids.end(), id));
+    };
+    switch (c.type) {
+      case MembershipChangeType::kAddLearner:
+        if (next.IsMember(c.node)) {
+          return absl::InvalidArgumentError(
+              absl::StrFormat("node %d is already a member", c.node));
+        }
+        insert(next.learners, c.node);
+        break;
+      case MembershipChangeType::kAddVoter:
+        if (next.IsVoter(c.node)) {
+          return absl::InvalidArgumentError(
+              absl::StrFormat("node %d is already a voter", c.node));
+        }
+        if (next.IsLearner(c.node)) erase(next.learners, c.node);
+        insert(next.voters, c.node);
+        break;
+      case MembershipChangeType::kRemoveNode:
+        if (!next.IsMember(c.node)) {
+          return absl::InvalidArgumentError(
+              absl::StrFormat("node %d is not a member", c.node));
+        }
+        if (next.IsVoter(c.node)) {
+          if (next.voters.size() == 1) {
+            return absl::FailedPreconditionError("cannot remove the last voter");
+          }
+          erase(next.voters, c.node);
+        } else {
+          erase(next.learners, c.node);
+        }
+        break;
+    }
+    if (next.voters.size() + next.learners.size() > kMembersMax) {
+      return absl::ResourceExhaustedError(
+          absl::StrFormat("a group has at most %d members", kMembersMax));
+    }
+    return ProposeEntry(EntryType::kConfig, EncodeMembership(next));
+  }
+
+  absl::Status TransferLeadership(NodeId target) {
+    if (!error_.ok()) return error_;
+    if (role_ != Role::kLeader) {
+      return absl::FailedPreconditionError("not leader");
+    }
+    if (target == id_ || target == transfer_target_) return absl::OkStatus();
+    if (!membership_.IsVoter(target)) {
+      return absl::InvalidArgumentError(
+          absl::StrFormat("transfer target %d is not a voter", target));
+    }
+    transfer_target_ = target;
+    transfer_elapsed_ = 0;
+    timeout_now_sent_ = false;
+    if (!MaybeSendTimeoutNow()) SendAppend(target, /*send_if_empty=*/true);
+    Finish();
+    return error_;
   }
 
   absl::Status ReadIndex(uint64_t context) {
@@ -188,14 +333,14 @@ class Raft::Impl {
     } else {
       StartRead(context);
     }
-    CheckStorage();
+    Finish();
     return error_;
   }
 
   void Campaign() {
     if (!error_.ok()) return;
-    Hup();
-    CheckStorage();
+    Hup(/*transfer=*/false);
+    Finish();
   }
 
   // ---- Outputs ----
@@ -203,9 +348,10 @@ class Raft::Impl {
   bool HasReady() const {
     if (!error_.ok()) return false;
     return SoftState{lead_, role_} != prev_soft_ ||
-           CurrentHardState() != prev_hard_ || log_.HasEntriesToPersist() ||
-           !msgs_.empty() || log_.HasEntriesToApply() ||
-           !read_states_.empty();
+           CurrentHardState() != prev_hard_ || membership_ != prev_membership_ ||
+           log_.HasEntriesToPersist() || !msgs_.empty() ||
+           log_.HasEntriesToApply() || !read_states_.empty() ||
+           !chunks_.empty() || log_.HasSnapshotToInstall();
   }
 
   Ready GetReady() {
@@ -225,6 +371,14 @@ class Raft::Impl {
       rd.hard_state = hard;
       prev_hard_ = hard;
     }
+    if (membership_ != prev_membership_) {
+      rd.membership = membership_;
+      prev_membership_ = membership_;
+    }
+    rd.snapshot_chunks = std::move(chunks_);
+    chunks_.clear();
+    // Before the committed entries: those follow the snapshot.
+    if (log_.HasSnapshotToInstall()) rd.snapshot = log_.TakeSnapshotToInstall();
     rd.entries = log_.TakeEntriesToPersist();
     rd.messages = std::move(msgs_);
     msgs_.clear();
@@ -240,6 +394,7 @@ class Raft::Impl {
     if (!rd.committed.empty()) {
       outstanding_.last_committed_index = rd.committed.back().index;
     }
+    if (rd.snapshot.has_value()) outstanding_.snapshot_index = rd.snapshot->index;
     return rd;
   }
 
@@ -251,12 +406,25 @@ class Raft::Impl {
     const Term entry_term = rd.entries.empty() ? 0 : rd.entries.back().term;
     const Index committed_index =
         rd.committed.empty() ? 0 : rd.committed.back().index;
+    const Index snapshot_index = rd.snapshot.has_value() ? rd.snapshot->index : 0;
     ABSL_RAW_CHECK(entry_index == outstanding_.last_entry_index &&
                        entry_term == outstanding_.last_entry_term &&
-                       committed_index == outstanding_.last_committed_index,
+                       committed_index == outstanding_.last_committed_index &&
+                       snapshot_index == outstanding_.snapshot_index,
                    "Advance given a Ready other than the last GetReady's");
+    if (!error_.ok()) return;
+    // The snapshot first: the entries of this Ready follow it.
+    if (snapshot_index != 0) log_.SnapshotInstalled(snapshot_index);
     if (entry_index != 0) log_.StableTo(entry_index, entry_term);
     if (committed_index != 0) log_.AppliedTo(committed_index);
+    // Changes at or below the applied index are history now.
+    while (!config_history_.empty() &&
+           config_history_.front().index <= log_.applied()) {
+      applied_membership_ = std::move(config_history_.front().membership);
+      config_history_.pop_front();
+    }
+    ABSL_RAW_CHECK(membership_ == ActiveMembership(),
+                   "collapsing applied changes moved the membership");
   }
 
   // ---- Observers ----
@@ -272,47 +440,179 @@ class Raft::Impl {
     if (!error_.ok()) return error_;
     return log_.TermAt(i);
   }
+  const Membership& membership() const { return membership_; }
+  NodeId transfer_target() const { return transfer_target_; }
+  Index match_index(NodeId peer) const {
+    if (role_ != Role::kLeader) return 0;
+    auto it = progress_.find(peer);
+    return it == progress_.end() ? 0 : it->second.match();
+  }
+  absl::StatusOr<SnapshotMeta> SnapshotMetaForApplied() const {
+    if (!error_.ok()) return error_;
+    if (ready_outstanding_) {
+      return absl::FailedPreconditionError(
+          "a Ready is outstanding: the applied index is in flux");
+    }
+    const Index applied = log_.applied();
+    if (applied == 0) return absl::FailedPreconditionError("nothing applied");
+    if (applied_membership_.voters.empty()) {
+      return absl::FailedPreconditionError(
+          "the membership at the applied index is unknown");
+    }
+    absl::StatusOr<Term> term = log_.TermAt(applied);
+    if (!term.ok()) return term.status();
+    return SnapshotMeta{applied, *term, applied_membership_, 0};
+  }
   absl::Status status() const { return error_; }
 
   std::string DebugString() const {
     return absl::StrFormat(
-        "node=%d role=%s term=%d vote=%d leader=%d last=%d commit=%d "
-        "applied=%d%s",
-        id_, RoleName(role_), term_, vote_, lead_, log_.LastIndex(),
-        log_.committed(), log_.applied(),
+        "node=%d role=%s term=%d vote=%d leader=%d first=%d last=%d commit=%d "
+        "applied=%d %s%s",
+        id_, RoleName(role_), term_, vote_, lead_, log_.FirstIndex(),
+        log_.LastIndex(), log_.committed(), log_.applied(),
+        consensus::DebugString(membership_),
         error_.ok() ? "" : " error=" + error_.ToString());
   }
 
  private:
-  static constexpr int8_t kNotVoted = -1;
-
   struct Outstanding {
     Index last_entry_index = 0;
     Term last_entry_term = 0;
     Index last_committed_index = 0;
+    Index snapshot_index = 0;
+  };
+
+  // A snapshot being received (follower).
+  struct Incoming {
+    NodeId from = kNoNode;
+    Term term = 0;
+    SnapshotMeta meta;
+    uint64_t next_offset = 0;  // Bytes accepted so far.
   };
 
   HardState CurrentHardState() const {
     return HardState{term_, vote_, log_.committed()};
   }
 
-  int VoterSlot(NodeId id) const {
-    auto it = std::lower_bound(voters_.begin(), voters_.end(), id);
-    if (it == voters_.end() || *it != id) return -1;
-    return static_cast<int>(it - voters_.begin());
+  // ---- Membership ----
+
+  const Membership& ActiveMembership() const {
+    return config_history_.empty() ? applied_membership_
+                                   : config_history_.back().membership;
+  }
+
+  bool Promotable() const { return membership_.IsVoter(id_); }
+
+  size_t Quorum() const { return membership_.voters.size() / 2 + 1; }
+
+  bool HasPendingMembershipChange() const {
+    return !config_history_.empty() &&
+           config_history_.back().index > log_.committed();
+  }
+
+  // After entries were appended (and maybe a suffix truncated): the
+  // membership is the latest kConfig entry in the log (Raft thesis 4.1).
+  void TrackAppended(absl::Span<const Entry> appended) {
+    while (!config_history_.empty() &&
+           !log_.MatchTerm(config_history_.back().index,
+                           config_history_.back().term)) {
+      // Truncated away: only uncommitted (hence unapplied) changes can be.
+      ABSL_RAW_CHECK(config_history_.back().index > log_.committed(),
+                     "a committed membership change was truncated");
+      config_history_.pop_back();
+    }
+    const Index known = config_history_.empty()
+                            ? log_.applied()
+                            : config_history_.back().index;
+    for (const Entry& e : appended) {
+      if (e.type != EntryType::kConfig || e.index <= known) continue;
+      if (!log_.MatchTerm(e.index, e.term)) continue;
+      absl::StatusOr<Membership> m = DecodeMembership(e.data);
+      // Validated on the way in (ValidateMessage) or encoded by us.
+      ABSL_RAW_CHECK(m.ok(), "config entry in the log does not decode");
+      config_history_.push_back(ConfigRecord{e.index, e.term, *std::move(m)});
+    }
+    UpdateMembership();
+  }
+
+  void UpdateMembership() {
+    const Membership& next = ActiveMembership();
+    if (next == membership_) return;
+    membership_ = next;
+    if (role_ == Role::kLeader) SyncProgress();
+    if (transfer_target_ != kNoNode && !membership_.IsVoter(transfer_target_)) {
+      AbortTransfer();
+    }
+  }
+
+  // Leader: one Progress per member, plus itself (it may be leaving).
+  void SyncProgress() {
+    const Index last = log_.LastIndex();
+    for (auto it = progress_.begin(); it != progress_.end();) {
+      if (it->first != id_ && !membership_.IsMember(it->first)) {
+        it = progress_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+    auto add = [&](NodeId id) {
+      auto [it, inserted] = progress_.try_emplace(id, config_.inflight_appends_max);
+      if (!inserted) return;
+      if (id == id_) {
+        it->second.ResetAsSelf(last);
+      } else {
+        it->second.Reset(last);
+        // New members count as active until the next check-quorum round.
+        it->second.set_recent_active(true);
+      }
+    };
+    add(id_);
+    for (NodeId id : membership_.voters) add(id);
+    for (NodeId id : membership_.learners) add(id);
+  }
+
+  Progress* FindProgress(NodeId id) {
+    auto it = progress_.find(id);
+    return it == progress_.end() ? nullptr : &it->second;
   }
 
   Progress& ProgressOf(NodeId id) {
-    const int slot = VoterSlot(id);
-    ABSL_RAW_CHECK(slot >= 0, "progress of a non-voter");
-    return progress_[static_cast<size_t>(slot)];
+    Progress* pr = FindProgress(id);
+    ABSL_RAW_CHECK(pr != nullptr, "progress of a non-member");
+    return *pr;
   }
 
   template <typename Fn>
   void ForEachPeer(Fn&& fn) {
-    for (NodeId peer : voters_) {
-      if (peer != id_) fn(peer);
+    // Collect first: fn may change progress_ (never while iterating).
+    std::vector<NodeId> peers;
+    peers.reserve(progress_.size());
+    for (const auto& [id, pr] : progress_) {
+      if (id != id_) peers.push_back(id);
     }
+    for (NodeId peer : peers) {
+      if (role_ != Role::kLeader) return;
+      if (progress_.count(peer) != 0) fn(peer);
+    }
+  }
+
+  size_t VotersAmong(const std::vector<NodeId>& ids) const {
+    size_t n = 0;
+    for (NodeId id : ids) {
+      if (membership_.IsVoter(id)) ++n;
+    }
+    return n;
+  }
+
+  // ---- Bookkeeping after every input ----
+
+  void Finish() {
+    if (error_.ok() && role_ == Role::kLeader && !Promotable() &&
+        !HasPendingMembershipChange()) {
+      StepDownRemoved();
+    }
+    CheckStorage();
   }
 
   void CheckStorage() {
@@ -321,6 +621,7 @@ class Raft::Impl {
       // Nothing computed from unreadable data may leave.
       msgs_.clear();
       read_states_.clear();
+      chunks_.clear();
     }
   }
 
@@ -333,6 +634,13 @@ class Raft::Impl {
                    "a candidate votes for itself");
     ABSL_RAW_CHECK(log_.LastTerm() <= term_ || !error_.ok(),
                    "log holds an entry from a future term");
+    ABSL_RAW_CHECK(role_ == Role::kFollower || membership_.IsVoter(id_) ||
+                       role_ == Role::kLeader,
+                   "a non-voter campaigns");
+    ABSL_RAW_CHECK(role_ != Role::kLeader || progress_.count(id_) == 1,
+                   "a leader tracks its own progress");
+    ABSL_RAW_CHECK(role_ == Role::kLeader || transfer_target_ == kNoNode,
+                   "a transfer outside leadership");
   }
 
   // ---- Role changes ----
@@ -350,19 +658,16 @@ class Raft::Impl {
         config_.election_timeout_ticks +
         static_cast<int>(rng_.Uniform(
             static_cast<uint64_t>(config_.election_timeout_ticks)));
-    std::fill(votes_.begin(), votes_.end(), kNotVoted);
-    const Index last = log_.LastIndex();
-    for (size_t i = 0; i < voters_.size(); ++i) {
-      if (voters_[i] == id_) {
-        progress_[i].ResetAsSelf(last);
-      } else {
-        progress_[i].Reset(last);
-      }
-    }
+    votes_.clear();
+    progress_.clear();
     read_only_.Reset();
     deferred_reads_.clear();
     uncommitted_.clear();
     uncommitted_bytes_ = 0;
+    transfer_target_ = kNoNode;
+    transfer_elapsed_ = 0;
+    timeout_now_sent_ = false;
+    incoming_.reset();
   }
 
   void BecomeFollower(Term term, NodeId lead) {
@@ -374,7 +679,7 @@ class Raft::Impl {
   void BecomePreCandidate() {
     ABSL_RAW_CHECK(role_ != Role::kLeader, "leader cannot pre-campaign");
     // Unlike Reset: term and vote stay, the node is only asking.
-    std::fill(votes_.begin(), votes_.end(), kNotVoted);
+    votes_.clear();
     lead_ = kNoNode;
     role_ = Role::kPreCandidate;
   }
@@ -391,18 +696,42 @@ class Raft::Impl {
     Reset(term_);
     lead_ = id_;
     role_ = Role::kLeader;
+    lease_revoked_ = false;
+    SyncProgress();
     // Entries of earlier terms commit only under an entry of this term
     // (Raft 5.4.2); the no-op provides one without waiting for a client.
     AppendAsLeader(Entry{term_, log_.LastIndex() + 1, EntryType::kNoop, {}});
   }
 
+  // The leader's removal committed: it leaves, handing leadership to the
+  // most up-to-date voter so the group need not wait for a timeout.
+  void StepDownRemoved() {
+    NodeId best = kNoNode;
+    Index best_match = 0;
+    for (NodeId v : membership_.voters) {
+      const Progress* pr = FindProgress(v);
+      if (pr != nullptr && pr->match() > best_match) {
+        best = v;
+        best_match = pr->match();
+      }
+    }
+    if (best != kNoNode && best_match == log_.LastIndex()) SendTimeoutNow(best);
+    BecomeFollower(term_, kNoNode);
+  }
+
   // ---- Elections ----
 
   void TickElection() {
+    if (!Promotable()) {
+      // Never campaigns; the count only feeds leader stickiness.
+      election_elapsed_ =
+          std::min(election_elapsed_ + 1, config_.election_timeout_ticks);
+      return;
+    }
     ++election_elapsed_;
     if (election_elapsed_ >= randomized_election_timeout_) {
       election_elapsed_ = 0;
-      Hup();
+      Hup(/*transfer=*/false);
     }
   }
 
@@ -416,11 +745,25 @@ class Raft::Impl {
           BecomeFollower(term_, kNoNode);
           return;
         }
-        for (size_t i = 0; i < voters_.size(); ++i) {
-          progress_[i].set_recent_active(voters_[i] == id_);
-        }
+        for (auto& [id, pr] : progress_) pr.set_recent_active(id == id_);
       }
     }
+    if (transfer_target_ != kNoNode &&
+        ++transfer_elapsed_ >= config_.election_timeout_ticks) {
+      AbortTransfer();
+    }
+    ForEachPeer([&](NodeId peer) {
+      Progress& pr = ProgressOf(peer);
+      if (pr.state() != ProgressState::kSnapshot) return;
+      if (pr.snapshot().Tick(config_.snapshot_stall_ticks)) {
+        // Stalled: restart, with a newer snapshot if storage has one.
+        const SnapshotMeta newest = log_.StorageSnapshot();
+        if (newest.index > pr.snapshot().meta().index) {
+          pr.BecomeSnapshot(newest, SnapshotWindowBytes());
+        }
+        SendSnapshotChunks(peer);
+      }
+    });
     if (heartbeat_elapsed_ >= config_.heartbeat_interval_ticks) {
       heartbeat_elapsed_ = 0;
       BcastHeartbeat(read_only_.LastPendingContext());
@@ -429,22 +772,25 @@ class Raft::Impl {
 
   bool QuorumActive() const {
     size_t active = 0;
-    for (size_t i = 0; i < voters_.size(); ++i) {
-      if (voters_[i] == id_ || progress_[i].recent_active()) ++active;
+    for (NodeId v : membership_.voters) {
+      auto it = progress_.find(v);
+      if (v == id_ || (it != progress_.end() && it->second.recent_active())) {
+        ++active;
+      }
     }
-    return active >= quorum_;
+    return active >= Quorum();
   }
 
-  void Hup() {
-    if (role_ == Role::kLeader) return;
-    if (config_.pre_vote) {
-      StartCampaign(/*pre=*/true);
+  void Hup(bool transfer) {
+    if (role_ == Role::kLeader || !Promotable()) return;
+    if (config_.pre_vote && !transfer) {
+      StartCampaign(/*pre=*/true, /*transfer=*/false);
     } else {
-      StartCampaign(/*pre=*/false);
+      StartCampaign(/*pre=*/false, transfer);
     }
   }
 
-  void StartCampaign(bool pre) {
+  void StartCampaign(bool pre, bool transfer) {
     Term campaign_term;
     MessageType type;
     if (pre) {
@@ -463,67 +809,76 @@ class Raft::Impl {
     }
     const Index last_index = log_.LastIndex();
     const Term last_term = log_.LastTerm();
-    ForEachPeer([&](NodeId peer) {
+    for (NodeId voter : membership_.voters) {
+      if (voter == id_) continue;
       Message m;
       m.type = type;
-      m.to = peer;
+      m.to = voter;
       m.term = campaign_term;
       m.index = last_index;
       m.log_term = last_term;
+      m.transfer = transfer && !pre;
       Send(std::move(m));
-    });
+    }
   }
 
   void OnElectionWon(bool pre) {
     if (pre) {
-      StartCampaign(/*pre=*/false);
+      StartCampaign(/*pre=*/false, /*transfer=*/false);
     } else {
       BecomeLeader();
       BcastAppend();
     }
   }
 
+  // Records `from`'s answer (the first one counts) and tallies the voters.
   VoteResult Poll(NodeId from, bool granted) {
-    const size_t slot = static_cast<size_t>(VoterSlot(from));
-    if (votes_[slot] == kNotVoted) votes_[slot] = granted ? 1 : 0;
+    if (membership_.IsVoter(from)) votes_.emplace(from, granted);
     size_t yes = 0;
     size_t no = 0;
-    for (int8_t v : votes_) {
-      if (v == 1) ++yes;
-      if (v == 0) ++no;
-    }
-    if (yes >= quorum_) return VoteResult::kWon;
-    if (no > voters_.size() - quorum_) return VoteResult::kLost;
+    for (const auto& [voter, vote] : votes_) (vote ? yes : no) += 1;
+    const size_t quorum = Quorum();
+    if (yes >= quorum) return VoteResult::kWon;
+    if (no > membership_.voters.size() - quorum) return VoteResult::kLost;
     return VoteResult::kPending;
   }
 
+  // Check-quorum stickiness: this node heard from a live leader within the
+  // minimum election timeout (or, with leases, has just started and may
+  // have promised one before a crash), so it ignores candidates.
+  bool IgnoresCandidates() const {
+    if (!config_.check_quorum) return false;
+    if (lease_grace_ticks_ > 0) return true;
+    return lead_ != kNoNode &&
+           election_elapsed_ < config_.election_timeout_ticks;
+  }
+
   // ---- Message handling ----
+
+  static bool FromLeader(MessageType type) {
+    return type == MessageType::kAppend || type == MessageType::kHeartbeat ||
+           type == MessageType::kSnapshot;
+  }
 
   absl::Status StepChecked(const Message& m) {
     if (m.term > term_) {
       const bool is_vote_request =
           m.type == MessageType::kVote || m.type == MessageType::kPreVote;
-      if (is_vote_request && config_.check_quorum && lead_ != kNoNode &&
-          election_elapsed_ < config_.election_timeout_ticks) {
-        // Leader stickiness: we heard from a live leader within the minimum
-        // election timeout, so this candidate is disruptive; ignore it
-        // without adopting its term.
+      if (is_vote_request && !m.transfer && IgnoresCandidates()) {
+        // Disruptive candidate: ignore it without adopting its term.
         return absl::OkStatus();
       }
       if (m.type == MessageType::kPreVote) {
         // Pre-votes do not change anyone's term.
       } else if (m.type == MessageType::kPreVoteResponse && !m.reject) {
         // Granted pre-votes carry the term we asked about, term + 1.
-      } else if (m.type == MessageType::kAppend ||
-                 m.type == MessageType::kHeartbeat) {
+      } else if (FromLeader(m.type)) {
         BecomeFollower(m.term, m.from);
       } else {
         BecomeFollower(m.term, kNoNode);
       }
     } else if (m.term < term_) {
-      if ((config_.check_quorum || config_.pre_vote) &&
-          (m.type == MessageType::kAppend ||
-           m.type == MessageType::kHeartbeat)) {
+      if ((config_.check_quorum || config_.pre_vote) && FromLeader(m.type)) {
         // A leader of an older term. With check_quorum/pre_vote we may never
         // send it a vote request of our term, so tell it our term now or it
         // would stay a leader forever (etcd does the same).
@@ -595,8 +950,13 @@ class Raft::Impl {
       case MessageType::kHeartbeatResponse:
         HandleHeartbeatResponse(m);
         return absl::OkStatus();
+      case MessageType::kSnapshotResponse:
+        HandleSnapshotResponse(m);
+        return absl::OkStatus();
       case MessageType::kAppend:
       case MessageType::kHeartbeat:
+      case MessageType::kSnapshot:
+      case MessageType::kTimeoutNow:
         return absl::InvalidArgumentError(absl::StrFormat(
             "node %d claims leadership of term %d, which node %d holds",
             m.from, m.term, id_));
@@ -609,15 +969,11 @@ class Raft::Impl {
     const MessageType response_type = role_ == Role::kPreCandidate
                                           ? MessageType::kPreVoteResponse
                                           : MessageType::kVoteResponse;
-    switch (m.type) {
-      case MessageType::kAppend:
-      case MessageType::kHeartbeat:
-        // A leader of our term (or, pre-candidate, of the term we are in)
-        // exists: stop campaigning.
-        BecomeFollower(m.term, m.from);
-        return StepFollower(m);
-      default:
-        break;
+    if (FromLeader(m.type)) {
+      // A leader of our term (or, pre-candidate, of the term we are in)
+      // exists: stop campaigning.
+      BecomeFollower(m.term, m.from);
+      return StepFollower(m);
     }
     if (m.type != response_type) return absl::OkStatus();
     switch (Poll(m.from, !m.reject)) {
@@ -635,7 +991,7 @@ class Raft::Impl {
   }
 
   absl::Status StepFollower(const Message& m) {
-    if (m.type != MessageType::kAppend && m.type != MessageType::kHeartbeat) {
+    if (!FromLeader(m.type) && m.type != MessageType::kTimeoutNow) {
       return absl::OkStatus();
     }
     if (lead_ != kNoNode && lead_ != m.from) {
@@ -643,13 +999,23 @@ class Raft::Impl {
           "node %d claims leadership of term %d, which node %d holds", m.from,
           m.term, lead_));
     }
-    election_elapsed_ = 0;
     lead_ = m.from;
-    if (m.type == MessageType::kAppend) {
-      HandleAppend(m);
+    if (m.type == MessageType::kTimeoutNow) {
+      // Our leader hands over (TransferLeadership): campaign at once.
+      Hup(/*transfer=*/true);
       return absl::OkStatus();
     }
-    return HandleHeartbeat(m);
+    election_elapsed_ = 0;
+    switch (m.type) {
+      case MessageType::kAppend:
+        HandleAppend(m);
+        return absl::OkStatus();
+      case MessageType::kSnapshot:
+        HandleSnapshotChunk(m);
+        return absl::OkStatus();
+      default:
+        return HandleHeartbeat(m);
+    }
   }
 
   void HandleAppend(const Message& m) {
@@ -665,6 +1031,7 @@ class Raft::Impl {
     std::optional<Index> last_new =
         log_.MaybeAppend(m.index, m.log_term, m.commit, m.entries);
     if (last_new.has_value()) {
+      TrackAppended(m.entries);
       reply.index = *last_new;
       Send(std::move(reply));
       return;
@@ -693,12 +1060,104 @@ class Raft::Impl {
     reply.type = MessageType::kHeartbeatResponse;
     reply.to = m.from;
     reply.context = m.context;
+    reply.index = m.index;  // The leader's send tick (lease).
     Send(std::move(reply));
     return absl::OkStatus();
   }
 
+  // Follower side of a snapshot transfer: accept chunks in order from this
+  // term's leader, hand them out, install on the last one.
+  void HandleSnapshotChunk(const Message& m) {
+    const SnapshotMeta meta{m.index, m.log_term, m.membership, m.snapshot_bytes};
+    auto answer_append = [&](Index index) {
+      Message reply;
+      reply.type = MessageType::kAppendResponse;
+      reply.to = m.from;
+      reply.index = index;
+      Send(std::move(reply));
+    };
+    auto answer_chunk = [&](uint64_t offset, bool gap) {
+      Message reply;
+      reply.type = MessageType::kSnapshotResponse;
+      reply.to = m.from;
+      reply.index = meta.index;
+      reply.snapshot_offset = offset;
+      reply.reject = gap;
+      Send(std::move(reply));
+    };
+    if (meta.index <= log_.committed()) {
+      // We hold all of it already (and the leader thinks otherwise).
+      incoming_.reset();
+      answer_append(log_.committed());
+      return;
+    }
+    if (log_.MatchTerm(meta.index, meta.term)) {
+      // Our log holds the snapshot's last entry, so it matches the leader's
+      // up to there, and that entry is committed: no transfer needed.
+      incoming_.reset();
+      log_.CommitTo(meta.index);
+      answer_append(meta.index);
+      return;
+    }
+    const bool same = incoming_.has_value() && incoming_->from == m.from &&
+                      incoming_->term == m.term && incoming_->meta == meta;
+    if (!same) {
+      if (m.snapshot_offset != 0) {
+        // A transfer we know nothing of (we restarted, or its first chunk
+        // was lost): start over.
+        answer_chunk(0, /*gap=*/true);
+        return;
+      }
+      incoming_ = Incoming{m.from, m.term, meta, 0};
+    }
+    Incoming& in = *incoming_;
+    if (m.snapshot_offset > in.next_offset) {
+      answer_chunk(in.next_offset, /*gap=*/true);
+      return;
+    }
+    const uint64_t end = m.snapshot_offset + m.data.size();
+    // (A new transfer always takes its first chunk, even the empty one of
+    // an empty snapshot.)
+    if (same && end <= in.next_offset) {
+      answer_chunk(in.next_offset, /*gap=*/false);  // A duplicate.
+      return;
+    }
+    if (chunks_.size() >= ChunksPendingMax()) {
+      return;  // The driver lags; the leader resends after a stall.
+    }
+    SnapshotChunk chunk;
+    chunk.meta = meta;
+    chunk.offset = in.next_offset;
+    chunk.data = m.data.substr(in.next_offset - m.snapshot_offset);
+    in.next_offset = end;
+    chunks_.push_back(std::move(chunk));
+    if (in.next_offset < meta.bytes) {
+      answer_chunk(in.next_offset, /*gap=*/false);
+      return;
+    }
+    // Complete: install (Ready.snapshot), then acknowledge like an append,
+    // in the same Ready, so the answer leaves after the install.
+    incoming_.reset();
+    RestoreSnapshot(meta);
+    answer_append(meta.index);
+  }
+
+  size_t ChunksPendingMax() const {
+    return 2 * static_cast<size_t>(config_.snapshot_inflight_chunks_max) + 2;
+  }
+
+  void RestoreSnapshot(const SnapshotMeta& meta) {
+    log_.Restore(meta);
+    // The log now starts at the snapshot: its membership is the base.
+    config_history_.clear();
+    config_history_.push_back(ConfigRecord{meta.index, meta.term, meta.membership});
+    UpdateMembership();
+  }
+
   absl::Status HandleAppendResponse(const Message& m) {
-    Progress& pr = ProgressOf(m.from);
+    Progress* found = FindProgress(m.from);
+    if (found == nullptr) return absl::OkStatus();  // Not a member (any more).
+    Progress& pr = *found;
     pr.set_recent_active(true);
     if (m.reject) {
       Index next_probe = m.reject_hint;
@@ -719,10 +1178,17 @@ class Raft::Impl {
     }
     const bool was_paused = pr.IsPaused();
     if (!pr.MaybeUpdate(m.index)) return absl::OkStatus();
-    if (pr.state() == ProgressState::kProbe) {
-      pr.BecomeReplicate();
-    } else {
-      pr.FreeInflightsUpTo(m.index);
+    switch (pr.state()) {
+      case ProgressState::kProbe:
+        pr.BecomeReplicate();
+        break;
+      case ProgressState::kReplicate:
+        pr.FreeInflightsUpTo(m.index);
+        break;
+      case ProgressState::kSnapshot:
+        // Installed (or the follower had the entries after all).
+        if (pr.match() >= pr.snapshot().meta().index) pr.BecomeReplicate();
+        break;
     }
     if (MaybeCommit() && config_.broadcast_commit) {
       // Tell every follower the new commit index now (see Config).
@@ -730,6 +1196,10 @@ class Raft::Impl {
     } else if (was_paused) {
       SendAppend(m.from, /*send_if_empty=*/true);
     }
+    if (role_ != Role::kLeader || FindProgress(m.from) == nullptr) {
+      return absl::OkStatus();
+    }
+    if (m.from == transfer_target_) MaybeSendTimeoutNow();
     // Pipelining: keep the window full.
     while (SendAppend(m.from, /*send_if_empty=*/false)) {
     }
@@ -737,17 +1207,67 @@ class Raft::Impl {
   }
 
   void HandleHeartbeatResponse(const Message& m) {
-    Progress& pr = ProgressOf(m.from);
-    pr.OnHeartbeatResponse();
-    if (pr.match() < log_.LastIndex()) SendAppend(m.from, true);
+    Progress* pr = FindProgress(m.from);
+    if (pr == nullptr) return;
+    pr->OnHeartbeatResponse();
+    if (config_.lease_reads && m.index != 0 && m.index <= ticks_) {
+      pr->OnLeaseAck(m.index);
+    }
+    if (pr->match() < log_.LastIndex()) SendAppend(m.from, true);
     if (m.context == 0) return;
-    if (read_only_.RecvAck(m.from, m.context) < quorum_) return;
+    const std::vector<NodeId>* acks = read_only_.RecvAck(m.from, m.context);
+    if (acks == nullptr || VotersAmong(*acks) < Quorum()) return;
     for (ReadOnly::Request& r : read_only_.Advance(m.context)) {
       read_states_.push_back(ReadState{r.index, r.context});
     }
   }
 
+  void HandleSnapshotResponse(const Message& m) {
+    Progress* pr = FindProgress(m.from);
+    if (pr == nullptr || pr->state() != ProgressState::kSnapshot) return;
+    SnapshotTransfer& transfer = pr->snapshot();
+    if (m.index != transfer.meta().index) return;  // An older transfer.
+    pr->set_recent_active(true);
+    if (m.reject) {
+      transfer.OnGap(m.snapshot_offset);
+    } else {
+      transfer.OnAck(m.snapshot_offset);
+    }
+    SendSnapshotChunks(m.from);
+  }
+
   // ---- Leader helpers ----
+
+  absl::Status CanAppendAsLeader() const {
+    if (role_ != Role::kLeader) {
+      return absl::FailedPreconditionError("not leader");
+    }
+    if (transfer_target_ != kNoNode) {
+      return absl::FailedPreconditionError(absl::StrFormat(
+          "not leader: leadership transfer to %d in progress",
+          transfer_target_));
+    }
+    return absl::OkStatus();
+  }
+
+  absl::StatusOr<Index> ProposeEntry(EntryType type, std::string data) {
+    Entry entry{term_, log_.LastIndex() + 1, type, std::move(data)};
+    const uint64_t size = EntrySizeBytes(entry);
+    if (uncommitted_bytes_ > 0 &&
+        uncommitted_bytes_ + size > config_.uncommitted_bytes_max) {
+      return absl::ResourceExhaustedError(
+          "too many uncommitted proposals (uncommitted_bytes_max)");
+    }
+    uncommitted_.push_back({entry.index, size});
+    uncommitted_bytes_ += size;
+    const Index index = entry.index;
+    AppendAsLeader(std::move(entry));
+    BcastAppend();
+    Finish();
+    CheckInvariants();
+    if (!error_.ok()) return error_;
+    return index;
+  }
 
   void AppendAsLeader(Entry entry) {
     ABSL_RAW_CHECK(role_ == Role::kLeader, "append as a non-leader");
@@ -756,17 +1276,25 @@ class Raft::Impl {
     const Index last = log_.Append(absl::MakeConstSpan(&entry, 1));
     // See raft.h: the leader counts itself once it hands out the entry.
     ProgressOf(id_).MaybeUpdate(last);
+    // The membership takes effect on append, before counting the quorum.
+    if (entry.type == EntryType::kConfig) {
+      TrackAppended(absl::MakeConstSpan(&entry, 1));
+    }
     MaybeCommit();
   }
 
-  // Advances commit to the highest index held by a quorum, if that entry is
-  // of the current term. Returns whether commit moved.
+  // Advances commit to the highest index held by a quorum of voters, if
+  // that entry is of the current term. Returns whether commit moved.
   bool MaybeCommit() {
     std::vector<Index> matches;
-    matches.reserve(voters_.size());
-    for (const Progress& pr : progress_) matches.push_back(pr.match());
+    matches.reserve(membership_.voters.size());
+    for (NodeId v : membership_.voters) {
+      const Progress* pr = FindProgress(v);
+      matches.push_back(pr == nullptr ? 0 : pr->match());
+    }
+    if (matches.empty()) return false;
     std::sort(matches.begin(), matches.end(), std::greater<Index>());
-    const Index quorum_index = matches[quorum_ - 1];
+    const Index quorum_index = matches[Quorum() - 1];
     if (!log_.MaybeCommit(quorum_index, term_)) return false;
     OnLeaderCommit();
     return true;
@@ -791,12 +1319,38 @@ class Raft::Impl {
 
   void StartRead(uint64_t context) {
     const Index index = log_.committed();
-    if (voters_.size() == 1) {
+    const bool alone = membership_.voters.size() == 1 && Promotable();
+    if (alone || LeaseValid()) {
       read_states_.push_back(ReadState{index, context});
       return;
     }
     read_only_.Add(index, context, id_);
     BcastHeartbeat(context);
+  }
+
+  // See raft.h, "Leader lease reads".
+  bool LeaseValid() const {
+    if (!config_.lease_reads || lease_revoked_ || transfer_target_ != kNoNode) {
+      return false;
+    }
+    std::vector<uint64_t> sent_ticks;
+    for (NodeId v : membership_.voters) {
+      if (v == id_) {
+        sent_ticks.push_back(ticks_);  // A leader ignores candidates.
+        continue;
+      }
+      auto it = progress_.find(v);
+      if (it != progress_.end() && it->second.lease_ack_tick().has_value()) {
+        sent_ticks.push_back(*it->second.lease_ack_tick());
+      }
+    }
+    const size_t quorum = Quorum();
+    if (sent_ticks.size() < quorum) return false;
+    std::sort(sent_ticks.begin(), sent_ticks.end(), std::greater<uint64_t>());
+    const uint64_t quorum_tick = sent_ticks[quorum - 1];
+    return ticks_ - quorum_tick <
+           static_cast<uint64_t>(config_.election_timeout_ticks -
+                                 config_.lease_drift_margin_ticks);
   }
 
   void BcastAppend() {
@@ -811,22 +1365,24 @@ class Raft::Impl {
       // Never more than the follower holds (see HandleHeartbeat).
       m.commit = std::min(ProgressOf(peer).match(), log_.committed());
       m.context = context;
+      m.index = config_.lease_reads ? ticks_ : 0;
       Send(std::move(m));
     });
   }
 
   // Sends the follower's next entries (or an empty append carrying the
-  // commit index, if send_if_empty). Returns whether a message was sent.
+  // commit index, if send_if_empty), or snapshot chunks if it needs
+  // compacted entries. Returns whether a message was sent.
   bool SendAppend(NodeId to, bool send_if_empty) {
     Progress& pr = ProgressOf(to);
+    if (pr.state() == ProgressState::kSnapshot) return SendSnapshotChunks(to);
     if (pr.IsPaused()) return false;
     const Index prev_index = pr.next() - 1;
     absl::StatusOr<Term> prev_term = log_.TermAt(prev_index);
     if (!prev_term.ok()) {
-      // Compacted below the follower's next index: only a snapshot could
-      // help, and this version has none (see README). Storage errors are
-      // recorded by the log.
-      return false;
+      // Compacted below the follower's next index: only a snapshot helps.
+      // (Storage errors are recorded by the log.)
+      return absl::IsOutOfRange(prev_term.status()) && StartSnapshot(to);
     }
     std::vector<Entry> entries;
     const Index last = log_.LastIndex();
@@ -848,6 +1404,94 @@ class Raft::Impl {
     m.entries = std::move(entries);
     Send(std::move(m));
     return true;
+  }
+
+  uint64_t SnapshotWindowBytes() const {
+    return config_.snapshot_chunk_bytes *
+           static_cast<uint64_t>(config_.snapshot_inflight_chunks_max);
+  }
+
+  bool StartSnapshot(NodeId to) {
+    const SnapshotMeta snapshot = log_.StorageSnapshot();
+    // Without a snapshot covering the compacted entries (a storage without
+    // snapshot support) the follower cannot be caught up.
+    if (snapshot.index == 0 || snapshot.index + 1 < log_.FirstIndex()) {
+      return false;
+    }
+    ProgressOf(to).BecomeSnapshot(snapshot, SnapshotWindowBytes());
+    return SendSnapshotChunks(to);
+  }
+
+  // Sends the chunks the transfer's window allows. Returns whether any.
+  bool SendSnapshotChunks(NodeId to) {
+    Progress& pr = ProgressOf(to);
+    bool sent = false;
+    bool restarted = false;
+    while (pr.state() == ProgressState::kSnapshot && pr.snapshot().CanSend()) {
+      SnapshotTransfer& transfer = pr.snapshot();
+      const SnapshotMeta& meta = transfer.meta();
+      const uint64_t offset = transfer.next_offset();
+      const uint64_t bytes =
+          std::min(config_.snapshot_chunk_bytes, meta.bytes - offset);
+      std::string data;
+      if (bytes > 0) {
+        absl::StatusOr<std::string> chunk =
+            log_.SnapshotChunk(meta.index, offset, bytes);
+        if (!chunk.ok()) {
+          if (!absl::IsNotFound(chunk.status())) return sent;  // Recorded.
+          // Replaced by a newer snapshot: stream that one instead.
+          const SnapshotMeta newest = log_.StorageSnapshot();
+          if (restarted || newest.index <= meta.index) return sent;
+          pr.BecomeSnapshot(newest, SnapshotWindowBytes());
+          restarted = true;
+          continue;
+        }
+        ABSL_RAW_CHECK(chunk->size() == bytes,
+                       "storage returned a snapshot chunk of the wrong size");
+        data = *std::move(chunk);
+      }
+      Message m;
+      m.type = MessageType::kSnapshot;
+      m.to = to;
+      m.index = meta.index;
+      m.log_term = meta.term;
+      m.snapshot_offset = offset;
+      m.snapshot_bytes = meta.bytes;
+      m.membership = meta.membership;
+      m.data = std::move(data);
+      transfer.Sent(bytes);
+      Send(std::move(m));
+      sent = true;
+    }
+    return sent;
+  }
+
+  // ---- Leadership transfer ----
+
+  // Sends kTimeoutNow once the target holds the leader's whole log.
+  bool MaybeSendTimeoutNow() {
+    if (transfer_target_ == kNoNode || timeout_now_sent_) return false;
+    const Progress* pr = FindProgress(transfer_target_);
+    if (pr == nullptr || pr->match() != log_.LastIndex()) return false;
+    SendTimeoutNow(transfer_target_);
+    timeout_now_sent_ = true;
+    return true;
+  }
+
+  void SendTimeoutNow(NodeId to) {
+    // The target's campaign bypasses stickiness: our lease means nothing
+    // from now on in this term.
+    lease_revoked_ = true;
+    Message m;
+    m.type = MessageType::kTimeoutNow;
+    m.to = to;
+    Send(std::move(m));
+  }
+
+  void AbortTransfer() {
+    transfer_target_ = kNoNode;
+    transfer_elapsed_ = 0;
+    timeout_now_sent_ = false;
   }
 
   void Send(Message m) {
@@ -872,8 +1516,6 @@ class Raft::Impl {
 
   const Config config_;
   const NodeId id_;
-  std::vector<NodeId> voters_;  // Sorted; slots index progress_/votes_.
-  const size_t quorum_;
   RaftLog log_;
   SplitMix64 rng_;
 
@@ -884,18 +1526,35 @@ class Raft::Impl {
   int election_elapsed_ = 0;
   int heartbeat_elapsed_ = 0;
   int randomized_election_timeout_ = 0;
+  uint64_t ticks_ = 0;  // Every Tick() since Create: the lease clock.
 
-  std::vector<Progress> progress_;
-  std::vector<int8_t> votes_;  // kNotVoted, 0 (rejected), 1 (granted).
+  // Membership: in force at the applied index, the kConfig entries after
+  // it in log order, and the active one (the latest).
+  Membership applied_membership_;
+  std::deque<ConfigRecord> config_history_;
+  Membership membership_;
+
+  std::map<NodeId, Progress> progress_;  // Leader: members and itself.
+  std::map<NodeId, bool> votes_;         // Candidate: answers of voters.
   ReadOnly read_only_;
   std::vector<uint64_t> deferred_reads_;  // Waiting for a commit this term.
   std::deque<Uncommitted> uncommitted_;   // Own proposals, oldest first.
   uint64_t uncommitted_bytes_ = 0;
 
+  NodeId transfer_target_ = kNoNode;
+  int transfer_elapsed_ = 0;
+  bool timeout_now_sent_ = false;
+  bool lease_revoked_ = false;  // kTimeoutNow sent in this term.
+  int lease_grace_ticks_;       // After start: ignore candidates.
+
+  std::optional<Incoming> incoming_;   // Follower: snapshot being received.
+  std::vector<SnapshotChunk> chunks_;  // For the next Ready.
+
   std::vector<Message> msgs_;
   std::vector<ReadState> read_states_;
   SoftState prev_soft_;
   HardState prev_hard_;
+  Membership prev_membership_;
   bool ready_outstanding_ = false;
   Outstanding outstanding_;
   absl::Status error_;
@@ -918,11 +1577,28 @@ absl::StatusOr<std::unique_ptr<Raft>> Raft::Create(const Config& config,
         "hard state commit %d beyond the stored log's last index %d",
         hs.commit, last));
   }
-  if (hs.vote != kNoNode &&
-      std::find(config.voters.begin(), config.voters.end(), hs.vote) ==
-          config.voters.end()) {
-    return absl::DataLossError(
-        absl::StrFormat("hard state votes for unknown node %d", hs.vote));
+  const SnapshotMeta snapshot = storage->LastSnapshot();
+  if (snapshot.index > 0) {
+    if (snapshot.index + 1 < first) {
+      return absl::DataLossError(absl::StrFormat(
+          "log compacted up to %d, beyond the snapshot at %d", first - 1,
+          snapshot.index));
+    }
+    absl::StatusOr<Term> term =
+        snapshot.index <= last ? storage->TermAt(snapshot.index)
+                               : absl::OutOfRangeError("beyond the log");
+    if (!term.ok() && !absl::IsOutOfRange(term.status())) return term.status();
+    if (!term.ok() || *term != snapshot.term) {
+      return absl::FailedPreconditionError(absl::StrFormat(
+          "snapshot %d@t%d is not installed in the log [%d, %d]: finish "
+          "installing it (reset the log to it) before Create",
+          snapshot.index, snapshot.term, first, last));
+    }
+    absl::Status members = ValidateMembership(snapshot.membership);
+    if (!members.ok()) {
+      return absl::DataLossError(absl::StrFormat(
+          "snapshot membership: %s", members.message()));
+    }
   }
   absl::StatusOr<Term> last_term = storage->TermAt(last);
   if (!last_term.ok()) return last_term.status();
@@ -931,17 +1607,29 @@ absl::StatusOr<std::unique_ptr<Raft>> Raft::Create(const Config& config,
         "stored entry of term %d beyond the hard state's term %d", *last_term,
         hs.term));
   }
-  if (config.applied > hs.commit) {
+  // A snapshot holds committed entries only.
+  const Index commit = std::max(hs.commit, snapshot.index);
+  if (config.applied > commit) {
     return absl::InvalidArgumentError(absl::StrFormat(
-        "applied %d beyond the persisted commit %d", config.applied,
-        hs.commit));
+        "applied %d beyond the persisted commit %d", config.applied, commit));
   }
   if (config.applied + 1 < first) {
     return absl::FailedPreconditionError(absl::StrFormat(
-        "entries (%d, %d) were compacted but not applied (no snapshots)",
+        "entries (%d, %d) were compacted but are not in the state machine "
+        "(install the snapshot's state first)",
         config.applied, first));
   }
-  auto impl = std::make_unique<Impl>(config, storage, hs);
+  if (config.applied < snapshot.index) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "applied %d below the kept snapshot's index %d: the state machine is "
+        "older than the snapshot",
+        config.applied, snapshot.index));
+  }
+  absl::StatusOr<RecoveredMembership> recovered = RecoverMembership(
+      *storage, BootstrapMembership(config), snapshot, config.applied);
+  if (!recovered.ok()) return recovered.status();
+  auto impl = std::make_unique<Impl>(config, storage, hs, commit,
+                                     *std::move(recovered));
   return std::unique_ptr<Raft>(new Raft(std::move(impl)));
 }
 
@@ -957,6 +1645,13 @@ absl::Status Raft::ReadIndex(uint64_t context) {
   return impl_->ReadIndex(context);
 }
 void Raft::Campaign() { impl_->Campaign(); }
+absl::StatusOr<Index> Raft::ProposeMembershipChange(
+    const MembershipChange& change) {
+  return impl_->ProposeMembershipChange(change);
+}
+absl::Status Raft::TransferLeadership(NodeId target) {
+  return impl_->TransferLeadership(target);
+}
 bool Raft::HasReady() const { return impl_->HasReady(); }
 Ready Raft::GetReady() { return impl_->GetReady(); }
 void Raft::Advance(const Ready& ready) { impl_->Advance(ready); }
@@ -968,6 +1663,12 @@ Index Raft::commit_index() const { return impl_->commit_index(); }
 Index Raft::applied_index() const { return impl_->applied_index(); }
 Index Raft::last_index() const { return impl_->last_index(); }
 absl::StatusOr<Term> Raft::TermAt(Index i) const { return impl_->TermAt(i); }
+const Membership& Raft::membership() const { return impl_->membership(); }
+NodeId Raft::transfer_target() const { return impl_->transfer_target(); }
+Index Raft::match_index(NodeId peer) const { return impl_->match_index(peer); }
+absl::StatusOr<SnapshotMeta> Raft::SnapshotMetaForApplied() const {
+  return impl_->SnapshotMetaForApplied();
+}
 absl::Status Raft::status() const { return impl_->status(); }
 std::string Raft::DebugString() const { return impl_->DebugString(); }
 

@@ -1,24 +1,36 @@
 // Raft as a pure, deterministic state machine (in the style of etcd's raft).
 //
 // Inputs:  Tick() (time), Step(msg) (a message from a peer), Propose(data)
-//          (a client batch), ReadIndex(ctx) (a linearizable read request).
-// Outputs: one Ready at a time, holding
-//          - hard_state / entries: persist these FIRST (entries replace any
-//            stored entry at an index >= entries.front().index),
-//          - messages: send these only AFTER the above is durable,
-//          - committed: apply these, in order, to the state machine,
-//          - read_states: reads whose index is now safe to serve once the
-//            state machine has applied up to read_state.index.
-//          then call Advance(ready).
+//          (a client batch), ReadIndex(ctx) (a linearizable read request),
+//          ProposeMembershipChange(change), TransferLeadership(target).
+// Outputs: one Ready at a time. The driver handles its parts IN THIS ORDER:
+//   1. snapshot_chunks (followers): write each chunk of a snapshot being
+//      received to a staging area (see "Snapshots" below).
+//   2. snapshot (followers): install the fully received snapshot: the
+//      staged bytes become the state machine, storage's LastSnapshot()
+//      reports it, and the log is reset to it (pmemlog Reset(index, term):
+//      FirstIndex() = index + 1, LastIndex() = index). Durable before 3.
+//   3. hard_state / entries: persist these (entries replace any stored
+//      entry at an index >= entries.front().index), after 2.
+//   4. messages: send these only AFTER 1-3 are durable (chunks excepted:
+//      see below).
+//   5. committed: apply these, in order, to the state machine (kNoop and
+//      kConfig entries are no-ops for the state machine: Raft has already
+//      acted on kConfig entries).
+//   6. read_states: serve each read once the state machine has applied up
+//      to read_state.index.
+//   soft_state / membership are informational (who leads; whom to connect
+//   to) and may be looked at any time.
+//   Then call Advance(ready).
 //
 // No I/O, threads, clocks or randomness of its own: the randomized election
 // timeout comes from a seeded generator given in Config.
 //
-// Calling discipline (one thread): Tick/Step/Propose/ReadIndex/Campaign in
-// any order; `if (HasReady()) { rd = GetReady(); persist; send; apply;
-// Advance(rd); }`. Exactly one Ready may be outstanding: GetReady before the
-// previous Advance is a programmer error (assertion). Inputs may be fed
-// between GetReady and Advance; their effects come in the next Ready.
+// Calling discipline (one thread): inputs in any order; `if (HasReady()) {
+// rd = GetReady(); handle 1-6; Advance(rd); }`. Exactly one Ready may be
+// outstanding: GetReady before the previous Advance is a programmer error
+// (assertion). Inputs may be fed between GetReady and Advance; their
+// effects come in the next Ready.
 //
 // The leader counts its own entries as persisted when it appends them: its
 // commit index only leaves through Ready.messages (sent after Ready.entries
@@ -28,6 +40,100 @@
 // Storage errors (LogStorage returning DataLoss...) make the Raft inert:
 // status() reports the error, every input returns it, HasReady() is false.
 // The node must stop serving; nothing decided on unreadable data leaves.
+//
+// ---- Snapshots and log compaction (etcd-style, streamed in chunks) ----
+//
+// Compaction is the driver's decision and needs no call into Raft (see
+// storage.h): after an Advance, take a snapshot of the state machine with
+// the metadata SnapshotMetaForApplied() returns (plus its size), keep it
+// durably so that LogStorage::LastSnapshot() reports it and
+// LogStorage::SnapshotChunk() reads it, then compact the log up to at most
+// its index. A leader whose follower needs compacted entries streams
+// LastSnapshot() to it in kSnapshot messages of Config.snapshot_chunk_bytes,
+// at most snapshot_inflight_chunks_max unacknowledged, resent from the
+// follower's offset on a gap and restarted after snapshot_stall_ticks
+// without progress (with a newer snapshot if storage has one by then).
+// Raft reads each chunk through SnapshotChunk() when it sends it; the bytes
+// of a snapshot must not change while LastSnapshot() reports it.
+//
+// On the follower, Raft accepts chunks in order from the leader of its
+// current term only (stale terms, other leaders, gaps and duplicates are
+// answered or dropped, never handed out) and hands each accepted chunk out
+// once in Ready.snapshot_chunks, in order:
+//   - a chunk with offset 0 starts a new staged snapshot (discard any other
+//     staged bytes);
+//   - a chunk with offset > 0 follows the bytes staged so far for the same
+//     (meta.index, meta.term), exactly at their end.
+// The staged bytes need not be durable chunk by chunk (a restarted node
+// receives the snapshot again from offset 0), but must be before step 2.
+// When the last chunk is accepted, Ready.snapshot asks for the install
+// (step 2) and Ready.hard_state carries commit = snapshot index; the answer
+// to the leader is in the same Ready's messages, so it leaves after the
+// install. Until Advance, Raft answers as if the install were done.
+//
+// Installing must survive a crash at any point: make the state machine the
+// staged snapshot and LastSnapshot() report it atomically (e.g. rename),
+// then reset the log. If the node crashed between the two, Create reports
+// FailedPrecondition ("finish installing"): the driver resets the log to
+// LastSnapshot() (index, term) and calls Create again.
+//
+// A restarted node resumes from its state machine (Config.applied >=
+// LastSnapshot().index, e.g. the installed snapshot) plus its log; commit
+// is at least the snapshot's index.
+//
+// ---- Membership changes (single-server, Raft thesis 4.1-4.3) ----
+//
+// One node is added (as a learner or a voter), promoted (learner to voter)
+// or removed per change. A change is a kConfig entry carrying the whole new
+// membership; every node uses the LATEST membership in its log, committed
+// or not, from the moment it appends the entry (and reverts if the entry is
+// truncated). With one change at a time, any majority of the old voters
+// and any majority of the new ones intersect, so two leaders of one term
+// cannot arise from the two configurations. Hence a leader refuses a change
+// while an earlier one is uncommitted, and, to close the known hole in
+// single-server changes (Ongaro, raft-dev 2015), until it has committed an
+// entry of its own term. Why not joint consensus: one quorum rule at a time
+// is simpler to verify and test, learners give the catch-up phase joint
+// consensus would otherwise be needed for, and the group changes one node
+// at a time anyway.
+//
+// A leader removed by a change keeps leading until the change commits,
+// then steps down (handing leadership to an up-to-date voter with
+// kTimeoutNow). Learners and removed nodes never campaign. Messages from
+// nodes outside this node's membership are accepted (a node may lag behind
+// the group's membership; a new leader may be unknown to it); responses
+// from non-members are ignored. Ready.membership reports every change of
+// the active membership (membership() gives the initial one), so the driver
+// knows whom to connect to. Snapshots carry the membership at their index.
+//
+// ---- Leadership transfer ----
+//
+// TransferLeadership(target): the leader stops accepting proposals and
+// membership changes, brings the target's log up to date, and sends it
+// kTimeoutNow; the target campaigns at once, skipping pre-vote, and its
+// vote requests carry `transfer` so voters do not ignore them for having a
+// live leader (check_quorum's stickiness). The transfer is abandoned after
+// election_timeout_ticks (proposals are accepted again).
+//
+// ---- Leader lease reads (Config.lease_reads, off by default) ----
+//
+// With check_quorum, a follower does not vote for another candidate within
+// election_timeout_ticks (its own ticks) of hearing from its leader. A
+// leader that has heard, from a quorum of voters, answers to heartbeats it
+// sent less than election_timeout_ticks - lease_drift_margin_ticks of ITS
+// ticks ago therefore knows no other leader can exist yet, and serves
+// ReadIndex at once at its commit index, without a heartbeat round.
+// Clock assumption (the driver's obligation): every node calls Tick() at
+// the same nominal period, with relative drift rate at most rho, and catches
+// up missed ticks (by a monotonic clock) before it steps messages or calls
+// ReadIndex, so a stalled process never serves a read on an old clock.
+// The margin must cover one tick of granularity plus rho *
+// election_timeout_ticks (e.g. 10-tick timeouts, drift < 10%: margin 2).
+// A node that (re)starts ignores vote requests for election_timeout_ticks
+// (it may have promised a lease before it crashed). A leader that sent
+// kTimeoutNow stops using its lease for the rest of its term. If the
+// assumption may not hold, leave lease_reads off: ReadIndex is safe
+// without any clock assumption.
 #ifndef BLIZZARD_CONSENSUS_RAFT_H_
 #define BLIZZARD_CONSENSUS_RAFT_H_
 
@@ -55,7 +161,13 @@ const char* RoleName(Role role);
 
 struct Config {
   NodeId id = kNoNode;
-  std::vector<NodeId> voters;  // All members, including `id`.
+  // The bootstrap membership: the group's members as of an empty log (a
+  // new group). A snapshot or a kConfig entry in the log overrides it. A
+  // node waiting to be added to a running group starts with no voters (or
+  // with members other than itself): it never campaigns and learns the
+  // membership from the leader's log or snapshot.
+  std::vector<NodeId> voters;
+  std::vector<NodeId> learners;
   // Election timeout is drawn uniformly from
   // [election_timeout_ticks, 2 * election_timeout_ticks).
   int election_timeout_ticks = 10;
@@ -93,6 +205,16 @@ struct Config {
   // heartbeat_interval_ticks later, but each entry costs two messages per
   // follower instead of four (measured: raft_benchmark).
   bool broadcast_commit = false;
+  // Snapshot streaming (see above): bytes per kSnapshot chunk (<=
+  // kSnapshotChunkBytesMax), chunks sent but unacknowledged per follower,
+  // and leader ticks without progress before a transfer is restarted.
+  uint64_t snapshot_chunk_bytes = 1u << 20;
+  int snapshot_inflight_chunks_max = 4;
+  int snapshot_stall_ticks = 20;
+  // Leader lease reads (see above). Requires check_quorum; the margin must
+  // be in [1, election_timeout_ticks).
+  bool lease_reads = false;
+  int lease_drift_margin_ticks = 2;
 };
 
 struct ReadState {
@@ -106,6 +228,15 @@ struct SoftState {
   bool operator==(const SoftState&) const = default;
 };
 
+// Part of a snapshot received from the leader, to stage (see above).
+struct SnapshotChunk {
+  SnapshotMeta meta;  // Which snapshot; meta.bytes is its total size.
+  uint64_t offset = 0;
+  std::string data;
+  bool last() const { return offset + data.size() == meta.bytes; }
+  bool operator==(const SnapshotChunk&) const = default;
+};
+
 struct Ready {
   std::optional<SoftState> soft_state;  // Set when it changed.
   std::optional<HardState> hard_state;  // Set when it must be persisted.
@@ -113,20 +244,42 @@ struct Ready {
   std::vector<Message> messages;        // To send after persisting.
   std::vector<Entry> committed;         // To apply, in order.
   std::vector<ReadState> read_states;
+  // The active membership, set when it changed.
+  std::optional<Membership> membership;
+  // Followers: chunks to stage, in order, then the snapshot to install.
+  std::vector<SnapshotChunk> snapshot_chunks;
+  std::optional<SnapshotMeta> snapshot;
+};
+
+enum class MembershipChangeType : uint8_t {
+  kAddLearner,  // A non-member joins as a learner.
+  kAddVoter,    // A learner is promoted, or a non-member joins as a voter.
+  kRemoveNode,  // A voter or learner leaves (the leader itself included).
+};
+
+struct MembershipChange {
+  MembershipChangeType type = MembershipChangeType::kAddLearner;
+  NodeId node = kNoNode;
 };
 
 class Raft {
  public:
   // `storage` must outlive the Raft and reflect everything persisted so far.
+  // Errors: InvalidArgument (config), DataLoss (storage contradicts
+  // itself), FailedPrecondition (entries compacted but not in the state
+  // machine, or a snapshot not yet installed in the log: see above).
   static absl::StatusOr<std::unique_ptr<Raft>> Create(const Config& config,
                                                       const LogStorage* storage);
   ~Raft();
 
   void Tick();
-  // InvalidArgument for a malformed message (wrong `to`, unknown sender...);
-  // stale messages are ignored with OK.
+  // InvalidArgument for a malformed message (ValidateMessage, wrong `to`,
+  // a second leader claiming this node's term...); stale messages are
+  // ignored with OK. Senders outside the membership are accepted (see
+  // "Membership changes"): the transport authenticates peers.
   absl::Status Step(const Message& message);
-  // FailedPrecondition("not leader") unless leader. InvalidArgument if
+  // FailedPrecondition("not leader") unless leader, or during a
+  // leadership transfer. InvalidArgument if
   // data exceeds proposal_bytes_max, ResourceExhausted beyond
   // uncommitted_bytes_max. Returns the index the
   // entry will have; the caller learns the outcome from `committed` (same
@@ -134,7 +287,8 @@ class Raft {
   absl::StatusOr<Index> Propose(std::string data);
   // Requests a linearizable read point. FailedPrecondition unless leader.
   // The ReadState with this context appears in a later Ready once a quorum
-  // has confirmed leadership (immediately with a single voter).
+  // has confirmed leadership (immediately with a single voter, or under a
+  // valid leader lease with Config.lease_reads).
   // A new leader defers reads until it has committed an entry of its term
   // (its no-op): before that its commit index may be behind.
   // InvalidArgument for context 0 (reserved: "no read") or a context
@@ -144,8 +298,26 @@ class Raft {
   // iteration under one context: each call costs a heartbeat round.
   absl::Status ReadIndex(uint64_t context);
   // Campaign now (tests, tools), with a pre-vote round if configured.
-  // No-op on a leader.
+  // No-op on a leader and on a node that is not a voter.
   void Campaign();
+
+  // Proposes one membership change (see above); returns the index of its
+  // kConfig entry, which takes effect at once on this leader. Errors:
+  // FailedPrecondition if not leader, during a leadership transfer, before
+  // this leader committed an entry of its term, while an earlier change is
+  // uncommitted, or when removing the last voter; InvalidArgument for node
+  // 0, adding a member again (as the same kind), removing a non-member;
+  // ResourceExhausted beyond kMembersMax members. Promote a learner only
+  // once it has caught up (match_index()), or the group may stall waiting
+  // for it to count in a quorum.
+  absl::StatusOr<Index> ProposeMembershipChange(const MembershipChange& change);
+
+  // Hands leadership to voter `target` (see above). OK and nothing happens
+  // if target is this leader or already the transfer's target; another
+  // target replaces the pending one. FailedPrecondition unless leader;
+  // InvalidArgument unless target is a voter. While a transfer is pending,
+  // Propose and ProposeMembershipChange fail with FailedPrecondition.
+  absl::Status TransferLeadership(NodeId target);
 
   bool HasReady() const;
   Ready GetReady();
@@ -163,6 +335,20 @@ class Raft {
   // [first index - 1, last_index()]; OutOfRange outside. Lets a driver
   // check that its proposal (index, term) is still in the log.
   absl::StatusOr<Term> TermAt(Index i) const;
+  // The active membership (the latest in the log).
+  const Membership& membership() const;
+  // Leader only: the pending transfer's target, kNoNode if none.
+  NodeId transfer_target() const;
+  // Leader only: the index up to which `peer`'s log is known to match
+  // (0 if unknown, not a member, or not leader).
+  Index match_index(NodeId peer) const;
+  // The metadata of a snapshot of the state machine as of applied_index()
+  // (index, its term, the membership in force there; bytes = 0 for the
+  // driver to fill). FailedPrecondition while a Ready is outstanding (call
+  // it after Advance), when nothing is applied, or when the membership at
+  // the applied index is unknown (a joining node that has not yet applied
+  // an entry of the group's membership).
+  absl::StatusOr<SnapshotMeta> SnapshotMetaForApplied() const;
   // OK, or the storage error that made this Raft inert.
   absl::Status status() const;
   // One line: id, role, term, vote, leader, indices (for test failures).

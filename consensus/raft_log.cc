@@ -17,8 +17,14 @@ RaftLog::RaftLog(const LogStorage* storage, Index committed, Index applied)
   CheckInvariants();
 }
 
+Index RaftLog::FirstIndex() const {
+  if (pending_snapshot_.has_value()) return pending_snapshot_->index + 1;
+  return storage_->FirstIndex();
+}
+
 Index RaftLog::LastIndex() const {
   if (!unstable_.empty()) return unstable_.back().index;
+  if (pending_snapshot_.has_value()) return pending_snapshot_->index;
   // Entries leave unstable_ only once the driver stored them, and then
   // nothing follows them in storage.
   ABSL_RAW_CHECK(storage_->LastIndex() + 1 == offset_,
@@ -32,6 +38,11 @@ absl::StatusOr<Term> RaftLog::TermAt(Index i) const {
   if (i > last || i + 1 < FirstIndex()) {
     return absl::OutOfRangeError(absl::StrFormat(
         "no term for index %d in log [%d, %d]", i, FirstIndex(), last));
+  }
+  if (pending_snapshot_.has_value()) {
+    // FirstIndex() - 1 <= i < offset_ == FirstIndex().
+    ABSL_RAW_CHECK(i == pending_snapshot_->index, "pending snapshot range");
+    return pending_snapshot_->term;
   }
   // Here i < offset_: entries at or past offset_ are all in unstable_.
   absl::StatusOr<Term> term = storage_->TermAt(i);
@@ -196,6 +207,57 @@ void RaftLog::AppliedTo(Index index) {
   ABSL_RAW_CHECK(index >= applied_ && index <= applying_,
                  "applied index outside [applied, applying]");
   applied_ = index;
+}
+
+void RaftLog::Restore(const SnapshotMeta& meta) {
+  ABSL_RAW_CHECK(meta.index > committed_, "restoring a snapshot below commit");
+  pending_snapshot_ = meta;
+  snapshot_in_progress_ = false;
+  unstable_.clear();
+  offset_ = meta.index + 1;
+  offset_in_progress_ = offset_;
+  committed_ = meta.index;
+  // The snapshot replaces everything up to its index: nothing below it is
+  // handed out for applying any more.
+  applying_ = meta.index;
+  CheckInvariants();
+}
+
+SnapshotMeta RaftLog::TakeSnapshotToInstall() {
+  ABSL_RAW_CHECK(HasSnapshotToInstall(), "no snapshot to install");
+  snapshot_in_progress_ = true;
+  return *pending_snapshot_;
+}
+
+void RaftLog::SnapshotInstalled(Index index) {
+  if (!pending_snapshot_.has_value() || !snapshot_in_progress_ ||
+      pending_snapshot_->index != index) {
+    return;  // Replaced by a newer snapshot since it was handed out.
+  }
+  const SnapshotMeta meta = *std::move(pending_snapshot_);
+  pending_snapshot_.reset();
+  snapshot_in_progress_ = false;
+  // The driver's contract (raft.h): storage now starts at the snapshot.
+  absl::StatusOr<Term> term = storage_->TermAt(meta.index);
+  ABSL_RAW_CHECK(storage_->FirstIndex() == meta.index + 1 && term.ok() &&
+                     *term == meta.term &&
+                     storage_->LastSnapshot().index == meta.index,
+                 "Advance: the driver did not install the snapshot");
+  ABSL_RAW_CHECK(applied_ <= meta.index, "applied beyond an installed snapshot");
+  applied_ = meta.index;
+  CheckInvariants();
+}
+
+absl::StatusOr<std::string> RaftLog::SnapshotChunk(Index index,
+                                                   uint64_t offset,
+                                                   uint64_t bytes_max) const {
+  absl::StatusOr<std::string> chunk =
+      storage_->SnapshotChunk(index, offset, bytes_max);
+  if (!chunk.ok() && !absl::IsNotFound(chunk.status()) &&
+      storage_error_.ok()) {
+    storage_error_ = chunk.status();
+  }
+  return chunk;
 }
 
 void RaftLog::TruncateAndAppend(absl::Span<const Entry> entries) {

@@ -11,6 +11,12 @@
 //
 // Indices: applied <= applying <= committed <= LastIndex().
 //
+// A snapshot received from the leader (Restore) replaces the whole log at
+// once: until the driver has installed it (SnapshotInstalled, from
+// Advance), the log answers as if storage were already reset to it:
+// FirstIndex() = snapshot index + 1, TermAt(snapshot index) = its term,
+// everything after it in `unstable`.
+//
 // Storage errors other than OutOfRange (e.g. DataLoss) are recorded in
 // storage_error() and the call answers as if the entry were absent; the
 // owner must check storage_error() and stop (Raft goes inert), so that no
@@ -38,7 +44,7 @@ class RaftLog {
   // applied + 1 >= storage->FirstIndex().
   RaftLog(const LogStorage* storage, Index committed, Index applied);
 
-  Index FirstIndex() const { return storage_->FirstIndex(); }
+  Index FirstIndex() const;
   Index LastIndex() const;
   Term LastTerm() const { return TermOrZero(LastIndex()); }
   Index committed() const { return committed_; }
@@ -94,6 +100,25 @@ class RaftLog {
   std::vector<Entry> TakeEntriesToApply(uint64_t bytes_max);
   void AppliedTo(Index index);
 
+  // ---- Snapshots ----
+  // Follower: replaces the log by the snapshot (index > committed): the
+  // unstable entries go, commit = applying = meta.index; applied follows
+  // when the driver has installed it (SnapshotInstalled).
+  void Restore(const SnapshotMeta& meta);
+  bool HasSnapshotToInstall() const {
+    return pending_snapshot_.has_value() && !snapshot_in_progress_;
+  }
+  // Hands the pending snapshot out (in a Ready).
+  SnapshotMeta TakeSnapshotToInstall();
+  // The driver installed the snapshot at `index` (storage is reset to it):
+  // applied = index. Ignored if a newer snapshot replaced it meanwhile.
+  void SnapshotInstalled(Index index);
+  // Storage's snapshot, read through (no pending one counts: a follower
+  // never serves snapshots it has not installed). Records storage errors.
+  SnapshotMeta StorageSnapshot() const { return storage_->LastSnapshot(); }
+  absl::StatusOr<std::string> SnapshotChunk(Index index, uint64_t offset,
+                                            uint64_t bytes_max) const;
+
  private:
   Index UnstableEnd() const { return offset_ + unstable_.size(); }
   void TruncateAndAppend(absl::Span<const Entry> entries);
@@ -106,6 +131,10 @@ class RaftLog {
   Index committed_;
   Index applying_;  // Handed out in a Ready, not yet Advance'd.
   Index applied_;
+  // Received from the leader, not yet installed by the driver; handed out
+  // in a Ready once snapshot_in_progress_.
+  std::optional<SnapshotMeta> pending_snapshot_;
+  bool snapshot_in_progress_ = false;
   mutable absl::Status storage_error_;
 };
 

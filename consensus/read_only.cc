@@ -20,15 +20,15 @@ void ReadOnly::Add(Index index, uint64_t context, NodeId self) {
   queue_.push_back(Request{index, context, {self}});
 }
 
-size_t ReadOnly::RecvAck(NodeId from, uint64_t context) {
+const std::vector<NodeId>* ReadOnly::RecvAck(NodeId from, uint64_t context) {
   for (Request& r : queue_) {
     if (r.context != context) continue;
     if (std::find(r.acks.begin(), r.acks.end(), from) == r.acks.end()) {
       r.acks.push_back(from);
     }
-    return r.acks.size();
+    return &r.acks;
   }
-  return 0;
+  return nullptr;
 }
 
 std::vector<ReadOnly::Request> ReadOnly::Advance(uint64_t context) {

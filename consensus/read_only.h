@@ -23,7 +23,7 @@ class ReadOnly {
   struct Request {
     Index index = 0;
     uint64_t context = 0;
-    std::vector<NodeId> acks;  // Distinct voters, the leader included.
+    std::vector<NodeId> acks;  // Distinct nodes, the leader included.
   };
 
   size_t size() const { return queue_.size(); }
@@ -31,8 +31,10 @@ class ReadOnly {
   // `context` must be nonzero and not pending.
   void Add(Index index, uint64_t context, NodeId self);
   // Records `from`'s answer to the heartbeat carrying `context`; returns the
-  // number of distinct acks for it (0 if the context is not pending).
-  size_t RecvAck(NodeId from, uint64_t context);
+  // distinct nodes that acknowledged it (null if the context is not
+  // pending). The caller counts the voters among them: membership may
+  // change while a read waits.
+  const std::vector<NodeId>* RecvAck(NodeId from, uint64_t context);
   // Removes and returns every request up to and including `context`.
   std::vector<Request> Advance(uint64_t context);
   // Context of the newest request (0 if none): what heartbeats carry.

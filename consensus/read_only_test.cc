@@ -14,10 +14,11 @@ TEST(ReadOnlyTest, AcksAreDistinctAndAdvanceReleasesInOrder) {
   EXPECT_EQ(ro.size(), 3u);
   EXPECT_TRUE(ro.Contains(101));
   EXPECT_EQ(ro.LastPendingContext(), 102u);
-  EXPECT_EQ(ro.RecvAck(2, 101), 2u);
-  EXPECT_EQ(ro.RecvAck(2, 101), 2u);  // Duplicates count once.
-  EXPECT_EQ(ro.RecvAck(1, 101), 2u);  // The leader's own ack is there.
-  EXPECT_EQ(ro.RecvAck(2, 999), 0u);
+  EXPECT_EQ(ro.RecvAck(2, 101)->size(), 2u);
+  EXPECT_EQ(ro.RecvAck(2, 101)->size(), 2u);  // Duplicates count once.
+  EXPECT_EQ(ro.RecvAck(1, 101)->size(), 2u);  // The leader's own ack is there.
+  EXPECT_EQ(*ro.RecvAck(3, 101), (std::vector<NodeId>{1, 2, 3}));
+  EXPECT_EQ(ro.RecvAck(2, 999), nullptr);
   std::vector<ReadOnly::Request> done = ro.Advance(101);
   ASSERT_EQ(done.size(), 2u);
   EXPECT_EQ(done[0].context, 100u);

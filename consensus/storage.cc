@@ -63,10 +63,69 @@ absl::Status MemoryStorage::Compact(Index upto) {
     return absl::OutOfRangeError(absl::StrFormat(
         "compact up to %d beyond the log's last index %d", upto, LastIndex()));
   }
+  if (snapshot_.index > 0 && upto - 1 > snapshot_.index) {
+    return absl::FailedPreconditionError(absl::StrFormat(
+        "compact up to %d beyond the snapshot at %d", upto, snapshot_.index));
+  }
   compacted_term_ = *TermAt(upto - 1);
   entries_.erase(entries_.begin(),
                  entries_.begin() + static_cast<ptrdiff_t>(upto - first_index_));
   first_index_ = upto;
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::string> MemoryStorage::SnapshotChunk(
+    Index index, uint64_t offset, uint64_t bytes_max) const {
+  if (snapshot_.index == 0 || index != snapshot_.index) {
+    return absl::NotFoundError(absl::StrFormat(
+        "no snapshot at %d (holding %d)", index, snapshot_.index));
+  }
+  if (offset > snapshot_data_.size()) {
+    return absl::OutOfRangeError(absl::StrFormat(
+        "offset %d beyond the snapshot's %d bytes", offset,
+        snapshot_data_.size()));
+  }
+  ABSL_RAW_CHECK(bytes_max > 0, "SnapshotChunk of 0 bytes");
+  return snapshot_data_.substr(offset, bytes_max);
+}
+
+absl::Status MemoryStorage::CreateSnapshot(SnapshotMeta meta,
+                                           std::string data) {
+  if (meta.index == 0 || meta.index + 1 < first_index_ ||
+      meta.index > LastIndex() || meta.index < snapshot_.index) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "snapshot at %d outside the log [%d, %d] or older than the one at %d",
+        meta.index, first_index_, LastIndex(), snapshot_.index));
+  }
+  if (*TermAt(meta.index) != meta.term) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "snapshot at %d has term %d, the log %d", meta.index, meta.term,
+        *TermAt(meta.index)));
+  }
+  absl::Status members = ValidateMembership(meta.membership);
+  if (!members.ok()) return members;
+  meta.bytes = data.size();
+  snapshot_ = std::move(meta);
+  snapshot_data_ = std::move(data);
+  return absl::OkStatus();
+}
+
+absl::Status MemoryStorage::InstallSnapshot(const SnapshotMeta& meta,
+                                            std::string data) {
+  if (meta.index == 0 || meta.term == 0 || meta.index + 1 < first_index_ ||
+      data.size() != meta.bytes) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "cannot install snapshot %d@t%d (%d of %d bytes) over the log [%d, %d]",
+        meta.index, meta.term, data.size(), meta.bytes, first_index_,
+        LastIndex()));
+  }
+  absl::Status members = ValidateMembership(meta.membership);
+  if (!members.ok()) return members;
+  entries_.clear();
+  first_index_ = meta.index + 1;
+  compacted_term_ = meta.term;
+  snapshot_ = meta;
+  snapshot_data_ = std::move(data);
   return absl::OkStatus();
 }
 

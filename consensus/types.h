@@ -8,6 +8,8 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 
 namespace blizzard::consensus {
 
@@ -29,9 +31,18 @@ inline constexpr uint64_t kEntryDataBytesMax = 32u << 20;
 // is bounded too.
 inline constexpr uint64_t kEntryOverheadBytes = 24;
 
+// Largest chunk of a snapshot one kSnapshot message carries.
+inline constexpr uint64_t kSnapshotChunkBytesMax = 32u << 20;
+// Members (voters + learners) of one group, at most.
+inline constexpr size_t kMembersMax = 255;
+
 enum class EntryType : uint8_t {
   kNormal = 0,  // Opaque application data (a batch of encoded operations).
   kNoop = 1,    // Appended by a new leader to commit entries of past terms.
+  // A membership change: `data` is EncodeMembership(the whole new
+  // membership). Written and interpreted by Raft only; the driver applies it
+  // as a no-op (DecodeMembership tells what it says, e.g. for logging).
+  kConfig = 2,
 };
 
 struct Entry {
@@ -46,6 +57,44 @@ struct Entry {
 inline uint64_t EntrySizeBytes(const Entry& entry) {
   return entry.data.size() + kEntryOverheadBytes;
 }
+
+// Who is in the group. Voters elect leaders and count for commits; learners
+// receive the log and snapshots but never vote and are never counted
+// (a node joins as a learner, catches up, and is then promoted).
+// Both lists are sorted, without duplicates, disjoint, and hold no 0.
+struct Membership {
+  std::vector<NodeId> voters;
+  std::vector<NodeId> learners;
+
+  bool IsVoter(NodeId id) const;
+  bool IsLearner(NodeId id) const;
+  bool IsMember(NodeId id) const { return IsVoter(id) || IsLearner(id); }
+  bool operator==(const Membership&) const = default;
+};
+
+// The sortedness, uniqueness, disjointness and size rules above, plus at
+// least one voter if `voters_required` (every membership in a log entry or a
+// snapshot has one; only a node waiting to join starts with none).
+// InvalidArgument naming the violation.
+absl::Status ValidateMembership(const Membership& membership,
+                                bool voters_required = true);
+// The payload of a kConfig entry (WIRE_FORMAT.md, "Membership payload").
+// Encode asserts that its input is valid; Decode accepts exactly the
+// canonical encodings of valid memberships (InvalidArgument otherwise).
+std::string EncodeMembership(const Membership& membership);
+absl::StatusOr<Membership> DecodeMembership(absl::string_view data);
+
+// Describes a snapshot: the state machine after applying every entry up to
+// `index` (whose term is `term`), the membership in force at that index,
+// and the size of the opaque snapshot bytes. Index 0 means "no snapshot".
+struct SnapshotMeta {
+  Index index = 0;
+  Term term = 0;
+  Membership membership;
+  uint64_t bytes = 0;
+
+  bool operator==(const SnapshotMeta&) const = default;
+};
 
 // What must be durable before a node answers any message (Raft's
 // "persistent state on all servers", plus the commit index so that a
@@ -70,6 +119,10 @@ enum class MessageType : uint8_t {
   // coming back from a partition does not depose a working leader.
   kPreVote = 7,
   kPreVoteResponse = 8,
+  // Version 2 (snapshots, leadership transfer):
+  kSnapshot = 9,           // One chunk of the leader's snapshot.
+  kSnapshotResponse = 10,  // Progress of a snapshot transfer.
+  kTimeoutNow = 11,        // Leadership transfer: campaign now.
 };
 
 struct Message {
@@ -87,6 +140,20 @@ struct Message {
   //   leader skips a whole term of mismatching entries per round trip).
   // kPreVote: term is the candidate's term + 1 (nobody adopts it).
   // kVoteResponse/kPreVoteResponse: `reject` = vote refused.
+  // kHeartbeat: `index` = the leader's tick count when it sent it (only
+  //   with Config.lease_reads, else 0); kHeartbeatResponse echoes it, so
+  //   the leader knows when the follower last renewed its promise not to
+  //   vote for anyone else (leader lease).
+  // kSnapshot: index/log_term = the snapshot's last index and term,
+  //   `snapshot_offset` = where `data` starts in the snapshot,
+  //   `snapshot_bytes` = the snapshot's size, `membership` = its
+  //   membership. The chunk is the last one iff it ends at snapshot_bytes.
+  // kSnapshotResponse: index = the snapshot's index, `snapshot_offset` =
+  //   how many bytes of it the follower holds (the next offset it expects);
+  //   `reject` = a chunk arrived out of order, resume from snapshot_offset.
+  //   The end of a transfer is acknowledged by a kAppendResponse with
+  //   index = the snapshot's index, sent once it is installed.
+  // kTimeoutNow: campaign now (leadership transfer), no fields.
   Index index = 0;
   Term log_term = 0;
   Index commit = 0;
@@ -95,6 +162,14 @@ struct Message {
   std::vector<Entry> entries;
   // Opaque read context (ReadIndex) echoed by heartbeat responses.
   uint64_t context = 0;
+  // kVote only: the campaign follows a leadership transfer (kTimeoutNow),
+  // so voters must not ignore it for having a live leader.
+  bool transfer = false;
+  // kSnapshot / kSnapshotResponse only (see above); zero/empty otherwise.
+  uint64_t snapshot_offset = 0;
+  uint64_t snapshot_bytes = 0;
+  Membership membership;
+  std::string data;
 
   bool operator==(const Message&) const = default;
 };
@@ -106,18 +181,24 @@ const char* MessageTypeName(MessageType type);
 std::string DebugString(const Entry& entry);
 std::string DebugString(const Message& message);
 std::string DebugString(const HardState& hs);
+std::string DebugString(const Membership& membership);
+std::string DebugString(const SnapshotMeta& meta);
 void PrintTo(const Entry& entry, std::ostream* os);
 void PrintTo(const Message& message, std::ostream* os);
 void PrintTo(const HardState& hs, std::ostream* os);
+void PrintTo(const Membership& membership, std::ostream* os);
+void PrintTo(const SnapshotMeta& meta, std::ostream* os);
 bool IsValidMessageType(uint8_t type);
 bool IsValidEntryType(uint8_t type);
 
 // Checks what a message must satisfy whoever sent it, independent of cluster
 // membership: a known type, nonzero and distinct from/to, a nonzero term,
 // entries only in kAppend, contiguous from index + 1 with terms
-// non-decreasing from log_term and at most term, known entry types, the
-// limits above. InvalidArgument naming the first violation. Used by the
-// codec on every decoded message and by Raft::Step.
+// non-decreasing from log_term and at most term, known entry types, kConfig
+// payloads that decode, the limits above; snapshot fields only in snapshot
+// messages, a chunk within its snapshot, a valid snapshot membership;
+// `transfer` only on kVote. InvalidArgument naming the first violation.
+// Used by the codec on every decoded message and by Raft::Step.
 absl::Status ValidateMessage(const Message& message);
 
 }  // namespace blizzard::consensus
