@@ -55,6 +55,11 @@ absl::StatusOr<std::string> DescribeStore(const std::string& path, size_t entrie
                         info.bucket_count, shape.buckets_used,
                         static_cast<double>(store->Size()) / static_cast<double>(info.bucket_count),
                         shape.chain_length_max, shape.objects, shape.bytes_allocated);
+  if (info.old_bucket_count != 0) {
+    // An incremental resize in progress: buckets_used counts both tables.
+    absl::StrAppendFormat(&out, "resizing        from %d buckets, %d of them moved\n",
+                          info.old_bucket_count, info.migrate_cursor);
+  }
   size_t shown = 0;
   store->ForEach([&](std::string_view key, std::string_view value) {
     if (shown++ >= entries_max) return;

@@ -50,11 +50,22 @@ TEST_F(DescribeStoreTest, DescribesHeaderTableAndKeys) {
   EXPECT_THAT(*d, HasSubstr("applied index   42\n"));
   EXPECT_THAT(*d, HasSubstr("keys            4\n"));
   EXPECT_THAT(*d, HasSubstr("buckets         1024 ("));
-  EXPECT_THAT(*d, HasSubstr("objects         5 ("));
+  // 4 entries, the table's directory and its one segment.
+  EXPECT_THAT(*d, HasSubstr("objects         6 ("));
   EXPECT_THAT(*d, HasSubstr("verify          OK"));
   EXPECT_THAT(*d, HasSubstr("\"key2\"  12 bytes\n"));
   EXPECT_THAT(*d, HasSubstr("\"bin\\x00\\n\"  15 bytes\n"));
   EXPECT_THAT(*d, Not(HasSubstr("more")));
+  EXPECT_THAT(*d, Not(HasSubstr("resizing")));
+}
+
+TEST_F(DescribeStoreTest, DescribesAResizeInProgress) {
+  Fill(1100);  // Past the 1024 buckets: doubling, a few hundred moved.
+  auto d = DescribeStore(path_, 0);
+  ASSERT_TRUE(d.ok()) << d.status();
+  EXPECT_THAT(*d, HasSubstr("buckets         2048 ("));
+  EXPECT_THAT(*d, HasSubstr("resizing        from 1024 buckets, "));
+  EXPECT_THAT(*d, HasSubstr("verify          OK"));
 }
 
 TEST_F(DescribeStoreTest, LimitsTheListing) {

@@ -27,12 +27,25 @@ inline constexpr uint64_t kHeaderSeed = 0x426c697a7a686472ull;  // "Blizzhdr"
 
 // pmemobj type numbers: let the verifier tell objects apart.
 inline constexpr uint64_t kEntryType = 1;
-inline constexpr uint64_t kBucketsType = 2;
+inline constexpr uint64_t kSegmentType = 2;    // PMEMoid[SegmentBuckets(n)]: bucket heads.
+inline constexpr uint64_t kDirectoryType = 3;  // PMEMoid[DirectoryEntries(n)]: segments.
 
 inline constexpr uint64_t kBucketCountMin = 16;
 inline constexpr uint64_t kBucketCountMax = 1ull << 32;
 // Keys per bucket before the table doubles.
 inline constexpr uint64_t kLoadFactorMax = 1;
+
+// A table of n buckets is a directory of segments of SegmentBuckets(n)
+// buckets each: a resize allocates (and zeroes) the new table one segment
+// at a time as buckets move, never a whole array at once. 2048 buckets
+// are 32 KiB: a few tens of microseconds to allocate, zero and flush.
+inline constexpr uint64_t kSegmentBucketsMax = 2048;
+inline constexpr uint64_t SegmentBuckets(uint64_t buckets) {
+  return buckets < kSegmentBucketsMax ? buckets : kSegmentBucketsMax;
+}
+inline constexpr uint64_t DirectoryEntries(uint64_t buckets) {
+  return buckets / SegmentBuckets(buckets);
+}
 
 // Written once, at creation; immutable afterwards. The layout of these
 // fields (up to and including `checksum`) is frozen across versions so that
@@ -50,10 +63,11 @@ inline constexpr size_t kHeaderChecksummedBytes = offsetof(Header, checksum);
 
 // The pmemobj root object.
 //
-// The table doubles incrementally: while `old_buckets` is set, a key whose
-// old bucket (key_hash & (bucket_count/2 - 1)) is below `migrate_cursor`
-// lives in `buckets`, every other key in `old_buckets`. Each batch moves a
-// bounded number of old buckets (kMigrate* below) inside its transaction.
+// The table doubles incrementally: while `old_directory` is set, a key
+// whose old bucket (key_hash & (bucket_count/2 - 1)) is below
+// `migrate_cursor` lives in the table of `directory`, every other key in
+// the old table. Each batch moves a bounded number of old buckets (kMigrate*
+// below) inside its transaction.
 struct Root {
   Header header;
   // Changed together by every ApplyBatch transaction (one snapshot range,
@@ -65,12 +79,15 @@ struct Root {
   uint64_t migrate_cursor;
   // Changed when a resize starts or ends.
   uint64_t bucket_count;  // A power of two in [kBucketCountMin, kBucketCountMax].
-  PMEMoid buckets;        // PMEMoid[bucket_count], type kBucketsType.
-  // Null unless a resize is in progress; then PMEMoid[bucket_count / 2],
-  // type kBucketsType. Slots below migrate_cursor are dead (never read).
-  PMEMoid old_buckets;
+  PMEMoid directory;      // The table: type kDirectoryType.
+  // Null unless a resize is in progress; then the old table of
+  // bucket_count / 2 buckets.
+  PMEMoid old_directory;
 };
 static_assert(sizeof(Root) == 112);
+static_assert(offsetof(Root, applied_index) == 40 && offsetof(Root, migrate_cursor) == 64 &&
+              offsetof(Root, bucket_count) == 72 && offsetof(Root, directory) == 80 &&
+              offsetof(Root, old_directory) == 96);  // FORMAT.md
 inline constexpr size_t kRootCountersOffset = offsetof(Root, applied_index);
 inline constexpr size_t kRootCountersBytes = offsetof(Root, migrate_cursor) - kRootCountersOffset;
 // The counters plus the cursor: what a batch during a resize changes.

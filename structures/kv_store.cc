@@ -15,6 +15,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <functional>
 #include <limits>
 #include <optional>
 #include <string>
@@ -183,27 +184,52 @@ class Tx {
   uint64_t bytes_written_ = 0;
 };
 
-// The offsets of a pool's allocated objects, for Verify(): membership
-// lookups and a "reached" mark per object, in ~12.1 bytes per object (a
-// sorted array, a directory of the array by offset range, one bit each) and
-// with no hashing. The directory has about one slot per object, so a lookup
-// reads one slot pair and scans a handful of offsets.
+// A new table of `buckets` buckets: its directory, zeroed, and if
+// `segments` all its segments, zeroed (empty buckets). Fresh allocations:
+// written without snapshots. Null on failure (tx says why).
+PMEMoid AllocTable(Tx& tx, uint64_t buckets, bool segments) {
+  const uint64_t entries = kv_format::DirectoryEntries(buckets);
+  const PMEMoid directory = tx.Alloc(entries * sizeof(PMEMoid), kv_format::kDirectoryType,
+                                     /*zero=*/true);
+  if (!tx.ok() || !segments) return directory;
+  auto* slots = static_cast<PMEMoid*>(pmemobj_direct(directory));
+  for (uint64_t s = 0; s < entries && tx.ok(); ++s) {
+    slots[s] = tx.Alloc(kv_format::SegmentBuckets(buckets) * sizeof(PMEMoid),
+                        kv_format::kSegmentType, /*zero=*/true);
+  }
+  return tx.ok() ? directory : OID_NULL;
+}
+
+// What Verify() keeps per allocated object, in arrays indexed by the
+// object's rank in address order: ~25 bytes per object, no hashing.
+//   offset (8), type (1), an entry's `next` link offset (8) and the low 32
+//   bits of its key hash (4); a directory of the offsets by address range,
+//   about one 4-byte slot per object, for O(1) lookups; a "reached" bit.
+// The chain walk runs over these arrays, not the pool: the pool is read
+// once, in address order.
 class ObjectIndex {
  public:
-  void Add(uint64_t off) { offsets_.push_back(off); }
+  static constexpr uint32_t kNone = std::numeric_limits<uint32_t>::max();
 
-  // After the last Add: sorts (libpmemobj lists objects in address order,
-  // so this is a check) and builds the directory.
+  void Add(uint64_t off, uint8_t type, uint64_t next_off, uint32_t hash_low) {
+    offsets_.push_back(off);
+    types_.push_back(type);
+    next_offsets_.push_back(next_off);
+    hash_lows_.push_back(hash_low);
+  }
+
+  // After the last Add: checks the order (libpmemobj lists objects by
+  // address) and builds the directory.
   absl::Status Seal(uint64_t pool_bytes) {
-    if (offsets_.size() >= std::numeric_limits<uint32_t>::max()) {
+    if (offsets_.size() >= kNone) {
       return absl::ResourceExhaustedError(
           absl::StrFormat("%d objects: too many to verify", offsets_.size()));
     }
-    if (!std::is_sorted(offsets_.begin(), offsets_.end())) {
-      std::sort(offsets_.begin(), offsets_.end());
-    }
-    if (std::adjacent_find(offsets_.begin(), offsets_.end()) != offsets_.end()) {
-      return absl::DataLossError("an object is listed twice by the heap");
+    for (size_t i = 1; i < offsets_.size(); ++i) {
+      if (offsets_[i] <= offsets_[i - 1]) {
+        return absl::DataLossError(absl::StrFormat(
+            "the heap lists object %#x after %#x", offsets_[i], offsets_[i - 1]));
+      }
     }
     // Ranges of 2^shift bytes, about as many as there are objects.
     shift_ = 4;
@@ -220,20 +246,24 @@ class ObjectIndex {
 
   size_t size() const { return offsets_.size(); }
   size_t reached() const { return reached_count_; }
+  uint64_t offset(uint32_t i) const { return offsets_[i]; }
+  uint8_t type(uint32_t i) const { return types_[i]; }
+  uint64_t next_offset(uint32_t i) const { return next_offsets_[i]; }
+  uint32_t hash_low(uint32_t i) const { return hash_lows_[i]; }
 
-  // The index of the object at `off`, if there is one.
-  std::optional<size_t> Find(uint64_t off) const {
+  // The rank of the object at `off`, or kNone.
+  uint32_t Find(uint64_t off) const {
     const uint64_t range = off >> shift_;
-    if (range + 1 >= directory_.size()) return std::nullopt;
+    if (range + 1 >= directory_.size()) return kNone;
     const auto first = offsets_.begin() + directory_[range];
     const auto last = offsets_.begin() + directory_[range + 1];
     const auto it = std::lower_bound(first, last, off);
-    if (it == last || *it != off) return std::nullopt;
-    return static_cast<size_t>(it - offsets_.begin());
+    if (it == last || *it != off) return kNone;
+    return static_cast<uint32_t>(it - offsets_.begin());
   }
 
   // Marks object `i` reached; false if it already was.
-  bool Reach(size_t i) {
+  bool Reach(uint32_t i) {
     uint64_t& word = reached_[i / 64];
     const uint64_t bit = 1ull << (i % 64);
     if ((word & bit) != 0) return false;
@@ -244,11 +274,23 @@ class ObjectIndex {
 
  private:
   std::vector<uint64_t> offsets_;
-  // directory_[r]: index of the first offset at or above r << shift_.
+  std::vector<uint8_t> types_;
+  std::vector<uint64_t> next_offsets_;
+  std::vector<uint32_t> hash_lows_;
+  // directory_[r]: rank of the first offset at or above r << shift_.
   std::vector<uint32_t> directory_;
   int shift_ = 0;
   std::vector<uint64_t> reached_;
   size_t reached_count_ = 0;
+};
+
+// A bucket table as the store uses it: a directory of segments
+// (FORMAT.md). Volatile; rebuilt from the root after every transaction.
+struct Table {
+  PMEMoid* directory = nullptr;  // nullptr: no such table.
+  uint64_t buckets = 0;
+  uint64_t segment_buckets = 0;
+  int segment_shift = 0;  // log2(segment_buckets)
 };
 
 }  // namespace
@@ -293,23 +335,36 @@ class KvStore::Impl {
   T* At(PMEMoid oid) const {
     return oid.off == 0 ? nullptr : reinterpret_cast<T*>(base_ + oid.off);
   }
-  // Points the cached table addresses at the root's arrays: after open and
-  // after every transaction (an abort may roll a resize back).
+  // Rebuilds the volatile table views from the root: after open and after
+  // every transaction (an abort may roll a resize back).
   void RefreshTables() {
-    buckets_ = At<PMEMoid>(root_->buckets);
-    old_buckets_ = At<PMEMoid>(root_->old_buckets);
+    table_ = MakeTable(root_->directory, root_->bucket_count);
+    old_ = MakeTable(root_->old_directory, root_->bucket_count / 2);
   }
-  bool Resizing() const { return old_buckets_ != nullptr; }
-  // Buckets of the old table while resizing.
-  uint64_t OldCount() const { return root_->bucket_count / 2; }
-  // The bucket slot where a key with this hash lives (or would be inserted):
+  Table MakeTable(PMEMoid directory, uint64_t buckets) const {
+    Table t;
+    t.directory = At<PMEMoid>(directory);
+    if (t.directory == nullptr) return t;
+    t.buckets = buckets;
+    t.segment_buckets = kv_format::SegmentBuckets(buckets);
+    t.segment_shift = __builtin_ctzll(t.segment_buckets);
+    return t;
+  }
+  bool Resizing() const { return old_.directory != nullptr; }
+  // The head of bucket `j` of table `t`; its segment must exist.
+  PMEMoid* Bucket(const Table& t, uint64_t j) const {
+    PMEMoid* segment = At<PMEMoid>(t.directory[j >> t.segment_shift]);
+    ABSL_RAW_CHECK(segment != nullptr, "Bucket: segment not allocated");
+    return segment + (j & (t.segment_buckets - 1));
+  }
+  // The bucket where a key with this hash lives (or would be inserted):
   // during a resize, the old table unless its old bucket has moved.
   PMEMoid* Home(uint64_t hash) const {
     if (Resizing()) {
-      const uint64_t i = hash & (OldCount() - 1);
-      if (i >= root_->migrate_cursor) return &old_buckets_[i];
+      const uint64_t i = hash & (old_.buckets - 1);
+      if (i >= root_->migrate_cursor) return Bucket(old_, i);
     }
-    return &buckets_[hash & (root_->bucket_count - 1)];
+    return Bucket(table_, hash & (table_.buckets - 1));
   }
 
   Slot Find(std::string_view key, uint64_t hash) const;
@@ -324,6 +379,8 @@ class KvStore::Impl {
   void Overwrite(Tx& tx, const Slot& s, std::string_view value);
   void Relocate(Tx& tx, const Slot& s, std::string_view a, std::string_view b,
                 uint64_t value_capacity);
+  // The segment of `t` holding bucket `j`, allocated (zeroed) if missing.
+  bool EnsureSegment(Tx& tx, const Table& t, uint64_t j);
   void StartResize(Tx& tx);
   void Migrate(Tx& tx, uint64_t old_buckets_max);
   bool MoveBucket(Tx& tx, uint64_t i);
@@ -335,10 +392,9 @@ class KvStore::Impl {
   const uint64_t file_bytes_;
   Root* root_ = nullptr;
   uint64_t uuid_lo_ = 0;
-  // Caches of At(root_->buckets) and At(root_->old_buckets) (nullptr: no
-  // resize in progress); see RefreshTables().
-  PMEMoid* buckets_ = nullptr;
-  PMEMoid* old_buckets_ = nullptr;
+  // The table and, during a resize, the old one; see RefreshTables().
+  Table table_;
+  Table old_;
   // Old buckets the current batch owes the resize (kMigrateBucketsPerInsert
   // per inserted key), paid in steps; zero between batches.
   uint64_t migrate_debt_ = 0;
@@ -368,8 +424,7 @@ absl::Status KvStore::Impl::Create(const StoreOptions& options) {
     Tx tx;
     auto* root = static_cast<Root*>(pmemobj_direct(root_oid));
     tx.Snapshot(root, sizeof(Root));
-    const PMEMoid buckets = tx.Alloc(options.initial_bucket_count * sizeof(PMEMoid),
-                                     kv_format::kBucketsType, /*zero=*/true);
+    const PMEMoid directory = AllocTable(tx, options.initial_bucket_count, /*segments=*/true);
     if (tx.ok()) {
       *root = Root{};
       root->header.magic = kv_format::kMagic;
@@ -378,7 +433,7 @@ absl::Status KvStore::Impl::Create(const StoreOptions& options) {
       root->header.node_id = options.node_id;
       root->header.checksum = kv_format::HeaderChecksum(root->header);
       root->bucket_count = options.initial_bucket_count;
-      root->buckets = buckets;
+      root->directory = directory;
       pmemobj_tx_commit();
     } else if (pmemobj_tx_stage() == TX_STAGE_WORK) {
       pmemobj_tx_abort(tx.err());
@@ -468,17 +523,33 @@ absl::Status KvStore::Impl::CheckRoot(const StoreOptions& options) {
   if (!IsPowerOfTwo(n) || n < kv_format::kBucketCountMin || n > kv_format::kBucketCountMax) {
     return absl::DataLossError(absl::StrFormat("%sbad bucket count %d", where, n));
   }
-  auto array_in_pool = [&](PMEMoid b, uint64_t buckets, const char* what) {
+  // The directories and every segment they list lie inside the pool, so
+  // lookups stay inside the mapping even without Verify(). O(segments).
+  auto array_in_pool = [&](PMEMoid b, uint64_t entries, const char* what) {
     if (b.pool_uuid_lo != uuid_lo_ || b.off == 0 || b.off % alignof(PMEMoid) != 0 ||
-        b.off > file_bytes_ || buckets * sizeof(PMEMoid) > file_bytes_ - b.off) {
+        b.off > file_bytes_ || entries * sizeof(PMEMoid) > file_bytes_ - b.off) {
       return absl::DataLossError(absl::StrFormat("%s%s {%#x, %#x} outside the pool", where,
                                                  what, b.pool_uuid_lo, b.off));
     }
     return absl::OkStatus();
   };
-  if (auto s = array_in_pool(root_->buckets, n, "bucket array"); !s.ok()) return s;
+  auto table_in_pool = [&](PMEMoid directory, uint64_t buckets, const char* what) {
+    const uint64_t entries = kv_format::DirectoryEntries(buckets);
+    if (auto s = array_in_pool(directory, entries, what); !s.ok()) return s;
+    const auto* segments = At<PMEMoid>(directory);
+    for (uint64_t i = 0; i < entries; ++i) {
+      if (OID_IS_NULL(segments[i])) continue;  // Not allocated yet or freed.
+      if (auto s = array_in_pool(segments[i], kv_format::SegmentBuckets(buckets),
+                                 "bucket segment");
+          !s.ok()) {
+        return s;
+      }
+    }
+    return absl::OkStatus();
+  };
+  if (auto s = table_in_pool(root_->directory, n, "bucket directory"); !s.ok()) return s;
   const uint64_t cursor = root_->migrate_cursor;
-  if (OID_IS_NULL(root_->old_buckets)) {
+  if (OID_IS_NULL(root_->old_directory)) {
     if (cursor != 0) {
       return absl::DataLossError(
           absl::StrFormat("%smigrate cursor %d without a resize in progress", where, cursor));
@@ -488,7 +559,7 @@ absl::Status KvStore::Impl::CheckRoot(const StoreOptions& options) {
       return absl::DataLossError(absl::StrFormat(
           "%sresize from %d to %d buckets with migrate cursor %d", where, n / 2, n, cursor));
     }
-    if (auto s = array_in_pool(root_->old_buckets, n / 2, "old bucket array"); !s.ok()) {
+    if (auto s = table_in_pool(root_->old_directory, n / 2, "old bucket directory"); !s.ok()) {
       return s;
     }
   }
@@ -668,7 +739,7 @@ void KvStore::Impl::Insert(Tx& tx, std::string_view key, uint64_t hash,
     // The pacing below finishes every resize of a table of >= 64 buckets
     // before the next is due; smaller tables may finish it here.
     if (Resizing()) {
-      Migrate(tx, OldCount());
+      Migrate(tx, old_.buckets);
       batch_stats_.resizes_finished_at_once++;
     }
     StartResize(tx);
@@ -683,6 +754,7 @@ void KvStore::Impl::Insert(Tx& tx, std::string_view key, uint64_t hash,
   }
   const PMEMoid oid =
       tx.Alloc(EntryBytes(key.size(), value_capacity), kv_format::kEntryType, false);
+  if (!tx.ok()) return;  // The batch aborts (a step above may be half done).
   // After the migration step above: the key's home is where it is now.
   PMEMoid* head = Home(hash);
   if (!tx.Snapshot(head, sizeof(PMEMoid))) return;
@@ -750,59 +822,84 @@ void KvStore::Impl::Relocate(Tx& tx, const Slot& s, std::string_view a, std::str
   tx.Free(victim);
 }
 
-// Starts doubling the table: a zeroed array of twice the buckets becomes
-// the table, the current one the old table, and the cursor starts at old
-// bucket 0. O(1) apart from allocating (and zeroing) the array; the entries
-// move later, a bounded number of buckets per batch (Migrate).
+// Starts doubling the table: a directory for twice the buckets becomes the
+// table, the current one the old table, and the cursor starts at old
+// bucket 0. O(1): the new segments are allocated as buckets move into them
+// (Migrate), so no batch allocates or zeroes a whole table.
 void KvStore::Impl::StartResize(Tx& tx) {
   if (!tx.ok()) return;
   ABSL_RAW_CHECK(!Resizing(), "StartResize: a resize is in progress");
   const uint64_t old_count = root_->bucket_count;
-  const PMEMoid array =
-      tx.Alloc(2 * old_count * sizeof(PMEMoid), kv_format::kBucketsType, /*zero=*/true);
+  const PMEMoid directory = AllocTable(tx, 2 * old_count, /*segments=*/false);
   if (!tx.Snapshot(reinterpret_cast<char*>(root_) + kv_format::kRootResizeOffset,
                    kv_format::kRootResizeBytes)) {
     return;
   }
-  root_->old_buckets = root_->buckets;
-  root_->buckets = array;
+  root_->old_directory = root_->directory;
+  root_->directory = directory;
   root_->bucket_count = 2 * old_count;
   root_->migrate_cursor = 0;
   RefreshTables();
 }
 
+bool KvStore::Impl::EnsureSegment(Tx& tx, const Table& t, uint64_t j) {
+  PMEMoid* slot = &t.directory[j >> t.segment_shift];
+  if (!OID_IS_NULL(*slot)) return true;
+  const PMEMoid segment =
+      tx.Alloc(t.segment_buckets * sizeof(PMEMoid), kv_format::kSegmentType, /*zero=*/true);
+  if (!tx.Snapshot(slot, sizeof(PMEMoid))) return false;
+  *slot = segment;
+  return true;
+}
+
 // Moves up to `old_buckets_max` old buckets, from the cursor on, and ends
-// the resize when the last one has moved.
+// the resize when the last one has moved. Works in runs that stay inside
+// one segment (old and new segments share boundaries: both hold
+// kSegmentBucketsMax buckets, or the whole table).
 void KvStore::Impl::Migrate(Tx& tx, uint64_t old_buckets_max) {
   if (!tx.ok()) return;  // The batch aborts; the cursor may be at the end.
   ABSL_RAW_CHECK(Resizing(), "Migrate: no resize in progress");
-  const uint64_t old_count = OldCount();
-  const uint64_t begin = root_->migrate_cursor;
-  const uint64_t end = begin + std::min(old_buckets_max, old_count - begin);
-  ABSL_RAW_CHECK(begin < end, "Migrate: nothing to move");
-  // Old bucket i splits into new buckets i and i + old_count: two
-  // contiguous ranges of heads, two undo-log entries for the whole step.
-  const size_t heads_bytes = (end - begin) * sizeof(PMEMoid);
-  if (!tx.Snapshot(&buckets_[begin], heads_bytes) ||
-      !tx.Snapshot(&buckets_[begin + old_count], heads_bytes)) {
-    return;
+  const uint64_t old_count = old_.buckets;
+  uint64_t left = old_buckets_max;
+  while (left > 0 && Resizing() && tx.ok()) {
+    const uint64_t begin = root_->migrate_cursor;
+    const uint64_t segment_end = (begin | (old_.segment_buckets - 1)) + 1;
+    const uint64_t end = std::min(begin + left, segment_end);
+    ABSL_RAW_CHECK(begin < end && end <= old_count, "Migrate: bad run");
+    // Old bucket i splits into new buckets i and i + old_count: two runs of
+    // heads, in one or two new segments, allocated when first needed.
+    if (!EnsureSegment(tx, table_, begin) || !EnsureSegment(tx, table_, begin + old_count)) {
+      return;
+    }
+    const size_t heads_bytes = (end - begin) * sizeof(PMEMoid);
+    if (!tx.Snapshot(Bucket(table_, begin), heads_bytes) ||
+        !tx.Snapshot(Bucket(table_, begin + old_count), heads_bytes)) {
+      return;
+    }
+    for (uint64_t i = begin; i < end; ++i) {
+      if (!MoveBucket(tx, i)) return;
+    }
+    // Logged with the counters (or when this batch started the resize).
+    root_->migrate_cursor = end;
+    left -= end - begin;
+    if (end == segment_end) {
+      // Every bucket of this old segment has moved: it goes.
+      PMEMoid* slot = &old_.directory[begin >> old_.segment_shift];
+      if (!tx.Free(*slot) || !tx.Snapshot(slot, sizeof(PMEMoid))) return;
+      *slot = OID_NULL;
+    }
+    if (end == old_count) FinishResize(tx);
   }
-  for (uint64_t i = begin; i < end; ++i) {
-    if (!MoveBucket(tx, i)) return;
-  }
-  // Logged with the counters (or when this batch started the resize).
-  root_->migrate_cursor = end;
-  if (end == old_count) FinishResize(tx);
 }
 
 // Splits old bucket `i`'s chain over new buckets i and i + old_count,
 // keeping the entries' relative order: a deterministic result, and an
 // entry's `next` changes (and is logged) only where its successor went to
 // the other half. The new heads were logged by the caller; the old slot is
-// left as it is (dead: below the cursor, never read again).
+// left as it is (below the cursor: dead, never read again).
 bool KvStore::Impl::MoveBucket(Tx& tx, uint64_t i) {
-  const uint64_t old_count = OldCount();
-  PMEMoid* const heads[2] = {&buckets_[i], &buckets_[i + old_count]};
+  const uint64_t old_count = old_.buckets;
+  PMEMoid* const heads[2] = {Bucket(table_, i), Bucket(table_, i + old_count)};
   ABSL_RAW_CHECK(OID_IS_NULL(*heads[0]) && OID_IS_NULL(*heads[1]),
                  "MoveBucket: new buckets filled before their old bucket moved");
   Entry* last[2] = {nullptr, nullptr};
@@ -812,7 +909,7 @@ bool KvStore::Impl::MoveBucket(Tx& tx, uint64_t i) {
     e->next = next;
     return true;
   };
-  for (PMEMoid cur = old_buckets_[i]; cur.off != 0;) {
+  for (PMEMoid cur = *Bucket(old_, i); cur.off != 0;) {
     Entry* e = At<Entry>(cur);
     const PMEMoid next = e->next;
     const int half = (e->key_hash & old_count) != 0 ? 1 : 0;
@@ -830,34 +927,40 @@ bool KvStore::Impl::MoveBucket(Tx& tx, uint64_t i) {
   return true;
 }
 
-// Every old bucket has moved: the old array goes.
+// Every old bucket has moved (and every old segment is freed): the old
+// directory goes.
 void KvStore::Impl::FinishResize(Tx& tx) {
-  ABSL_RAW_CHECK(root_->migrate_cursor == OldCount(), "FinishResize: buckets left to move");
-  if (!tx.Free(root_->old_buckets) ||
+  ABSL_RAW_CHECK(root_->migrate_cursor == old_.buckets, "FinishResize: buckets left to move");
+  if (!tx.Free(root_->old_directory) ||
       !tx.Snapshot(reinterpret_cast<char*>(root_) + kv_format::kRootResizeOffset,
                    kv_format::kRootResizeBytes)) {
     return;
   }
-  root_->old_buckets = OID_NULL;
+  root_->old_directory = OID_NULL;
   root_->migrate_cursor = 0;
   RefreshTables();
 }
 
 void KvStore::Impl::ForEach(
     const std::function<void(std::string_view, std::string_view)>& fn) const {
-  auto walk = [&](const PMEMoid* table, uint64_t begin, uint64_t end) {
-    for (uint64_t i = begin; i < end; ++i) {
-      for (PMEMoid cur = table[i]; cur.off != 0;) {
+  auto walk = [&](const Table& t, uint64_t begin) {
+    for (uint64_t i = begin; i < t.buckets; ++i) {
+      // During a resize, new segments that no bucket has moved into yet
+      // are not allocated; the allocated ones hold empty buckets where the
+      // old bucket has not moved (Verify checks both).
+      if (OID_IS_NULL(t.directory[i >> t.segment_shift])) {
+        i |= t.segment_buckets - 1;
+        continue;
+      }
+      for (PMEMoid cur = *Bucket(t, i); cur.off != 0;) {
         Entry* e = At<Entry>(cur);
         fn(KeyOf(e), ValueOf(e));
         cur = e->next;
       }
     }
   };
-  // During a resize the new buckets whose old bucket has not moved yet are
-  // empty (Verify checks it), so walking the whole new table is exact.
-  walk(buckets_, 0, root_->bucket_count);
-  if (Resizing()) walk(old_buckets_, root_->migrate_cursor, OldCount());
+  walk(table_, 0);
+  if (Resizing()) walk(old_, root_->migrate_cursor);
 }
 
 StoreInfo KvStore::Impl::Info() const {
@@ -866,121 +969,184 @@ StoreInfo KvStore::Impl::Info() const {
                    .node_id = root_->header.node_id,
                    .bucket_count = root_->bucket_count,
                    .pool_bytes = file_bytes_,
-                   .old_bucket_count = Resizing() ? OldCount() : 0,
+                   .old_bucket_count = old_.buckets,
                    .migrate_cursor = root_->migrate_cursor};
 }
 
+// Two passes. The first reads every allocated object once, in address
+// order (libpmemobj's iteration order, which is also the cheapest order to
+// read the pool in), checks each entry on its own (sizes, key hash, pair
+// checksum) and keeps what the second needs in an ObjectIndex. The second
+// walks the tables and their chains over the index, not the pool: every
+// link must lead to an allocated object of the right type, every object
+// must be reached exactly once, every entry from the bucket its key hashes
+// to in the table the cursor says.
 absl::Status KvStore::Impl::Verify(TableShape* shape_out) const {
   const std::string where = absl::StrCat("pool ", path_, ": ");
   auto damaged = [&where](const std::string& what) {
     return absl::DataLossError(absl::StrCat(where, what));
   };
   TableShape shape;
-  // Every allocated object. Links are followed only into objects found
-  // here, so a corrupt link is reported, never dereferenced.
   ObjectIndex objects;
+  uint64_t keys = 0;
+  uint64_t state_hash = 0;
   for (PMEMoid o = pmemobj_first(pop_); !OID_IS_NULL(o); o = pmemobj_next(o)) {
     const uint64_t type = pmemobj_type_num(o);
-    if (type != kv_format::kEntryType && type != kv_format::kBucketsType) {
+    const size_t usable = pmemobj_alloc_usable_size(o);
+    if (o.off >= file_bytes_ || usable > file_bytes_ - o.off) {
+      return damaged(absl::StrFormat("object at %#x of %d bytes beyond the pool's %d bytes",
+                                     o.off, usable, file_bytes_));
+    }
+    shape.bytes_allocated += usable;
+    if (type == kv_format::kSegmentType || type == kv_format::kDirectoryType) {
+      objects.Add(o.off, static_cast<uint8_t>(type), 0, 0);
+      continue;
+    }
+    if (type != kv_format::kEntryType) {
       return damaged(absl::StrFormat("object at %#x has unknown type %d", o.off, type));
     }
-    if (o.off >= file_bytes_) {
-      return damaged(absl::StrFormat("object at %#x beyond the pool's %d bytes", o.off,
-                                     file_bytes_));
+    Entry* e = At<Entry>(o);
+    if (usable < sizeof(Entry) || e->key_bytes > kKeyBytesMax ||
+        e->value_bytes > kValueBytesMax || EntryBytes(e->key_bytes, e->value_bytes) > usable) {
+      return damaged(absl::StrFormat("entry at %#x: sizes (%d, %d) do not fit %d bytes", o.off,
+                                     e->key_bytes, e->value_bytes, usable));
     }
-    objects.Add(o.off);
-    shape.bytes_allocated += pmemobj_alloc_usable_size(o);
+    if (e->key_hash != kv_format::KeyHash(KeyOf(e))) {
+      return damaged(absl::StrFormat("entry at %#x: key hash mismatch", o.off));
+    }
+    if (e->pair_hash != kv_format::PairHash(KeyOf(e), ValueOf(e))) {
+      return damaged(absl::StrFormat("entry at %#x: pair checksum mismatch", o.off));
+    }
+    if (!OID_IS_NULL(e->next) && (e->next.pool_uuid_lo != uuid_lo_ || e->next.off == 0)) {
+      return damaged(absl::StrFormat("entry at %#x: next {%#x, %#x} is not in this pool",
+                                     o.off, e->next.pool_uuid_lo, e->next.off));
+    }
+    objects.Add(o.off, static_cast<uint8_t>(type), e->next.off,
+                static_cast<uint32_t>(e->key_hash));
+    keys++;
+    state_hash += e->pair_hash;
   }
   if (auto s = objects.Seal(file_bytes_); !s.ok()) return damaged(std::string(s.message()));
   shape.objects = objects.size();
-  // Usable bytes of the object `oid` points at, after checking it is an
+
+  // The rank of the object `oid` points at, after checking it is an
   // allocated object of `type` in this pool, reached for the first time.
-  auto object = [&](PMEMoid oid, uint64_t type, const char* what) -> absl::StatusOr<size_t> {
-    const std::optional<size_t> i =
-        oid.pool_uuid_lo == uuid_lo_ ? objects.Find(oid.off) : std::nullopt;
-    if (!i.has_value() || pmemobj_type_num(oid) != type) {
+  auto reach = [&](PMEMoid oid, uint64_t type, const char* what) -> absl::StatusOr<uint32_t> {
+    const uint32_t i = oid.pool_uuid_lo == uuid_lo_ ? objects.Find(oid.off) : ObjectIndex::kNone;
+    if (i == ObjectIndex::kNone || objects.type(i) != type) {
       return damaged(absl::StrFormat("%s {%#x, %#x} is not an allocated object of type %d",
                                      what, oid.pool_uuid_lo, oid.off, type));
     }
-    if (!objects.Reach(*i)) {
+    if (!objects.Reach(i)) {
       return damaged(absl::StrFormat("%s at %#x is reachable twice (cycle or shared link)",
                                      what, oid.off));
     }
-    return pmemobj_alloc_usable_size(oid);
+    return i;
   };
-  auto array = [&](PMEMoid oid, uint64_t buckets, const char* what) -> absl::Status {
-    auto usable = object(oid, kv_format::kBucketsType, what);
-    if (!usable.ok()) return usable.status();
-    if (*usable < buckets * sizeof(PMEMoid)) {
-      return damaged(absl::StrFormat("%s of %d bytes holds fewer than %d buckets", what,
-                                     *usable, buckets));
+  // An array object of at least `entries` PMEMoids.
+  auto array = [&](PMEMoid oid, uint64_t type, uint64_t entries,
+                   const char* what) -> absl::StatusOr<const PMEMoid*> {
+    auto i = reach(oid, type, what);
+    if (!i.ok()) return i.status();
+    const size_t usable = pmemobj_alloc_usable_size(oid);
+    if (usable < entries * sizeof(PMEMoid)) {
+      return damaged(absl::StrFormat("%s at %#x of %d bytes holds fewer than %d entries", what,
+                                     oid.off, usable, entries));
     }
-    return absl::OkStatus();
+    return At<PMEMoid>(oid);
   };
-
-  const uint64_t count = root_->bucket_count;
-  // Zero, or the old table's buckets during a resize.
-  const uint64_t old_count = Resizing() ? OldCount() : 0;
-  const uint64_t cursor = root_->migrate_cursor;
-  if (auto s = array(root_->buckets, count, "bucket array"); !s.ok()) return s;
-  if (Resizing()) {
-    if (auto s = array(root_->old_buckets, old_count, "old bucket array"); !s.ok()) return s;
-  }
-  uint64_t keys = 0;
-  uint64_t state_hash = 0;
-  std::vector<Entry*> chain;
-  // Walks one chain, whose keys must hash to `bucket` under `mask`.
+  std::vector<uint32_t> chain;
+  // One chain, whose keys must hash to `bucket` of a table of mask + 1
+  // buckets.
   auto walk = [&](PMEMoid head, uint64_t mask, uint64_t bucket,
                   const char* table) -> absl::Status {
     chain.clear();
-    for (PMEMoid cur = head; cur.off != 0 || cur.pool_uuid_lo != 0;) {
-      auto bytes = object(cur, kv_format::kEntryType, "entry");
-      if (!bytes.ok()) return bytes.status();
-      Entry* e = At<Entry>(cur);
-      if (*bytes < sizeof(Entry) || e->key_bytes > kKeyBytesMax ||
-          e->value_bytes > kValueBytesMax ||
-          EntryBytes(e->key_bytes, e->value_bytes) > *bytes) {
-        return damaged(absl::StrFormat("entry at %#x: sizes (%d, %d) do not fit %d bytes",
-                                       cur.off, e->key_bytes, e->value_bytes, *bytes));
-      }
-      if (e->key_hash != kv_format::KeyHash(KeyOf(e)) || (e->key_hash & mask) != bucket) {
-        return damaged(absl::StrFormat("entry at %#x: key hash does not match %s bucket %d",
-                                       cur.off, table, bucket));
-      }
-      if (e->pair_hash != kv_format::PairHash(KeyOf(e), ValueOf(e))) {
-        return damaged(absl::StrFormat("entry at %#x: pair checksum mismatch", cur.off));
+    PMEMoid cur = head;
+    while (!OID_IS_NULL(cur)) {
+      auto i = reach(cur, kv_format::kEntryType, "entry");
+      if (!i.ok()) return i.status();
+      // Bucket counts are at most 2^32: the low hash bits decide.
+      if ((objects.hash_low(*i) & mask) != bucket) {
+        return damaged(absl::StrFormat("entry at %#x is not in its %s bucket %d", cur.off,
+                                       table, bucket));
       }
       // A key's hash picks its bucket, so a duplicate would share the chain.
-      for (Entry* other : chain) {
-        if (other->key_hash == e->key_hash && KeyOf(other) == KeyOf(e)) {
+      for (uint32_t other : chain) {
+        if (objects.hash_low(other) != objects.hash_low(*i)) continue;
+        Entry* a = At<Entry>(PMEMoid{uuid_lo_, objects.offset(other)});
+        Entry* b = At<Entry>(cur);
+        if (a->key_hash == b->key_hash && KeyOf(a) == KeyOf(b)) {
           return damaged(absl::StrFormat("entry at %#x: duplicate key", cur.off));
         }
       }
-      chain.push_back(e);
-      keys++;
-      state_hash += e->pair_hash;
-      cur = e->next;
+      chain.push_back(*i);
+      const uint64_t next = objects.next_offset(*i);
+      cur = next == 0 ? OID_NULL : PMEMoid{uuid_lo_, next};
     }
     if (!chain.empty()) shape.buckets_used++;
     shape.chain_length_max = std::max<uint64_t>(shape.chain_length_max, chain.size());
     return absl::OkStatus();
   };
-  for (uint64_t j = 0; j < count; ++j) {
-    // During a resize, new buckets whose old bucket has not moved yet must
-    // be empty: their keys still live in the old table.
-    if (Resizing() && (j & (old_count - 1)) >= cursor) {
-      if (!OID_IS_NULL(buckets_[j])) {
-        return damaged(absl::StrFormat(
-            "new bucket %d is not empty but its old bucket %d has not moved (cursor %d)", j,
-            j & (old_count - 1), cursor));
+  const uint64_t cursor = root_->migrate_cursor;
+  // Zero, or the old table's buckets during a resize.
+  const uint64_t old_count = Resizing() ? old_.buckets : 0;
+  // Walks the buckets [begin, t.buckets) of table `t`. `live(j)`: whether
+  // bucket j holds keys (else its segment is absent or it is empty).
+  auto walk_table = [&](PMEMoid directory, const Table& t, uint64_t begin,
+                        const std::function<bool(uint64_t)>& live,
+                        const char* table) -> absl::Status {
+    auto dir = array(directory, kv_format::kDirectoryType,
+                     kv_format::DirectoryEntries(t.buckets), "bucket directory");
+    if (!dir.ok()) return dir.status();
+    for (uint64_t s = 0; s < kv_format::DirectoryEntries(t.buckets); ++s) {
+      const uint64_t first = s * t.segment_buckets;
+      const uint64_t last = first + t.segment_buckets;
+      // A segment exists iff it holds buckets at or past `begin` and a
+      // live one (a bucket has moved into it). Its first bucket has the
+      // smallest old bucket of the segment, so it decides.
+      const bool needed = last > begin && live(first);
+      if (OID_IS_NULL((*dir)[s])) {
+        if (!needed) continue;
+        return damaged(absl::StrFormat("%s table: segment %d is missing", table, s));
       }
-      continue;
+      if (!needed) {
+        return damaged(absl::StrFormat("%s table: segment %d should not exist", table, s));
+      }
+      auto segment = array((*dir)[s], kv_format::kSegmentType, t.segment_buckets,
+                           "bucket segment");
+      if (!segment.ok()) return segment.status();
+      for (uint64_t j = std::max(first, begin); j < last; ++j) {
+        const PMEMoid head = (*segment)[j - first];
+        if (!live(j)) {
+          if (!OID_IS_NULL(head)) {
+            return damaged(absl::StrFormat(
+                "%s bucket %d is not empty but its old bucket has not moved (cursor %d)",
+                table, j, cursor));
+          }
+          continue;
+        }
+        if (auto st = walk(head, t.buckets - 1, j, table); !st.ok()) return st;
+      }
     }
-    if (auto s = walk(buckets_[j], count - 1, j, "new"); !s.ok()) return s;
+    return absl::OkStatus();
+  };
+  // The table: during a resize only buckets whose old bucket has moved.
+  if (auto s = walk_table(root_->directory, table_, 0,
+                          [&](uint64_t j) {
+                            return old_count == 0 || (j & (old_count - 1)) < cursor;
+                          },
+                          "new");
+      !s.ok()) {
+    return s;
   }
-  // The old table's live part; its slots below the cursor are dead.
-  for (uint64_t i = cursor; i < old_count; ++i) {
-    if (auto s = walk(old_buckets_[i], old_count - 1, i, "old"); !s.ok()) return s;
+  // The old table's live part: buckets from the cursor on. Slots below it
+  // are dead, and its segments wholly below it are freed.
+  if (Resizing()) {
+    if (auto s = walk_table(root_->old_directory, old_, cursor, [](uint64_t) { return true; },
+                            "old");
+        !s.ok()) {
+      return s;
+    }
   }
   if (objects.reached() != objects.size()) {
     return damaged(absl::StrFormat("%d allocated objects are unreachable (leak)",
@@ -993,6 +1159,7 @@ absl::Status KvStore::Impl::Verify(TableShape* shape_out) const {
     return damaged(absl::StrFormat("state hash %#x, the table hashes to %#x",
                                    root_->state_hash, state_hash));
   }
+  const uint64_t count = root_->bucket_count;
   if (count < kv_format::kBucketCountMax && keys > count * kv_format::kLoadFactorMax) {
     return damaged(absl::StrFormat("%d keys in %d buckets: load factor above %d", keys, count,
                                    kv_format::kLoadFactorMax));

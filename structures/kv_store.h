@@ -33,7 +33,8 @@ struct StoreOptions {
   // Buckets of a new pool (a power of two, >= 16). The table doubles when
   // keys exceed buckets, incrementally: a few buckets move per batch.
   uint64_t initial_bucket_count = 1024;
-  // Open walks the whole table (Verify()) and refuses a damaged pool. O(n).
+  // Open walks the whole pool (Verify()) and refuses a damaged pool. O(n):
+  // ~1 µs and ~25 bytes of memory per key; see README.md.
   bool verify_on_open = true;
   // false: accept any cluster/node id (the pool inspector only).
   bool check_identity = true;
@@ -73,7 +74,7 @@ struct StoreInfo {
 struct TableShape {
   uint64_t buckets_used = 0;      // Non-empty buckets.
   uint64_t chain_length_max = 0;
-  uint64_t objects = 0;           // pmemobj objects (entries + bucket arrays).
+  uint64_t objects = 0;           // pmemobj objects (entries, directories, segments).
   uint64_t bytes_allocated = 0;   // Usable bytes of those objects.
 };
 
