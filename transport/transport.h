@@ -3,7 +3,8 @@
 // Implementations (each its own cc_library, chosen at link time):
 //   //transport:tcp   kernel TCP sockets + epoll (the fallback)
 //   //transport:sim   in-process, deterministic, seeded faults (tests)
-//   //transport/dpdk  user-space Ethernet (the primary; later)
+//   //transport:dpdk  user-space Ethernet via DPDK (the primary; one per
+//                     process: EAL is initialized once)
 //
 // Threading: a Transport is used from one thread (the node's event loop).
 // Nothing here blocks: Send queues, Poll drains what has arrived.
@@ -33,6 +34,11 @@ struct PeerAddress {
   NodeId id = 0;
   std::string host;   // IPv4 address or host name.
   uint16_t port = 0;  // Peer (not client) port.
+  // DPDK transport only (others ignore it): the peer's MAC address,
+  // "aa:bb:cc:dd:ee:ff". Required by DPDK, which addresses frames by MAC.
+  // The initializer keeps {id, host, port} aggregates free of
+  // -Wmissing-field-initializers.
+  std::string mac = {};
 };
 
 struct TransportOptions {
@@ -45,6 +51,18 @@ struct TransportOptions {
   size_t message_bytes_max = kMessageBytesMax;
   int reconnect_backoff_ms_min = 10;
   int reconnect_backoff_ms_max = 1000;
+
+  // DPDK transport only (others ignore these). See transport/dpdk/README.
+  // This node's EAL arguments from the cluster file (device such as
+  // "--vdev=net_af_packet0,iface=veth1" or "-a 0000:3b:00.0", lcores,
+  // memory). The transport adds --no-huge, -m, --no-pci, --file-prefix and
+  // --lcores when absent; --in-memory is refused.
+  std::string eal_args;
+  // This node's MAC ("aa:bb:cc:dd:ee:ff"); empty: the port's own address.
+  std::string mac;
+  // true: spin (ReadinessFd is always readable: for a dedicated core).
+  // false: back off when idle (for machines where nodes share cores).
+  bool busy_poll = false;
 };
 
 // Checks what every implementation relies on: 0 < message_bytes_max <=
@@ -64,8 +82,31 @@ struct TransportStats {
   // cluster, an unknown node id, no hello in time, too many connections.
   uint64_t handshakes_rejected = 0;
   // Malformed frames from an accepted peer (bad checksum, oversize length,
-  // unknown kind); each one also closes its connection.
+  // unknown kind); each one also closes its connection. DPDK: every frame
+  // addressed to this node's port that was refused (the reasons below).
   uint64_t frames_rejected = 0;
+
+  // Datagram transports (DPDK) only; TCP leaves them 0. A frame is one
+  // Ethernet frame; bytes_sent/bytes_received then count whole frames.
+  uint64_t frames_sent = 0;      // Taken by the NIC: data, acks, resends.
+  uint64_t frames_received = 0;  // Delivered by the NIC, ours or not.
+  // Not addressed to this transport (another MAC, EtherType, protocol or
+  // UDP port): ARP, IPv6 neighbour discovery, ... Normal, not an error.
+  uint64_t frames_ignored = 0;
+  uint64_t frames_bad_checksum = 0;  // Also in frames_rejected.
+  // Another cluster id, an unknown source or a wrong destination node, a
+  // source MAC that is not the peer's. Also in frames_rejected.
+  uint64_t frames_foreign = 0;
+  uint64_t frames_out_of_order = 0;  // Data after a lost frame: dropped.
+  uint64_t frames_duplicate = 0;     // Data frames received again.
+  uint64_t retransmissions = 0;      // Data frames sent again.
+  uint64_t retransmit_timeouts = 0;  // Retransmission timer expiries.
+  uint64_t reassembly_failures = 0;  // Partly received messages discarded.
+  uint64_t tx_deferred = 0;  // Frames the NIC did not take at once (retried).
+  // Frames the NIC or its ring dropped, as the port reports them (imissed,
+  // rx_nombuf). af_packet reports none: on veth, loss shows up as
+  // frames_out_of_order and retransmissions instead.
+  uint64_t rx_missed = 0;
 };
 
 // Called once per received message. The span is valid only during the call.

@@ -1,0 +1,68 @@
+// Two network namespaces joined by a veth pair, for the DPDK tests and the
+// benchmark: each end lives in its own namespace, so each DPDK process sees
+// exactly one interface and nothing else on the machine is touched.
+// Everything is created with `ip` and removed by the destructor, which
+// deletes only what this object created (the namespaces, with the veth ends
+// inside them, and the EAL runtime directories registered with it).
+// Needs root (CAP_SYS_ADMIN, CAP_NET_ADMIN) and a writable /var/run.
+#ifndef BLIZZARD_TRANSPORT_DPDK_VETH_LAB_H_
+#define BLIZZARD_TRANSPORT_DPDK_VETH_LAB_H_
+
+#include <sys/types.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+
+namespace blizzard::transport::dpdk::testing {
+
+class VethLab {
+ public:
+  // Names are "<tag>a"/"<tag>b" (namespaces) and "<tag>va"/"<tag>vb"
+  // (interfaces); `tag` must be short (interface names have 15 chars) and
+  // unique, e.g. "bz" + the pid. Unavailable if the machine cannot create
+  // namespaces (not root, no /var/run/netns): callers skip, not fail.
+  static absl::StatusOr<std::unique_ptr<VethLab>> Create(const std::string& tag);
+  ~VethLab();
+
+  const std::string& ns(int end) const { return ns_[end]; }
+  const std::string& iface(int end) const { return iface_[end]; }
+
+  // Starts `argv` inside namespace `end` with stdout and stderr appended to
+  // `log_path`. Returns the child's pid.
+  absl::StatusOr<pid_t> Spawn(int end, const std::vector<std::string>& argv,
+                              const std::string& log_path);
+
+  // Removes /var/run/dpdk/<file_prefix> in the destructor.
+  void OwnEalPrefix(const std::string& file_prefix);
+
+ private:
+  VethLab() = default;
+  std::string ns_[2];
+  std::string iface_[2];
+  bool created_[2] = {false, false};
+  std::vector<std::string> eal_prefixes_;
+};
+
+// Runs a command (argv[0] is looked up in PATH and the sbin directories) and
+// waits. Error with its output if it fails.
+absl::Status RunCommand(const std::vector<std::string>& argv);
+
+// Waits for every pid until `timeout`; kills (SIGKILL) and reaps those still
+// running then. Returns each child's exit code (128 + signal if killed by
+// one, -1 if it was still running at the deadline).
+std::vector<int> WaitAll(const std::vector<pid_t>& pids, absl::Duration timeout);
+
+// The absolute path of this executable (for re-executing it in a namespace).
+std::string SelfPath();
+
+// Reads a whole file ("" if it cannot be read).
+std::string ReadFile(const std::string& path);
+
+}  // namespace blizzard::transport::dpdk::testing
+
+#endif  // BLIZZARD_TRANSPORT_DPDK_VETH_LAB_H_
