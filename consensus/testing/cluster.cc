@@ -6,6 +6,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "consensus/codec.h"
+#include "consensus/testing/trace.h"
 
 namespace blizzard::consensus::testing {
 
@@ -21,7 +22,9 @@ constexpr uint64_t kDeliveriesPerRoundMax = 100000;
 Cluster::Cluster(const ClusterOptions& options)
     : options_(options), rng_(options.seed) {
   ABSL_RAW_CHECK(options.nodes >= 1, "a cluster needs a node");
-  for (int i = 1; i <= options.nodes; ++i) ids_.push_back(static_cast<NodeId>(i));
+  for (int i = 1; i <= options.nodes + options.spare_nodes; ++i) {
+    ids_.push_back(static_cast<NodeId>(i));
+  }
   for (NodeId id : ids_) {
     Node& node = nodes_[id];
     node.id = id;
@@ -44,10 +47,30 @@ Cluster::Cluster(const ClusterOptions& options)
 
 Cluster::~Cluster() = default;
 
+NodeId Cluster::AddNode() {
+  const NodeId id = ids_.back() + 1;
+  ids_.push_back(id);
+  Node& node = nodes_[id];
+  node.id = id;
+  node.storage = std::make_unique<MemoryStorage>();
+  absl::StatusOr<std::unique_ptr<Raft>> raft =
+      Raft::Create(NodeConfig(id, 0), node.storage.get());
+  ABSL_RAW_CHECK(raft.ok(), "Raft::Create failed in the test cluster");
+  node.raft = std::move(*raft);
+  return id;
+}
+
+void Cluster::Trace(const std::string& line) {
+  if (trace_ != nullptr) absl::StrAppend(trace_, line, "\n");
+}
+
 Config Cluster::NodeConfig(NodeId id, Index applied) const {
   Config c = options_.config;
   c.id = id;
-  c.voters = ids_;
+  // Everyone bootstraps with the founders (spare nodes are not among them).
+  c.voters.clear();
+  for (int i = 1; i <= options_.nodes; ++i) c.voters.push_back(static_cast<NodeId>(i));
+  c.learners.clear();
   c.random_seed = options_.seed * 0x100000001b3ull + id;
   c.applied = applied;
   return c;
@@ -111,6 +134,27 @@ void Cluster::Tick() {
   DeliverDue(now_);
 }
 
+void Cluster::TickNode(NodeId id) {
+  node(id).Tick();
+  AfterInput(id);
+}
+
+void Cluster::DeliverPending(
+    const std::function<bool(const Message&)>& filter) {
+  std::vector<uint64_t> sequences;
+  for (const InFlight& msg : in_flight_) {
+    if (filter(DecodeInFlight(msg))) sequences.push_back(msg.sequence);
+  }
+  for (uint64_t sequence : sequences) {
+    auto it = std::find_if(in_flight_.begin(), in_flight_.end(),
+                           [&](const InFlight& m) { return m.sequence == sequence; });
+    if (it == in_flight_.end()) continue;
+    InFlight msg = *it;
+    in_flight_.erase(it);
+    Deliver(msg);
+  }
+}
+
 void Cluster::RunTicks(int ticks) {
   for (int i = 0; i < ticks; ++i) Tick();
 }
@@ -158,7 +202,9 @@ void Cluster::DeliverIf(const std::function<bool(const Message&)>& filter) {
 
 void Cluster::DropIf(const std::function<bool(const Message&)>& filter) {
   for (auto it = in_flight_.begin(); it != in_flight_.end();) {
-    if (filter(DecodeInFlight(*it))) {
+    const Message m = DecodeInFlight(*it);
+    if (filter(m)) {
+      if (trace_ != nullptr) Trace("> dropped " + FormatMessage(m));
       it = in_flight_.erase(it);
       ++messages_dropped_;
     } else {
@@ -208,6 +254,92 @@ void Cluster::Campaign(NodeId id) {
   AfterInput(id);
 }
 
+absl::StatusOr<Index> Cluster::ChangeMembership(NodeId id,
+                                                MembershipChange change) {
+  absl::StatusOr<Index> index = node(id).ProposeMembershipChange(change);
+  AfterInput(id);
+  return index;
+}
+
+absl::Status Cluster::TransferLeadership(NodeId id, NodeId target) {
+  absl::Status status = node(id).TransferLeadership(target);
+  AfterInput(id);
+  return status;
+}
+
+// ---- Snapshots ----
+
+namespace {
+
+void PutLE(std::string& out, uint64_t v, int bytes) {
+  for (int i = 0; i < bytes; ++i) out.push_back(static_cast<char>(v >> (8 * i)));
+}
+
+bool GetLE(const std::string& in, size_t& pos, int bytes, uint64_t& v) {
+  if (in.size() - pos < static_cast<size_t>(bytes)) return false;
+  v = 0;
+  for (int i = 0; i < bytes; ++i) {
+    v |= static_cast<uint64_t>(static_cast<uint8_t>(in[pos + i])) << (8 * i);
+  }
+  pos += bytes;
+  return true;
+}
+
+}  // namespace
+
+std::string Cluster::SerializeApplied(const std::vector<Entry>& applied) {
+  std::string out;
+  for (const Entry& e : applied) {
+    PutLE(out, e.index, 8);
+    PutLE(out, e.term, 8);
+    PutLE(out, static_cast<uint8_t>(e.type), 1);
+    PutLE(out, e.data.size(), 4);
+    out += e.data;
+  }
+  return out;
+}
+
+absl::StatusOr<std::vector<Entry>> Cluster::DeserializeApplied(
+    const std::string& bytes) {
+  std::vector<Entry> out;
+  size_t pos = 0;
+  while (pos < bytes.size()) {
+    Entry e;
+    uint64_t type = 0;
+    uint64_t length = 0;
+    if (!GetLE(bytes, pos, 8, e.index) || !GetLE(bytes, pos, 8, e.term) ||
+        !GetLE(bytes, pos, 1, type) || !GetLE(bytes, pos, 4, length) ||
+        bytes.size() - pos < length) {
+      return absl::DataLossError("truncated snapshot");
+    }
+    e.type = static_cast<EntryType>(type);
+    e.data = bytes.substr(pos, length);
+    pos += length;
+    if (e.index != out.size() + 1) {
+      return absl::DataLossError("snapshot entries out of order");
+    }
+    out.push_back(std::move(e));
+  }
+  return out;
+}
+
+absl::Status Cluster::Compact(NodeId id, Index keep_entries) {
+  Node& n = NodeRef(id);
+  ABSL_RAW_CHECK(n.raft != nullptr && !n.in_ready, "compacting a busy node");
+  absl::StatusOr<SnapshotMeta> meta = n.raft->SnapshotMetaForApplied();
+  if (!meta.ok()) return meta.status();
+  ABSL_RAW_CHECK(meta->index == n.applied.size(),
+                 "Raft's applied index differs from the state machine's");
+  if (meta->index > n.storage->LastSnapshot().index) {
+    absl::Status s =
+        n.storage->CreateSnapshot(*meta, SerializeApplied(n.applied));
+    if (!s.ok()) return s;
+  }
+  const Index snapshot_index = n.storage->LastSnapshot().index;
+  if (snapshot_index + 1 <= keep_entries) return absl::OkStatus();
+  return n.storage->Compact(snapshot_index + 1 - keep_entries);
+}
+
 std::optional<NodeId> Cluster::Leader() const {
   std::optional<NodeId> best;
   Term best_term = 0;
@@ -224,7 +356,12 @@ std::optional<NodeId> Cluster::Leader() const {
 
 // ---- Faults ----
 
-void Cluster::Crash(NodeId id) { NodeRef(id).raft.reset(); }
+void Cluster::Crash(NodeId id) {
+  Node& n = NodeRef(id);
+  n.raft.reset();
+  n.staging = false;  // Staged chunks are volatile.
+  n.staged.clear();
+}
 
 absl::Status Cluster::Restart(NodeId id) {
   Node& n = NodeRef(id);
@@ -283,6 +420,7 @@ void Cluster::Send(const Message& m) {
   for (int i = 0; i < copies; ++i) {
     if (!LinkUp(m.from, m.to) || Chance(options_.network.drop_probability)) {
       ++messages_dropped_;
+      if (trace_ != nullptr) Trace("> dropped " + FormatMessage(m));
       continue;
     }
     const uint64_t delay =
@@ -297,22 +435,25 @@ void Cluster::Deliver(const InFlight& msg) {
 
 bool Cluster::StepMessage(const InFlight& msg) {
   Node& to = NodeRef(msg.to);
-  if (to.raft == nullptr || !LinkUp(msg.from, msg.to)) {
-    ++messages_dropped_;
-    return false;
-  }
   absl::StatusOr<Message> m = DecodeMessage(absl::MakeConstSpan(
       reinterpret_cast<const uint8_t*>(msg.bytes.data()), msg.bytes.size()));
   if (!m.ok()) {
     Violation("codec rejected its own encoding: " + m.status().ToString());
     return false;
   }
+  if (to.raft == nullptr || !LinkUp(msg.from, msg.to)) {
+    ++messages_dropped_;
+    if (trace_ != nullptr) Trace("> dropped " + FormatMessage(*m));
+    return false;
+  }
+  if (trace_ != nullptr) Trace("> deliver " + FormatMessage(*m));
   ++messages_delivered_;
   ++delivered_by_type_[m->type];
   if (m->type == MessageType::kAppendResponse && m->reject) {
     ++append_rejections_;
   }
   absl::Status status = to.raft->Step(*m);
+  if (!status.ok() && trace_ != nullptr) Trace("  error: " + status.ToString());
   if (!status.ok()) {
     step_errors_.push_back(absl::StrFormat("seed=%d tick=%d node=%d: %s",
                                            options_.seed, now_, msg.to,
@@ -357,6 +498,11 @@ void Cluster::CheckLeader(Node& n) {
   // (leader completeness).
   for (const Entry& e : applied_anywhere_) {
     absl::StatusOr<Term> t = n.raft->TermAt(e.index);
+    if (!t.ok() && absl::IsOutOfRange(t.status()) &&
+        e.index < n.storage->FirstIndex()) {
+      // Compacted: then the leader's state machine holds it.
+      if (e.index <= n.applied.size() && n.applied[e.index - 1] == e) continue;
+    }
     if (!t.ok() || *t != e.term) {
       Violation(absl::StrFormat(
           "leader %d of term %d lacks applied entry %d (term %d)", n.id, term,
@@ -369,12 +515,20 @@ void Cluster::CheckLeader(Node& n) {
 void Cluster::ProcessReady(Node& n) {
   while (n.raft->HasReady()) {
     Ready rd = n.raft->GetReady();
+    if (trace_ != nullptr) {
+      Trace(absl::StrFormat("> %d handling Ready", n.id));
+      const std::string ready = FormatReady(rd);
+      if (!ready.empty()) Trace(ready);
+    }
     if (Chance(options_.interleave_probability)) {
       n.in_ready = true;
       InterleaveInputs(n.id, 1 + static_cast<int>(Random(3)));
       n.in_ready = false;
     }
-    // 1. Persist: hard state and entries, before anything leaves.
+    // 1. Stage snapshot chunks, install a complete snapshot.
+    StageChunks(n, rd);
+    if (rd.snapshot.has_value()) InstallSnapshot(n, *rd.snapshot);
+    // 2. Persist: hard state and entries, before anything leaves.
     if (rd.hard_state.has_value()) {
       n.storage->SetHardState(*rd.hard_state);
       max_commit_ = std::max(max_commit_, rd.hard_state->commit);
@@ -383,9 +537,9 @@ void Cluster::ProcessReady(Node& n) {
       absl::Status s = n.storage->Append(rd.entries);
       if (!s.ok()) Violation("storage append failed: " + s.ToString());
     }
-    // 2. Send.
+    // 3. Send.
     for (const Message& m : rd.messages) Send(m);
-    // 3. Apply.
+    // 4. Apply.
     for (const Entry& e : rd.committed) {
       if (e.index != n.applied.size() + 1) {
         Violation(absl::StrFormat("node %d applies %d after %d", n.id, e.index,
@@ -416,7 +570,7 @@ void Cluster::ProcessReady(Node& n) {
       }
       n.applied.push_back(e);
     }
-    // 4. Reads.
+    // 5. Reads.
     for (const ReadState& rs : rd.read_states) {
       auto floor = read_floor_.find({n.id, rs.context});
       if (floor == read_floor_.end()) {
@@ -435,6 +589,70 @@ void Cluster::ProcessReady(Node& n) {
     }
     n.raft->Advance(rd);
   }
+}
+
+void Cluster::StageChunks(Node& n, const Ready& rd) {
+  for (const SnapshotChunk& c : rd.snapshot_chunks) {
+    if (c.offset == 0) {
+      n.staging = true;
+      n.staged_meta = c.meta;
+      n.staged = c.data;
+      continue;
+    }
+    if (!n.staging || !(n.staged_meta == c.meta) || n.staged.size() != c.offset) {
+      Violation(absl::StrFormat(
+          "node %d: snapshot chunk %d@%d does not follow the %d staged bytes",
+          n.id, c.meta.index, c.offset, n.staged.size()));
+      continue;
+    }
+    n.staged += c.data;
+  }
+}
+
+void Cluster::InstallSnapshot(Node& n, const SnapshotMeta& meta) {
+  if (!n.staging || !(n.staged_meta == meta) || n.staged.size() != meta.bytes) {
+    Violation(absl::StrFormat("node %d installs snapshot %d, staged %d of %d",
+                              n.id, meta.index, n.staged.size(), meta.bytes));
+    return;
+  }
+  absl::StatusOr<std::vector<Entry>> entries = DeserializeApplied(n.staged);
+  if (!entries.ok() || entries->size() != meta.index) {
+    Violation(absl::StrFormat("node %d: snapshot %d does not decode", n.id,
+                              meta.index));
+    return;
+  }
+  // State machine safety through snapshots: the snapshot agrees with every
+  // entry applied anywhere and extends what this node applied.
+  for (const Entry& e : *entries) {
+    if (e.index <= applied_anywhere_.size() &&
+        !(applied_anywhere_[e.index - 1] == e)) {
+      Violation(absl::StrFormat(
+          "state machine safety: node %d installs a snapshot differing at %d",
+          n.id, e.index));
+      return;
+    }
+    if (e.index <= n.applied.size() && !(n.applied[e.index - 1] == e)) {
+      Violation(absl::StrFormat(
+          "node %d installs a snapshot contradicting its own entry %d", n.id,
+          e.index));
+      return;
+    }
+  }
+  if (meta.index > applied_anywhere_.size()) {
+    Violation(absl::StrFormat(
+        "node %d installs snapshot %d beyond every applied entry (%d)", n.id,
+        meta.index, applied_anywhere_.size()));
+  }
+  if (meta.index <= n.applied.size()) {
+    Violation(absl::StrFormat("node %d installs snapshot %d at applied %d",
+                              n.id, meta.index, n.applied.size()));
+  }
+  absl::Status s = n.storage->InstallSnapshot(meta, std::move(n.staged));
+  if (!s.ok()) Violation("installing a snapshot failed: " + s.ToString());
+  n.applied = *std::move(entries);
+  n.staging = false;
+  n.staged.clear();
+  ++snapshots_installed_;
 }
 
 // ---- Checks ----

@@ -3,8 +3,15 @@
 // N Raft instances, each with a MemoryStorage and a "state machine" that is
 // the list of entries it applied, connected by a seeded simulated network
 // (drop, duplicate, delay, partitions). Nodes can crash (their Raft object
-// is destroyed; storage and applied state survive, as pmem would) and
-// restart from storage. Messages go through the wire codec.
+// is destroyed; storage, snapshot and applied state survive, as pmem would;
+// a snapshot being received is lost) and restart from storage. Messages go
+// through the wire codec.
+//
+// The state machine can be snapshotted (its applied sequence, serialized)
+// and the log compacted (Compact); a follower that needs compacted entries
+// receives the snapshot in chunks, stages them and installs it, as the
+// Ready contract says. Spare nodes (ClusterOptions::spare_nodes) start
+// outside the group and can be added with membership changes.
 //
 // The cluster checks Raft's safety properties continuously and records each
 // violation (violations()):
@@ -15,6 +22,9 @@
 //     anywhere so far;
 //   - read safety: a ReadState's index covers every entry known committed
 //     anywhere when the read was requested;
+//   - snapshots: chunks follow the staged bytes, an installed snapshot is
+//     complete and agrees with every entry applied anywhere, and extends
+//     what the node had applied;
 //   - log matching (CheckLogMatching(), on demand): two logs agreeing on
 //     (index, term) agree on every entry up to there.
 // Everything derives from ClusterOptions::seed: a failure replays exactly.
@@ -48,7 +58,9 @@ struct NetworkOptions {
 };
 
 struct ClusterOptions {
-  int nodes = 3;  // Ids 1..nodes.
+  int nodes = 3;  // Ids 1..nodes: the bootstrap voters.
+  // Ids nodes+1..nodes+spare_nodes: running, outside the group until added.
+  int spare_nodes = 0;
   uint64_t seed = 1;
   // Template for every node; id, voters, random_seed and applied are set
   // per node.
@@ -91,6 +103,11 @@ class Cluster {
   void DeliverIf(const std::function<bool(const Message&)>& filter);
   // Drops every in-flight message matching `filter`.
   void DropIf(const std::function<bool(const Message&)>& filter);
+  // Ticks only node `id`; delivers nothing.
+  void TickNode(NodeId id);
+  // Delivers, in order and ignoring delays, the in-flight messages that
+  // match `filter` now; the messages that causes stay in flight.
+  void DeliverPending(const std::function<bool(const Message&)>& filter);
   // Ticks until some up node is leader (and the network is quiet if
   // possible); the leader's id, or nullopt after `ticks_max`.
   std::optional<NodeId> WaitForLeader(int ticks_max);
@@ -101,8 +118,29 @@ class Cluster {
   absl::StatusOr<Index> Propose(NodeId id, std::string data);
   absl::Status ReadIndex(NodeId id, uint64_t context);
   void Campaign(NodeId id);
+  absl::StatusOr<Index> ChangeMembership(NodeId id, MembershipChange change);
+  absl::Status TransferLeadership(NodeId id, NodeId target);
+
+  // ---- Snapshots ----
+  // The driver's compaction: snapshots the node's state machine at its
+  // applied index (unless its snapshot is as new) and discards the log
+  // below snapshot index + 1 - keep_entries. The node must be up.
+  absl::Status Compact(NodeId id, Index keep_entries);
+  // The serialized state machine (a snapshot's bytes) and back.
+  static std::string SerializeApplied(const std::vector<Entry>& applied);
+  static absl::StatusOr<std::vector<Entry>> DeserializeApplied(
+      const std::string& bytes);
+  uint64_t snapshots_installed() const { return snapshots_installed_; }
   // The up node that is leader with the highest term, if any.
   std::optional<NodeId> Leader() const;
+
+  // A new node outside the group (bootstrap membership: the founders),
+  // running; add it with ChangeMembership. Returns its id.
+  NodeId AddNode();
+
+  // Golden traces: while set, every Ready handled and every message
+  // delivered or dropped is appended to *trace (testing/trace.h forms).
+  void set_trace(std::string* trace) { trace_ = trace; }
 
   // ---- Faults ----
   void Crash(NodeId id);
@@ -139,6 +177,10 @@ class Cluster {
     std::vector<Entry> applied;
     std::vector<ReadState> read_states;
     bool in_ready = false;  // Between GetReady and Advance.
+    // A snapshot being received (volatile: lost on a crash).
+    SnapshotMeta staged_meta;
+    std::string staged;
+    bool staging = false;
   };
   struct InFlight {
     uint64_t deliver_at = 0;
@@ -151,6 +193,7 @@ class Cluster {
     }
   };
 
+  void Trace(const std::string& line);
   Node& NodeRef(NodeId id);
   const Node& NodeRef(NodeId id) const;
   Config NodeConfig(NodeId id, Index applied) const;
@@ -169,6 +212,8 @@ class Cluster {
   // Processes every Ready of the node and checks leadership after input.
   void AfterInput(NodeId id);
   void ProcessReady(Node& node);
+  void StageChunks(Node& node, const Ready& rd);
+  void InstallSnapshot(Node& node, const SnapshotMeta& meta);
   void CheckLeader(Node& node);
   void Violation(std::string what);
 
@@ -190,7 +235,9 @@ class Cluster {
   uint64_t messages_delivered_ = 0;
   uint64_t messages_dropped_ = 0;
   uint64_t append_rejections_ = 0;
+  uint64_t snapshots_installed_ = 0;
   std::map<MessageType, uint64_t> delivered_by_type_;
+  std::string* trace_ = nullptr;
 };
 
 }  // namespace blizzard::consensus::testing
