@@ -66,11 +66,17 @@ class LogCore {
   // Logical offset of entry `index` (FirstIndex() <= index <= LastIndex() + 1).
   uint64_t OffsetOf(uint64_t index) const;
   absl::Status ValidateBatch(absl::Span<const LogEntry> entries) const;
-  // Copies one record into the ring through the staging buffer.
+  // Writing a batch (log_core.cc explains why whole lines): BeginStage at
+  // the batch's logical start, StageRecord per entry, FinishStage at its end.
+  void BeginStage(uint64_t start);
   void StageRecord(const LogEntry& entry, uint64_t offset);
   void StageBytes(const void* src, uint64_t len);
-  void FlushStage();
-  // Copies [logical, logical + len) into the ring, flushing without a fence.
+  // Streams the stage's whole lines; its partial last line stays staged.
+  void StreamStageLines();
+  void FinishStage(uint64_t end);
+  // Whole lines at a line-aligned logical offset, non-temporal, no fence.
+  void RingStreamNoDrain(uint64_t logical, const void* src, uint64_t len);
+  // Any bytes (ordinary stores + flush), no fence.
   void RingCopyNoDrain(uint64_t logical, const void* src, uint64_t len);
   // Stores and persists the tail word for logical `tail`; drops index entries
   // past it.
@@ -89,11 +95,18 @@ class LogCore {
   uint64_t tail_;            // Logical.
   EntryIndex index_;
   LogStats stats_;
-  // Small records are gathered here and copied to the ring in one piece, so
-  // each cache line is written and flushed once; large payloads go direct.
+  // The batch being written: stage_ holds the ring's bytes from stage_offset_
+  // (a multiple of 64) to stage_offset_ + stage_used_.
   std::vector<uint8_t> stage_;
   uint64_t stage_used_ = 0;
-  uint64_t stage_offset_ = 0;  // Logical offset of stage_[0].
+  uint64_t stage_offset_ = 0;
+  uint64_t batch_start_ = 0;  // Logical offset of the batch's first record.
+  // A copy of the ring's line at carry_offset_: the line the last batch
+  // ended in, so the next batch rewrites it whole without reading it.
+  // kNoCarry until the first append after recovery.
+  static constexpr uint64_t kNoCarry = ~0ull;
+  uint64_t carry_offset_ = kNoCarry;
+  uint8_t carry_[format::kCacheLineBytes] = {};
 };
 
 }  // namespace blizzard::pmemlog

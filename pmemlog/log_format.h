@@ -42,11 +42,14 @@ inline constexpr uint64_t kPoolBytesMin = 8ull << 20;
 inline constexpr uint64_t kPoolBytesMax = 1ull << 40;
 
 // ---- Implementation tunables (not part of the format) ----
-// Records are gathered in a DRAM staging buffer of this size and copied to
-// the ring in one piece; payloads of at least kDirectCopyBytesMin bytes are
-// copied straight from the caller's buffer (non-temporal stores).
+// A batch is written to the ring in whole cache lines with non-temporal
+// stores (log_core.cc): records are gathered in a DRAM staging buffer of
+// kStageBytes (a multiple of 64), except the whole-line middle of payloads of
+// at least kDirectCopyBytesMin bytes, streamed straight from the caller.
 inline constexpr uint64_t kStageBytes = 4096;
 inline constexpr uint64_t kDirectCopyBytesMin = 256;
+
+static_assert(kStageBytes % kCacheLineBytes == 0 && kDirectCopyBytesMin >= kCacheLineBytes);
 
 // ---- Tail word (section 2.2) ----
 inline constexpr int kTailPhysBits = 40;

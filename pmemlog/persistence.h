@@ -33,6 +33,16 @@ class Persistence {
   // Copy and flush without a fence (pmem_memcpy_nodrain): durable after the
   // next Drain.
   virtual void CopyNoDrain(void* dst, const void* src, uint64_t len) = 0;
+  // Non-temporal copy of whole cache lines: `dst` and `len` are multiples of
+  // 64 (asserted). The stores bypass the cache, so the old contents of the
+  // lines are never read (no read-for-ownership miss on cold memory) and
+  // nothing is left to flush: durable after the next Drain.
+  virtual void StreamNoDrain(void* dst, const void* src, uint64_t len) = 0;
+  // One aligned 8-byte non-temporal store (the unit of failure atomicity),
+  // durable after the next Drain. For a word rewritten on every operation:
+  // its line was evicted by the previous flush, and an ordinary store would
+  // first read it back from memory.
+  virtual void Store64NoDrain(uint64_t* dst, uint64_t value) = 0;
   // Starts writing back the cache lines covering [addr, addr + len).
   virtual void Flush(const void* addr, uint64_t len) = 0;
   // Fence: every flush issued before it is durable when it returns.

@@ -19,6 +19,8 @@ class PmemPersistence final : public Persistence {
   void Store(void* dst, const void* src, uint64_t len) override;
   void Store64(uint64_t* dst, uint64_t value) override;
   void CopyNoDrain(void* dst, const void* src, uint64_t len) override;
+  void StreamNoDrain(void* dst, const void* src, uint64_t len) override;
+  void Store64NoDrain(uint64_t* dst, uint64_t value) override;
   void Flush(const void* addr, uint64_t len) override;
   void Drain() override;
   void Persist(const void* addr, uint64_t len) override;

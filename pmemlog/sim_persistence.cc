@@ -100,6 +100,25 @@ void SimPersistence::CopyNoDrain(void* dst, const void* src, uint64_t len) {
   EndEvent();
 }
 
+void SimPersistence::StreamNoDrain(void* dst, const void* src, uint64_t len) {
+  const uint64_t offset = OffsetOf(dst, len);
+  ABSL_RAW_CHECK(offset % format::kCacheLineBytes == 0 && len % format::kCacheLineBytes == 0,
+                 "streaming copy of partial cache lines");
+  BeforeStore(offset, len);
+  std::memcpy(dst, src, len);
+  MarkFlushed(offset, len);
+  EndEvent();
+}
+
+void SimPersistence::Store64NoDrain(uint64_t* dst, uint64_t value) {
+  const uint64_t offset = OffsetOf(dst, sizeof(value));
+  ABSL_RAW_CHECK(offset % kWordBytes == 0, "unaligned 8-byte store");
+  BeforeStore(offset, sizeof(value));
+  *dst = value;
+  MarkFlushed(offset, sizeof(value));
+  EndEvent();
+}
+
 void SimPersistence::Flush(const void* addr, uint64_t len) {
   MarkFlushed(OffsetOf(addr, len), len);
   EndEvent();

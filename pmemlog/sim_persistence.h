@@ -51,6 +51,10 @@ class SimPersistence final : public Persistence {
   void Store(void* dst, const void* src, uint64_t len) override;
   void Store64(uint64_t* dst, uint64_t value) override;
   void CopyNoDrain(void* dst, const void* src, uint64_t len) override;
+  // Both: the bytes are stored and count as flushed (pending the next
+  // Drain), like CopyNoDrain.
+  void StreamNoDrain(void* dst, const void* src, uint64_t len) override;
+  void Store64NoDrain(uint64_t* dst, uint64_t value) override;
   void Flush(const void* addr, uint64_t len) override;
   void Drain() override;
 
@@ -58,7 +62,8 @@ class SimPersistence final : public Persistence {
   // region (the test can keep running the same timeline).
   std::vector<uint8_t> CrashImage(CrashMode mode);
 
-  // Called after every event (Store, Store64, CopyNoDrain, Flush, Drain; a
+  // Called after every event (Store, Store64, CopyNoDrain, StreamNoDrain,
+  // Store64NoDrain, Flush, Drain; a
   // Persist is a Flush and a Drain) with the event's 1-based ordinal. The hook
   // must not issue events itself (asserted).
   using EventHook = std::function<void(uint64_t event)>;

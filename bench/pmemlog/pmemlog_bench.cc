@@ -14,7 +14,7 @@
 // time per iteration is the latency of one Append call (one batch) and
 // excludes the bookkeeping around it: setting the batch's indices and, once
 // per lap of the ring, CompactPrefix of the whole log (one 64-byte slot
-// persist per lap of a 256 MiB ring, negligible either way). Per-call
+// persist per lap of a 128 MiB ring, negligible either way). Per-call
 // latencies also go into a histogram: counters p50_ns, p99_ns, max_ns.
 // bytes_per_second counts payload bytes (what the caller asked to persist),
 // for both, so the log pays its record headers and tail publish out of it.
@@ -180,6 +180,56 @@ void TearDownEnv(Env* env) {
   rmdir(env->dir.c_str());
 }
 
+// This VM backs guest memory lazily: the first write lap over a region, and
+// again after it sat idle for some seconds, runs at well under 1 GB/s while
+// the hypervisor maps pages; afterwards 9-14 GB/s. That is an artifact of
+// the host, not of either contender, so each benchmark run first writes its
+// whole region once (through the log's API for the log). Cache-cold is kept:
+// the timed writes land ahead of the warm-up's last bytes, and the region is
+// several times the last-level cache.
+constexpr uint64_t kWarmEntryBytes = 1 << 20;
+
+bool WarmLog(PmemLog& log, uint64_t ring_bytes, benchmark::State& state) {
+  static const std::string* const kPayload = new std::string(kWarmEntryBytes, '\x5a');
+  std::vector<LogEntry> one(1);
+  one[0].term = 1;
+  one[0].payload = *kPayload;
+  for (uint64_t written = 0; written < ring_bytes; written += kWarmEntryBytes) {
+    if (log.BytesUsed() + pmemlog::format::RecordBytes(kWarmEntryBytes) > log.BytesCapacity()) {
+      if (absl::Status s = log.CompactPrefix(log.LastIndex() + 1); !s.ok()) {
+        state.SkipWithError(s.ToString().c_str());
+        return false;
+      }
+    }
+    one[0].index = log.LastIndex() + 1;
+    if (absl::Status s = log.Append(one); !s.ok()) {
+      state.SkipWithError(s.ToString().c_str());
+      return false;
+    }
+  }
+  return true;
+}
+
+void WarmRaw(uint8_t* raw, uint64_t ring_bytes) { pmem_memset_persist(raw, 0x5a, ring_bytes); }
+
+// Grows the log's volatile index to its largest size once (a full ring of
+// empty entries), so no benchmark pays the index's one-time growth (a copy
+// and fresh pages at each doubling, during the first lap only).
+bool GrowLogIndex(PmemLog& log) {
+  std::vector<LogEntry> batch(pmemlog::format::kBatchEntriesMax);
+  for (LogEntry& e : batch) e.term = 1;
+  const uint64_t batch_bytes = batch.size() * pmemlog::format::RecordBytes(0);
+  while (log.BytesUsed() + batch_bytes <= log.BytesCapacity()) {
+    uint64_t next = log.LastIndex() + 1;
+    for (LogEntry& e : batch) e.index = next++;
+    if (absl::Status s = log.Append(batch); !s.ok()) {
+      std::fprintf(stderr, "growing the index: %s\n", s.ToString().c_str());
+      return false;
+    }
+  }
+  return log.CompactPrefix(log.LastIndex() + 1).ok();
+}
+
 std::string Payload(std::mt19937_64* rng, size_t bytes) {
   std::string s(bytes, '\0');
   for (char& c : s) c = static_cast<char>((*rng)() & 0xff);
@@ -208,6 +258,7 @@ void BM_LogAppend(benchmark::State& state) {
     e.payload = Payload(&rng, entry_bytes);
   }
   const uint64_t record_bytes = BatchRecordBytes(entry_bytes, batch);
+  if (!WarmLog(log, g_env->ring_bytes, state)) return;
   LatencyHistogram histogram;
   for (auto _ : state) {
     if (log.BytesUsed() + record_bytes > log.BytesCapacity()) {
@@ -239,6 +290,7 @@ void BM_RawPersist(benchmark::State& state) {
   const std::string payload = Payload(&rng, entry_bytes * batch);
   const uint64_t record_bytes = BatchRecordBytes(entry_bytes, batch);
   uint8_t* const raw = g_env->raw;
+  WarmRaw(raw, g_env->ring_bytes);
   LatencyHistogram histogram;
   for (auto _ : state) {
     // The same pace as the log's tail; one call never splits at the end.
@@ -330,18 +382,30 @@ class CapturingReporter : public benchmark::ConsoleReporter {
 };
 
 // Prints the table and writes it as CSV. Returns false if the CSV could not
-// be written.
+// be written. Two views of each pair: from the means (Google Benchmark's
+// time per iteration, which on a shared 2-core VM includes every preemption
+// that hit a timed call) and from the medians (p50), which such outliers do
+// not move. bytes/s from the median is payload bytes / p50 latency.
 bool ReportComparison(const std::map<ResultKey, Result>& results, const std::string& csv_path) {
   std::string csv =
-      "entry_bytes,batch,log_bytes_per_second,raw_bytes_per_second,ratio,"
+      "entry_bytes,batch,log_bytes_per_second,raw_bytes_per_second,ratio_mean,"
+      "log_p50_bytes_per_second,raw_p50_bytes_per_second,ratio_p50,"
       "log_mean_ns,log_p50_ns,log_p99_ns,raw_mean_ns,raw_p50_ns,raw_p99_ns,"
       "latency_ratio_mean,latency_ratio_p50\n";
-  std::printf("\npmemlog vs raw pmem_memcpy_persist (payload bytes; latency per call)\n");
-  std::printf("%6s %5s | %9s %9s %6s | %9s %9s %9s | %9s %9s %9s | %6s %6s\n", "bytes", "batch",
-              "log MB/s", "raw MB/s", "ratio", "log mean", "log p50", "log p99", "raw mean",
-              "raw p50", "raw p99", "lat x", "p50 x");
-  bool batched_ok = true;
+  std::printf(
+      "\npmemlog Append vs raw pmem_memcpy_persist of the same payload bytes (one call per "
+      "batch)\n"
+      "MB/s = payload bytes; ratio = log/raw bytes per second (mean: from the mean call time; "
+      "p50: from the median); latencies in ns per call\n");
+  std::printf("%5s %5s | %8s %8s %5s | %8s %8s %5s | %8s %8s %8s | %8s %8s %8s\n", "bytes",
+              "batch", "log mean", "raw mean", "ratio", "log p50", "raw p50", "ratio",
+              "log mean", "log p50", "log p99", "raw mean", "raw p50", "raw p99");
+  std::printf("%5s %5s | %8s %8s %5s | %8s %8s %5s | %8s %8s %8s | %8s %8s %8s\n", "", "",
+              "MB/s", "MB/s", "", "MB/s", "MB/s", "", "ns", "ns", "ns", "ns", "ns", "ns");
   int batched_rows = 0;
+  int batched_met_mean = 0;
+  int batched_met_p50 = 0;
+  std::string single;
   for (int64_t bytes : kEntryBytes) {
     for (int64_t batch : kBatches) {
       auto log = results.find({true, bytes, batch});
@@ -349,31 +413,44 @@ bool ReportComparison(const std::map<ResultKey, Result>& results, const std::str
       if (log == results.end() || raw == results.end()) continue;
       const Result& l = log->second;
       const Result& r = raw->second;
-      const double ratio = r.bytes_per_second > 0 ? l.bytes_per_second / r.bytes_per_second : 0;
+      const double payload = static_cast<double>(bytes * batch);
+      const double l_p50_bps = l.p50_ns > 0 ? payload / l.p50_ns * 1e9 : 0;
+      const double r_p50_bps = r.p50_ns > 0 ? payload / r.p50_ns * 1e9 : 0;
+      const double ratio_mean =
+          r.bytes_per_second > 0 ? l.bytes_per_second / r.bytes_per_second : 0;
+      const double ratio_p50 = r_p50_bps > 0 ? l_p50_bps / r_p50_bps : 0;
       const double lat_mean = r.mean_ns > 0 ? l.mean_ns / r.mean_ns : 0;
       const double lat_p50 = r.p50_ns > 0 ? l.p50_ns / r.p50_ns : 0;
       std::printf(
-          "%6lld %5lld | %9.1f %9.1f %6.2f | %9.0f %9.0f %9.0f | %9.0f %9.0f %9.0f | %6.2f %6.2f\n",
+          "%5lld %5lld | %8.0f %8.0f %5.2f | %8.0f %8.0f %5.2f | %8.0f %8.0f %8.0f | %8.0f %8.0f "
+          "%8.0f\n",
           static_cast<long long>(bytes), static_cast<long long>(batch), l.bytes_per_second / 1e6,
-          r.bytes_per_second / 1e6, ratio, l.mean_ns, l.p50_ns, l.p99_ns, r.mean_ns, r.p50_ns,
-          r.p99_ns, lat_mean, lat_p50);
-      absl::StrAppendFormat(&csv, "%d,%d,%.0f,%.0f,%.4f,%.1f,%.1f,%.1f,%.1f,%.1f,%.1f,%.4f,%.4f\n",
-                            bytes, batch, l.bytes_per_second, r.bytes_per_second, ratio, l.mean_ns,
-                            l.p50_ns, l.p99_ns, r.mean_ns, r.p50_ns, r.p99_ns, lat_mean, lat_p50);
+          r.bytes_per_second / 1e6, ratio_mean, l_p50_bps / 1e6, r_p50_bps / 1e6, ratio_p50,
+          l.mean_ns, l.p50_ns, l.p99_ns, r.mean_ns, r.p50_ns, r.p99_ns);
+      absl::StrAppendFormat(
+          &csv, "%d,%d,%.0f,%.0f,%.4f,%.0f,%.0f,%.4f,%.1f,%.1f,%.1f,%.1f,%.1f,%.1f,%.4f,%.4f\n",
+          bytes, batch, l.bytes_per_second, r.bytes_per_second, ratio_mean, l_p50_bps, r_p50_bps,
+          ratio_p50, l.mean_ns, l.p50_ns, l.p99_ns, r.mean_ns, r.p50_ns, r.p99_ns, lat_mean,
+          lat_p50);
       if (batch > 1) {
         ++batched_rows;
-        batched_ok = batched_ok && ratio >= kBatchedRatioMin;
+        batched_met_mean += ratio_mean >= kBatchedRatioMin;
+        batched_met_p50 += ratio_p50 >= kBatchedRatioMin;
       }
       if (bytes == 64 && batch == 1) {
-        std::printf("  target 1 x 64 B: latency <= %.1fx raw: mean %.2fx, p50 %.2fx -> %s\n",
-                    kSingleLatencyRatioMax, lat_mean, lat_p50,
-                    lat_mean <= kSingleLatencyRatioMax ? "met" : "NOT met");
+        single = absl::StrFormat(
+            "target 1 x 64 B append <= %.1fx the raw persist: mean %.2fx (%s), p50 %.2fx (%s)\n",
+            kSingleLatencyRatioMax, lat_mean, lat_mean <= kSingleLatencyRatioMax ? "met" : "NOT met",
+            lat_p50, lat_p50 <= kSingleLatencyRatioMax ? "met" : "NOT met");
       }
     }
   }
+  std::printf("%s", single.c_str());
   if (batched_rows > 0) {
-    std::printf("target batched (batch > 1): log >= %.0f%% of raw bytes/s in every row -> %s\n",
-                kBatchedRatioMin * 100, batched_ok ? "met" : "NOT met");
+    std::printf(
+        "target batched (batch > 1) >= %.0f%% of raw bytes/s: met in %d of %d rows by the means, "
+        "%d of %d by the medians\n",
+        kBatchedRatioMin * 100, batched_met_mean, batched_rows, batched_met_p50, batched_rows);
   }
   if (csv_path.empty()) return true;
   const size_t slash = csv_path.rfind('/');
@@ -405,7 +482,7 @@ int main(int argc, char** argv) {
   // real pmem, instead of msync. Must precede any pmem call.
   setenv("PMEM_IS_PMEM_FORCE", "1", 1);
   benchmark::Initialize(&argc, argv);
-  uint64_t pool_mib = 256;
+  uint64_t pool_mib = 128;
   std::string csv_path = DefaultCsvPath();
   for (int i = 1; i < argc; ++i) {
     const absl::string_view arg = argv[i];
@@ -421,7 +498,7 @@ int main(int argc, char** argv) {
     }
     std::fprintf(stderr,
                  "unknown argument %s\nflags: the --benchmark_* flags, --pool_mib=N (>= 8, "
-                 "default 256), --csv=PATH (empty: no file; default %s)\n",
+                 "default 128), --csv=PATH (empty: no file; default %s)\n",
                  argv[i], DefaultCsvPath().c_str());
     return 2;
   }
@@ -429,6 +506,10 @@ int main(int argc, char** argv) {
   CalibrateTimerOverhead();
   Env env;
   if (!SetUpEnv(pool_mib << 20, &env)) {
+    TearDownEnv(&env);
+    return 1;
+  }
+  if (!GrowLogIndex(*env.log)) {
     TearDownEnv(&env);
     return 1;
   }
