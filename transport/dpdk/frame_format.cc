@@ -219,6 +219,18 @@ size_t FinishFrame(const Addressing& a, const FrameHeader& h,
   return frame_bytes;
 }
 
+void ResealFrame(absl::Span<uint8_t> frame) {
+  ABSL_RAW_CHECK(frame.size() >= kFrameHeadersBytes, "frame too short");
+  uint8_t* ip = frame.data() + kIpOffset;
+  StoreBe16(ip + 10, 0);
+  StoreBe16(ip + 10, Ipv4Checksum(ip));
+  uint8_t* blz = frame.data() + kBlzOffset;
+  const uint16_t payload_bytes = Load<uint16_t>(blz + kOffPayloadBytes);
+  ABSL_RAW_CHECK(kFrameHeadersBytes + payload_bytes <= frame.size(),
+                 "payload_bytes beyond the frame");
+  Store<uint64_t>(blz + kOffChecksum, BlizzardChecksum(blz, payload_bytes));
+}
+
 DecodeResult DecodeFrame(absl::Span<const uint8_t> frame,
                          const MacAddress& self_mac, uint16_t udp_port,
                          DecodedFrame* out) {

@@ -118,6 +118,11 @@ std::string HeaderDebugString(const FrameHeader& header);
 size_t FinishFrame(const Addressing& addressing, const FrameHeader& header,
                    absl::Span<uint8_t> frame);
 
+// Recomputes the IPv4 header checksum and the Blizzard checksum of a frame
+// (whose Blizzard payload_bytes field is right) after its bytes were edited:
+// for tests and tools that forge frames the encoder would refuse.
+void ResealFrame(absl::Span<uint8_t> frame);
+
 enum class DecodeResult {
   kOk,
   // Not addressed to this transport: another destination MAC, not IPv4/UDP,
