@@ -237,6 +237,9 @@ int main(int argc, char** argv) {
   } else if (r.ops == 0) {
     rep.failure = absl::StrCat("no operation completed",
                                r.abort_reason.empty() ? "" : ": " + r.abort_reason);
+  } else if (r.connections_open_at_end == 0) {
+    rep.failure = absl::StrCat("no connection was up at the end (did the server stop?): ",
+                               r.last_connection_error);
   }
 
   std::fputs(FormatSummary(rep).c_str(), stdout);

@@ -111,7 +111,6 @@ class Runner {
   void Abort(std::string reason);
   void MaybeProgress();
   bool ErrorsOverLimit(uint64_t replies, uint64_t errors) const;
-  std::string ConnectionSummary() const;
 
   const LoadOptions& o_;
   ValuePool pool_;
@@ -127,6 +126,7 @@ class Runner {
   uint64_t measured_outstanding_ = 0;
   int idle_conns_ = 0;
   int open_conns_ = 0;
+  std::string last_connection_error_;
   // Leader lookups are rate-limited: every lost connection would ask.
   std::optional<Endpoint> leader_hint_;
   uint64_t leader_lookup_ns_ = 0;
@@ -169,6 +169,7 @@ void Runner::StartConnect(Conn& c) {
     ++idle_conns_;
     ++r_.connection_failures;
     c.last_error = std::string(fd.status().message());
+    last_connection_error_ = c.last_error;
     c.retry_at_ns = now_ + c.backoff_ns;
     c.backoff_ns = std::min(c.backoff_ns * 2, kBackoffMaxNs);
     return;
@@ -194,6 +195,7 @@ void Runner::Drop(Conn& c, std::string_view why) {
   ++idle_conns_;
   c.want_write = false;
   c.last_error = std::string(why);
+  last_connection_error_ = c.last_error;
   ++r_.connection_failures;
   while (c.outstanding() > 0) {
     if (c.Front().measured) {
@@ -386,17 +388,6 @@ void Runner::Abort(std::string reason) {
   phase_ = Phase::kDone;
 }
 
-std::string Runner::ConnectionSummary() const {
-  std::string why;
-  for (const auto& c : conns_) {
-    if (!c->last_error.empty()) {
-      why = c->last_error;
-      break;
-    }
-  }
-  return why;
-}
-
 void Runner::MaybeProgress() {
   if (now_ < next_progress_ns_) return;
   next_progress_ns_ = now_ + kNsPerS;
@@ -511,9 +502,8 @@ absl::StatusOr<LoadResult> Runner::Run() {
           ? 0.0
           : static_cast<double>(last_measured_reply_ns_ - measure_start_ns_) / 1e9;
   if (measure_start_ns_ != 0 && o_.on_measure_end) o_.on_measure_end();
-  if (r_.ops == 0 && r_.abort_reason.empty() && open_conns_ == 0) {
-    r_.abort_reason = absl::StrCat("no connection stayed up: ", ConnectionSummary());
-  }
+  r_.connections_open_at_end = open_conns_;
+  r_.last_connection_error = last_connection_error_;
   return std::move(r_);
 }
 

@@ -73,6 +73,8 @@ struct LoadResult {
   uint64_t redirects = 0;            // -MOVED replies followed (all phases).
   uint64_t connection_failures = 0;  // Connections lost or refused (all phases).
   uint64_t lost = 0;                 // Measured requests whose connection was lost.
+  int connections_open_at_end = 0;   // 0: the server went away during the run.
+  std::string last_connection_error; // The most recent reason a connection failed.
   uint64_t warmup_replies = 0;
   uint64_t warmup_errors = 0;
   // Latency of the successful measured replies, nanoseconds, from the time

@@ -222,6 +222,8 @@ TEST(LoadRunner, GarbageRepliesDropTheConnectionNotTheProcess) {
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_EQ(r->ops, 0u);
   EXPECT_GT(r->connection_failures, 0u);
+  EXPECT_NE(r->last_connection_error.find("protocol error"), std::string::npos)
+      << r->last_connection_error;
 }
 
 TEST(LoadRunner, NoServerIsAClearError) {
