@@ -37,8 +37,9 @@ WORKLOADS = ["set", "getset", "zadd", "list", "sadd"]
 FIELDS = ["mode", "variant", "nodes", "workload", "value_bytes", "status", "ops",
           "ops_per_s", "lat_p50_us", "lat_p99_us", "lat_p999_us", "lat_max_us", "errors",
           "peer_bytes_per_op", "log_bytes_per_op", "data_bytes_per_op",
-          "ops_per_entry", "node_cpu_us_per_op", "client_cpu_us_per_op", "duration_s",
-          "connections", "pipeline", "keys", "distribution", "loadavg_1m", "note"]
+          "ops_per_entry", "node_cpu_us_per_op", "client_cpu_us_per_op", "runs",
+          "ops_per_s_min", "ops_per_s_max", "duration_s", "connections", "pipeline", "keys",
+          "distribution", "loadavg_1m", "note"]
 INFO_COUNTERS = "peer_bytes_sent,log_bytes_persisted,data_bytes_written,entries_applied"
 
 
@@ -113,6 +114,23 @@ def run_one(args, binary_load, cluster, mode, variant, nodes, workload, value_by
     return row
 
 
+def run_repeated(args, load, cluster, mode, variant, nodes, workload, value_bytes):
+    """Runs a workload --repeat times; returns the run with the median
+    throughput, with the spread of all runs (the machine is shared: the
+    spread says how much to trust a difference)."""
+    rows = []
+    for _ in range(args.repeat):
+        row = run_one(args, load, cluster, mode, variant, nodes, workload, value_bytes)
+        rows.append(row)
+        if row["status"] != "ok":
+            return row  # Unsupported or failed: repeating will not help.
+    rows.sort(key=lambda r: r["ops_per_s"])
+    median = dict(rows[len(rows) // 2])
+    median.update(runs=len(rows), ops_per_s_min=rows[0]["ops_per_s"],
+                  ops_per_s_max=rows[-1]["ops_per_s"])
+    return median
+
+
 def start_cluster(cluster):
     """Starts the nodes and waits for a leader. The launcher may take a node
     that was spawned a moment ago for dead: while exec() is in progress its
@@ -157,7 +175,7 @@ def print_table(rows, modes):
             print("%-8s %6d  %s" % (workload, vs, "".join(cells)))
 
 
-def plot(rows, modes, out_dir, args):
+def plot(rows, modes, out_dir):
     ok = [r for r in rows if r["status"] == "ok"]
     if not ok:
         print("compare: nothing to plot (no successful run)")
@@ -168,7 +186,7 @@ def plot(rows, modes, out_dir, args):
     keyed = {(r["mode"], r["workload"], r["value_bytes"]): r for r in ok}
     tmp = tempfile.mkdtemp(prefix="blizzard_compare_plot_")
     try:
-        def write_data(name, field, scale=1.0):
+        def write_data(name, field, scale=1.0, log_scale=False):
             path = os.path.join(tmp, name + ".tsv")
             with open(path, "w") as f:
                 for w, vs in categories:
@@ -176,6 +194,8 @@ def plot(rows, modes, out_dir, args):
                     for m in modes:
                         r = keyed.get((m, w, vs))
                         v = None if r is None else r.get(field)
+                        if log_scale and v is not None and v <= 0:
+                            v = None  # Nothing to draw on a log axis.
                         vals.append("?" if v is None else "%g" % (v * scale))
                     f.write("%s/%dB\t%s\n" % (w, vs, "\t".join(vals)))
             return path
@@ -195,8 +215,12 @@ def plot(rows, modes, out_dir, args):
             "set datafile separator '\\t'", "set datafile missing '?'",
             "set xtics rotate by -30 scale 0", "set key top left", "set yrange [0:*]",
             "set grid ytics", "set bmargin 5"])
-        setup = "%d connections x pipeline %d, %s keys %s, %gs per run" % (
-            args.connections, args.pipeline, args.keys, args.distribution, args.duration_s)
+        loads = [r["loadavg_1m"] for r in ok if r.get("loadavg_1m") is not None]
+        first = ok[0]
+        setup = "%s conns x pipeline %s, %s keys %s, %ss/run; %d cores shared by client " \
+            "and nodes, load avg %.0f-%.0f" % (
+                first["connections"], first["pipeline"], first["keys"], first["distribution"],
+                first["duration_s"], os.cpu_count() or 1, min(loads or [0]), max(loads or [0]))
         script = [
             "set terminal pngcairo size 1200,520 font 'sans,10'", common,
             "set output '%s'" % os.path.join(out_dir, "throughput.png"),
@@ -207,12 +231,13 @@ def plot(rows, modes, out_dir, args):
             "set terminal pngcairo size 1500,520 font 'sans,10'",
             "set output '%s'" % os.path.join(out_dir, "bytes_per_op.png"),
             "set multiplot layout 1,3",
-            histogram(write_data("peer", "peer_bytes_per_op"),
-                      "Bytes sent between nodes per op (all nodes)", "bytes"),
-            histogram(write_data("log", "log_bytes_per_op"),
-                      "Raft log bytes persisted per op (all nodes)", "bytes"),
-            histogram(write_data("data", "data_bytes_per_op"),
-                      "Data pool bytes written per op (all nodes)", "bytes"),
+            "set logscale y", "set yrange [1:*]",
+            histogram(write_data("peer", "peer_bytes_per_op", log_scale=True),
+                      "Bytes sent between nodes per op (all nodes)", "bytes (log scale)"),
+            histogram(write_data("log", "log_bytes_per_op", log_scale=True),
+                      "Raft log bytes persisted per op (all nodes)", "bytes (log scale)"),
+            histogram(write_data("data", "data_bytes_per_op", log_scale=True),
+                      "Data pool bytes written per op (all nodes)", "bytes (log scale)"),
             "unset multiplot",
         ]
         gp = os.path.join(tmp, "plots.gp")
@@ -228,11 +253,32 @@ def plot(rows, modes, out_dir, args):
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def read_rows(csv_path):
+    """compare.csv back into rows (numbers as numbers, empty cells as None)."""
+    rows = []
+    with open(csv_path, newline="") as f:
+        for raw in csv.DictReader(f):
+            row = {}
+            for k, v in raw.items():
+                if v == "":
+                    row[k] = None
+                    continue
+                try:
+                    row[k] = int(v)
+                except ValueError:
+                    try:
+                        row[k] = float(v)
+                    except ValueError:
+                        row[k] = v
+            rows.append(row)
+    return rows
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--bin-dir", required=True, help="bazel-bin (holds node/ and bench/)")
-    ap.add_argument("--variants", required=True, help="node variants that exist, comma-separated")
+    ap.add_argument("--bin-dir", help="bazel-bin (holds node/ and bench/)")
+    ap.add_argument("--variants", help="node variants that exist, comma-separated")
     ap.add_argument("--modes", default="", help="subset of: " + ",".join(m[0] for m in MODES))
     ap.add_argument("--workloads", default=",".join(WORKLOADS))
     ap.add_argument("--value-sizes", default="16,128,1024")
@@ -245,11 +291,24 @@ def main():
     ap.add_argument("--zipf-s", type=float, default=0.99)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--max-error-pct", type=float, default=1.0)
+    ap.add_argument("--repeat", type=int, default=1,
+                    help="runs per cell; the median throughput run is reported")
     ap.add_argument("--fresh-cluster-per-run", action="store_true",
                     help="a new cluster for every workload (default: per mode and value size)")
     ap.add_argument("--out-dir", default=os.path.join(HERE, "results"))
     ap.add_argument("--no-plots", action="store_true")
+    ap.add_argument("--plot-only", metavar="CSV",
+                    help="redraw the plots and the table from a compare.csv; run nothing")
     args = ap.parse_args()
+
+    if args.plot_only:
+        rows = read_rows(args.plot_only)
+        mode_names = list(dict.fromkeys(r["mode"] for r in rows))
+        print_table(rows, mode_names)
+        plot(rows, mode_names, args.out_dir)
+        return
+    if not args.bin_dir or not args.variants:
+        ap.error("--bin-dir and --variants are required (bench/compare.sh passes them)")
 
     variants = set(v for v in args.variants.split(",") if v)
     wanted = set(m for m in args.modes.split(",") if m)
@@ -275,7 +334,9 @@ def main():
     # removed at the end unless something failed.
     work = tempfile.mkdtemp(prefix="blizzard_compare_")
     os.environ["TEST_TMPDIR"] = work
-    runs = len(modes) * len(value_sizes) * len(workloads)
+    if args.repeat < 1:
+        sys.exit("compare: --repeat must be >= 1")
+    runs = len(modes) * len(value_sizes) * len(workloads) * args.repeat
     print("compare: %d runs of %gs (+%gs warm-up) each; node logs under %s" % (
         runs, args.duration_s, args.warmup_s, work))
     cpus = os.cpu_count() or 1
@@ -299,11 +360,15 @@ def main():
                 try:
                     start_cluster(cluster)
                     for w in group:
-                        row = run_one(args, load, cluster, mode, variant, nodes, w, vs)
+                        row = run_repeated(args, load, cluster, mode, variant, nodes, w, vs)
                         rows.append(row)
                         failed |= row["status"] == "failed"
-                        print("  %-12s %-7s %5d B  %-11s %9s ops/s  p99 %8s ms  %s" % (
+                        spread = ""
+                        if row.get("runs", 1) > 1:
+                            spread = "(%d..%d)" % (row["ops_per_s_min"], row["ops_per_s_max"])
+                        print("  %-12s %-7s %5d B  %-11s %9s ops/s %-15s p99 %8s ms  %s" % (
                             mode, w, vs, row["status"], fmt(row.get("ops_per_s"), ".0f"),
+                            spread,
                             fmt(row.get("lat_p99_us") and row["lat_p99_us"] / 1000, ".2f"),
                             row["note"][:100]))
                         if any(cluster.pid(n) is None for n in cluster.nodes):
@@ -328,10 +393,10 @@ def main():
     print_table(rows, mode_names)
     print("\nper op, summed over the nodes: peer B = bytes sent between nodes, log B = Raft "
           "log bytes persisted, data B = data pool bytes written, cpu us = node CPU time")
-    print("compare: %d runs in %.0fs; results in %s" % (len(rows), time.time() - start,
-                                                        csv_path))
+    print("compare: %d cells in %.0fs; results in %s" % (len(rows), time.time() - start,
+                                                         csv_path))
     if not args.no_plots:
-        plot(rows, mode_names, args.out_dir, args)
+        plot(rows, mode_names, args.out_dir)
     if failed:
         print("compare: some runs FAILED; node logs kept in %s" % work)
         sys.exit(1)
