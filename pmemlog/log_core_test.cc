@@ -246,6 +246,67 @@ TEST_F(LogCoreTest, RingIsReusedOverManyLaps) {
   ExpectModel();
 }
 
+// Batches are written in whole cache lines (log_core.cc): one that starts
+// mid-line rewrites the line's earlier bytes, which belong to the previous
+// batch, from a DRAM copy; after recovery or a truncation the copy is
+// re-read from the ring. Every earlier entry must survive each of these.
+TEST_F(LogCoreTest, BatchesStartingMidLineKeepThePreviousBytes) {
+  uint64_t index = 1;
+  for (int step = 0; step < 60; ++step) {
+    const uint64_t size = (step * 13) % 90;  // Records of 32..120 bytes, any alignment.
+    Append(MakeBatch(index, 1 + step % 3, 1, size, step));
+    index = log().LastIndex() + 1;
+    ExpectModel();
+  }
+  // Truncate to a mid-line record boundary, then append over it.
+  for (uint64_t from : {log().LastIndex() - 1, log().LastIndex() - 4}) {
+    ASSERT_TRUE(log().TruncateSuffix(from).ok());
+    model_.TruncateSuffix(from);
+    Append(MakeBatch(from, 2, 2, 17, from));
+    ExpectModel();
+  }
+  // Recover (the copy of the tail's line is gone), then keep appending.
+  absl::StatusOr<SimLog> reopened =
+      OpenSimImage(l_.sim->CrashImage(CrashMode::kPersistedOnly), kRing);
+  ASSERT_TRUE(reopened.ok()) << reopened.status();
+  l_ = std::move(*reopened);
+  Append(MakeBatch(log().LastIndex() + 1, 3, 2, 5, 99));
+  ExpectModel();
+}
+
+// When the ring is nearly full the line after the batch's end can hold the
+// head's live bytes; the batch must then write exactly its own bytes.
+TEST(LogCoreFullRingTest, FillingUpToTheHeadKeepsItsBytes) {
+  constexpr uint64_t kSmallRing = format::kRingBytesMin;
+  for (uint64_t head_entries = 1; head_entries < 12; ++head_entries) {
+    SimLog l = NewSimLog(kSmallRing, head_entries);
+    LogModel model;
+    // Move the head to a mid-line offset: records of 72 bytes.
+    std::vector<LogEntry> first = MakeBatch(1, head_entries, 1, 40);
+    ASSERT_TRUE(l.log->Append(first).ok());
+    model.Append(first);
+    ASSERT_TRUE(l.log->CompactPrefix(head_entries).ok());
+    model.CompactPrefix(head_entries);
+    // Fill with ever smaller records until not even an empty one fits.
+    for (uint64_t size = 56;;) {
+      std::vector<LogEntry> one = MakeBatch(l.log->LastIndex() + 1, 1, 1, size, size);
+      if (l.log->BytesUsed() + format::RecordBytes(size) > l.log->BytesCapacity()) {
+        if (size == 0) break;
+        size -= 8;
+        continue;
+      }
+      ASSERT_TRUE(l.log->Append(one).ok());
+      model.Append(one);
+    }
+    EXPECT_GT(l.log->BytesUsed() + format::kCacheLineBytes, l.log->BytesCapacity());
+    EXPECT_EQ(DiffLog(*l.log, model), "") << head_entries;
+    absl::StatusOr<SimLog> reopened =
+        OpenSimImage(l.sim->CrashImage(CrashMode::kPersistedOnly), kSmallRing);
+    ASSERT_TRUE(reopened.ok()) << reopened.status();
+    EXPECT_EQ(DiffLog(*reopened->log, model), "") << head_entries;
+  }
+}
+
 TEST_F(LogCoreTest, ReadDetectsDamageAfterRecovery) {
   Append(MakeBatch(1, 3, 1, 100));
   // Damage entry 2's payload behind the log's back.

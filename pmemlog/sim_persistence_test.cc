@@ -1,6 +1,7 @@
 #include "pmemlog/sim_persistence.h"
 
 #include <cstring>
+#include <vector>
 
 #include "gtest/gtest.h"
 
@@ -57,6 +58,24 @@ TEST(SimPersistenceTest, CopyNoDrainIsDurableAfterTheNextDrain) {
   EXPECT_EQ(std::memcmp(&image[3], data, sizeof(data)), 0);
 }
 
+TEST(SimPersistenceTest, StreamedLinesAndWordsAreDurableAfterTheNextDrain) {
+  SimPersistence sim({256, 1, 0.0});
+  uint8_t line[128];
+  std::memset(line, 0xab, sizeof(line));
+  sim.StreamNoDrain(sim.base() + 64, line, sizeof(line));
+  sim.Store64NoDrain(reinterpret_cast<uint64_t*>(sim.base() + 8), 42);
+  EXPECT_EQ(sim.CrashImage(CrashMode::kPersistedOnly), std::vector<uint8_t>(256, 0));
+  sim.Drain();
+  const std::vector<uint8_t> image = sim.CrashImage(CrashMode::kPersistedOnly);
+  EXPECT_EQ(image[64], 0xab);
+  EXPECT_EQ(image[191], 0xab);
+  EXPECT_EQ(image[192], 0);
+  uint64_t word;
+  std::memcpy(&word, image.data() + 8, sizeof(word));
+  EXPECT_EQ(word, 42u);
+  EXPECT_EQ(sim.pending_words(), 0u);
+}
+
 TEST(SimPersistenceTest, TornImagesKeepARandomSubsetOfPendingWordsWhole) {
   SimPersistence sim({4096, 7, 0.0});
   for (uint64_t w = 0; w < 256; ++w) {
@@ -100,6 +119,13 @@ TEST(SimPersistenceTest, RestartFromImageIsFullyDurable) {
   SimPersistence sim({4096, 1, 0.0}, image);
   EXPECT_EQ(sim.base()[100], 0xab);
   EXPECT_EQ(sim.CrashImage(CrashMode::kTorn), image);
+}
+
+TEST(SimPersistenceDeathTest, StreamingPartialLinesAborts) {
+  SimPersistence sim({256, 1, 0.0});
+  uint8_t line[64] = {};
+  EXPECT_DEATH(sim.StreamNoDrain(sim.base() + 8, line, 64), "partial cache lines");
+  EXPECT_DEATH(sim.StreamNoDrain(sim.base(), line, 40), "partial cache lines");
 }
 
 TEST(SimPersistenceDeathTest, EventsOutsideTheRegionAbort) {
