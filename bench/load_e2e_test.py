@@ -17,6 +17,8 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from compare import start_cluster  # noqa: E402
 from testing import TestCluster, check  # noqa: E402
 
 RUN_S = "2"
@@ -49,8 +51,7 @@ def check_clean(result, workload):
 def single_node(load, binary, csv_path):
     cluster = TestCluster(binary, nodes=1, name="load1")
     try:
-        cluster.start()
-        cluster.wait_leader()
+        start_cluster(cluster)
         config = "--config=" + cluster.config_path
         r, _ = run_load(load, [config, "--workload=set", "--value_bytes=128",
                                "--csv_out=" + csv_path, "--label=unreplicated"])
@@ -96,7 +97,7 @@ def single_node(load, binary, csv_path):
 def three_nodes(load, binary):
     cluster = TestCluster(binary, nodes=3, name="load3")
     try:
-        cluster.start()
+        start_cluster(cluster)
         leader = cluster.wait_leader()
         follower = next(n for n in sorted(cluster.nodes) if n != leader)
         port = cluster.nodes[follower].client_port

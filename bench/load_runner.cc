@@ -101,6 +101,10 @@ class Runner {
 
  private:
   void StartConnect(Conn& c);
+  // Closes the socket; the connection becomes idle (outstanding requests
+  // are the caller's business).
+  void CloseSocket(Conn& c);
+  // A failed connection: its outstanding requests are lost; reconnect later.
   void Drop(Conn& c, std::string_view why);
   void OnEvent(Conn& c, uint32_t events);
   void OnReadable(Conn& c);
@@ -185,8 +189,8 @@ void Runner::StartConnect(Conn& c) {
   c.want_write = true;
 }
 
-void Runner::Drop(Conn& c, std::string_view why) {
-  ABSL_RAW_CHECK(c.fd >= 0, "drop of a closed connection");
+void Runner::CloseSocket(Conn& c) {
+  ABSL_RAW_CHECK(c.fd >= 0, "close of a closed connection");
   epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, c.fd, nullptr);
   close(c.fd);
   c.fd = -1;
@@ -194,6 +198,12 @@ void Runner::Drop(Conn& c, std::string_view why) {
   c.state = Conn::State::kIdle;
   ++idle_conns_;
   c.want_write = false;
+  c.out.clear();
+  c.out_pos = 0;
+}
+
+void Runner::Drop(Conn& c, std::string_view why) {
+  CloseSocket(c);
   c.last_error = std::string(why);
   last_connection_error_ = c.last_error;
   ++r_.connection_failures;
@@ -204,8 +214,6 @@ void Runner::Drop(Conn& c, std::string_view why) {
     }
     c.PopFront();
   }
-  c.out.clear();
-  c.out_pos = 0;
   c.redirect_to.reset();
   c.retry_at_ns = now_ + c.backoff_ns;
   c.backoff_ns = std::min(c.backoff_ns * 2, kBackoffMaxNs);
@@ -315,15 +323,7 @@ void Runner::OnReadable(Conn& c) {
                          "connection (last to ", c.redirect_to->ToString(), ")"));
       return;
     }
-    epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, c.fd, nullptr);
-    close(c.fd);
-    c.fd = -1;
-    --open_conns_;
-    c.state = Conn::State::kIdle;
-    ++idle_conns_;
-    c.want_write = false;
-    c.out.clear();
-    c.out_pos = 0;
+    CloseSocket(c);
     StartConnect(c);
     return;
   }
