@@ -37,8 +37,8 @@ TEST(LatencyHistogramTest, HugeValuesLandInTheTopBucket) {
   h.Record(UINT64_MAX);
   EXPECT_EQ(h.count(), 1u);
   EXPECT_EQ(h.max(), UINT64_MAX);
-  EXPECT_EQ(h.Percentile(1.0), LatencyHistogram::UpperBoundOf(LatencyHistogram::BucketOf(
-                                   UINT64_MAX)));
+  EXPECT_EQ(h.Percentile(1.0),
+            LatencyHistogram::UpperBoundOf(LatencyHistogram::BucketOf(UINT64_MAX)));
 }
 
 TEST(LatencyHistogramTest, Percentiles) {

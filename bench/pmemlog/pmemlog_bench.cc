@@ -77,8 +77,8 @@ void CalibrateTsc() {
   }
   const auto t1 = std::chrono::steady_clock::now();
   const uint64_t c1 = __rdtsc();
-  g_ns_per_tick = std::chrono::duration<double, std::nano>(t1 - t0).count() /
-                  static_cast<double>(c1 - c0);
+  g_ns_per_tick =
+      std::chrono::duration<double, std::nano>(t1 - t0).count() / static_cast<double>(c1 - c0);
 }
 
 // Both ends drain the store buffer first (mfence): a persist's fence lets
@@ -133,7 +133,8 @@ Env* g_env = nullptr;
 void Prefault(uint8_t* base, uint64_t bytes) {
   if (madvise(base, bytes, MADV_POPULATE_WRITE) == 0) return;
   const uint64_t page = static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
-  for (uint64_t off = 0; off < bytes; off += page) (void)*static_cast<volatile uint8_t*>(base + off);
+  for (uint64_t off = 0; off < bytes; off += page)
+    (void)*static_cast<volatile uint8_t*>(base + off);
 }
 
 bool SetUpEnv(uint64_t pool_bytes, Env* env) {
@@ -397,11 +398,11 @@ bool ReportComparison(const std::map<ResultKey, Result>& results, const std::str
       "batch)\n"
       "MB/s = payload bytes; ratio = log/raw bytes per second (mean: from the mean call time; "
       "p50: from the median); latencies in ns per call\n");
-  std::printf("%5s %5s | %8s %8s %5s | %8s %8s %5s | %8s %8s %8s | %8s %8s %8s\n", "bytes",
-              "batch", "log mean", "raw mean", "ratio", "log p50", "raw p50", "ratio",
-              "log mean", "log p50", "log p99", "raw mean", "raw p50", "raw p99");
-  std::printf("%5s %5s | %8s %8s %5s | %8s %8s %5s | %8s %8s %8s | %8s %8s %8s\n", "", "",
-              "MB/s", "MB/s", "", "MB/s", "MB/s", "", "ns", "ns", "ns", "ns", "ns", "ns");
+  std::printf("%5s %5s | %8s %8s %5s | %8s %8s %5s | %8s %8s %8s | %8s %8s %8s\n", "bytes", "batch",
+              "log mean", "raw mean", "ratio", "log p50", "raw p50", "ratio", "log mean", "log p50",
+              "log p99", "raw mean", "raw p50", "raw p99");
+  std::printf("%5s %5s | %8s %8s %5s | %8s %8s %5s | %8s %8s %8s | %8s %8s %8s\n", "", "", "MB/s",
+              "MB/s", "", "MB/s", "MB/s", "", "ns", "ns", "ns", "ns", "ns", "ns");
   int batched_rows = 0;
   int batched_met_mean = 0;
   int batched_met_p50 = 0;
@@ -440,8 +441,9 @@ bool ReportComparison(const std::map<ResultKey, Result>& results, const std::str
       if (bytes == 64 && batch == 1) {
         single = absl::StrFormat(
             "target 1 x 64 B append <= %.1fx the raw persist: mean %.2fx (%s), p50 %.2fx (%s)\n",
-            kSingleLatencyRatioMax, lat_mean, lat_mean <= kSingleLatencyRatioMax ? "met" : "NOT met",
-            lat_p50, lat_p50 <= kSingleLatencyRatioMax ? "met" : "NOT met");
+            kSingleLatencyRatioMax, lat_mean,
+            lat_mean <= kSingleLatencyRatioMax ? "met" : "NOT met", lat_p50,
+            lat_p50 <= kSingleLatencyRatioMax ? "met" : "NOT met");
       }
     }
   }
