@@ -1,0 +1,1 @@
+../../../../pmemlog/entry_index.h

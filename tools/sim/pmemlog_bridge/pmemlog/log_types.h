@@ -1,0 +1,1 @@
+../../../../pmemlog/log_types.h

@@ -1,0 +1,1 @@
+../../../../pmemlog/persistence.h

@@ -1,0 +1,1 @@
+../../../../pmemlog/sim_persistence.h
