@@ -14,6 +14,7 @@ PACKAGES=(
   libxxhash-dev      # XXH3 checksums of log entries, frames, pools
   redis-tools        # redis-cli, redis-benchmark: independent clients
   python3-redis      # redis-py: the end-to-end tests' client
+  gnuplot-nox        # bench/compare.sh plots
   python3 procps iproute2
 )
 
