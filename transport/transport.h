@@ -52,7 +52,7 @@ struct TransportOptions {
   int reconnect_backoff_ms_min = 10;
   int reconnect_backoff_ms_max = 1000;
 
-  // DPDK transport only (others ignore these). See transport/dpdk/README.
+  // DPDK transport only (others ignore these). See transport/dpdk/README.md.
   // This node's EAL arguments from the cluster file (device such as
   // "--vdev=net_af_packet0,iface=veth1" or "-a 0000:3b:00.0", lcores,
   // memory). The transport adds --no-huge, -m, --no-pci, --file-prefix and

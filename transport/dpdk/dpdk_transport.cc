@@ -63,9 +63,9 @@ absl::Status ValidateDpdkOptions(const DpdkOptions& o) {
   }
   if (o.idle_backoff_us_min <= 0 ||
       o.idle_backoff_us_max < o.idle_backoff_us_min ||
-      o.doorbell_backoff_us_max < o.idle_backoff_us_min) {
-    return absl::InvalidArgumentError(
-        "idle back-off needs 0 < min <= max (and <= doorbell max)");
+      o.doorbell_backoff_us_min <= 0 ||
+      o.doorbell_backoff_us_max < o.doorbell_backoff_us_min) {
+    return absl::InvalidArgumentError("idle back-off needs 0 < min <= max");
   }
   if (o.eal_memory_mb == 0) {
     return absl::InvalidArgumentError("eal_memory_mb must be > 0");
@@ -247,7 +247,10 @@ absl::Status DpdkTransport::Poll(const MessageHandler& handler) {
   const int64_t now_us = NowUs();
   // Waking from idle: clear the doorbell before looking at the ring, so a
   // frame arriving after this look rings it again.
-  if (!awake_ && doorbell_fd_ >= 0) DrainDoorbell();
+  ++poll_stats_.polls;
+  if (!awake_ && doorbell_fd_ >= 0 && DrainDoorbell()) {
+    ++poll_stats_.doorbell_rings;
+  }
   bool worked = Receive(now_us, handler);
   engine_->Expire(now_us);
   worked |= Transmit(now_us);
@@ -341,11 +344,14 @@ void DpdkTransport::UpdateReadiness(int64_t now_us, bool worked) {
   // Idle: sleep until a doorbell, a deadline, or the back-off, which grows
   // with the time spent idle.
   ++idle_polls_;
-  const int64_t backoff_max = doorbell_fd_ >= 0 ? options_.doorbell_backoff_us_max
-                                                : options_.idle_backoff_us_max;
+  ++poll_stats_.idle_polls;
+  const bool doorbell = doorbell_fd_ >= 0;
+  const int64_t backoff_min = doorbell ? options_.doorbell_backoff_us_min
+                                       : options_.idle_backoff_us_min;
+  const int64_t backoff_max = doorbell ? options_.doorbell_backoff_us_max
+                                       : options_.idle_backoff_us_max;
   const int shift = std::min(idle_polls_ - 1, 30);
-  int64_t delay_us =
-      std::min(backoff_max, options_.idle_backoff_us_min << shift);
+  int64_t delay_us = std::min(backoff_max, backoff_min << shift);
   const int64_t deadline_us = engine_->DeadlineUs();
   if (deadline_us != kNeverUs) {
     delay_us = std::min(delay_us, std::max<int64_t>(deadline_us - now_us, 1));
@@ -374,11 +380,13 @@ void DpdkTransport::ArmTimer(int64_t delay_us) {
                  "timerfd_settime failed");
 }
 
-void DpdkTransport::DrainDoorbell() {
+bool DpdkTransport::DrainDoorbell() {
   uint8_t byte;
-  for (int i = 0; i < 64; ++i) {
+  int rung = 0;
+  for (; rung < 64; ++rung) {
     if (recv(doorbell_fd_, &byte, 1, MSG_DONTWAIT | MSG_TRUNC) < 0) break;
   }
+  return rung > 0;
 }
 
 TransportStats DpdkTransport::Stats() const {

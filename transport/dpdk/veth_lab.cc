@@ -31,6 +31,8 @@ std::string FindTool(const std::string& name) {
   return name;
 }
 
+}  // namespace
+
 absl::StatusOr<pid_t> SpawnLogged(const std::vector<std::string>& argv,
                                   const std::string& log_path) {
   posix_spawn_file_actions_t actions;
@@ -55,8 +57,6 @@ absl::StatusOr<pid_t> SpawnLogged(const std::vector<std::string>& argv,
   }
   return pid;
 }
-
-}  // namespace
 
 std::string ReadFile(const std::string& path) {
   std::ifstream in(path);

@@ -48,8 +48,13 @@ class VethLab {
   std::vector<std::string> eal_prefixes_;
 };
 
-// Runs a command (argv[0] is looked up in PATH and the sbin directories) and
-// waits. Error with its output if it fails.
+// Starts a command (argv[0] is looked up in the sbin and bin directories if
+// it has no '/') with stdout and stderr appended to `log_path`.
+absl::StatusOr<pid_t> SpawnLogged(const std::vector<std::string>& argv,
+                                  const std::string& log_path);
+
+// Runs a command (argv[0] found as for SpawnLogged) and waits. Error with its
+// output if it fails.
 absl::Status RunCommand(const std::vector<std::string>& argv);
 
 // Waits for every pid until `timeout`; kills (SIGKILL) and reaps those still
