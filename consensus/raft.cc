@@ -502,7 +502,26 @@ class Raft::Impl {
                                    : config_history_.back().membership;
   }
 
-  bool Promotable() const { return membership_.IsVoter(id_); }
+  bool IsVoter() const { return membership_.IsVoter(id_); }
+
+  // The membership of the latest committed change (or the applied one).
+  const Membership& CommittedMembership() const {
+    for (auto it = config_history_.rbegin(); it != config_history_.rend(); ++it) {
+      if (it->index <= log_.committed()) return it->membership;
+    }
+    return applied_membership_;
+  }
+
+  // Voters campaign; so does a node that a change it has not seen commit
+  // removes, if it votes in the committed membership. It may hold the only
+  // log that can finish the change: a leader that appended its own removal
+  // and lost leadership before committing it has the longest log, and the
+  // other voters of the old membership may need its vote, which it gives
+  // no one with a shorter log. (It counts votes in the new membership.)
+  bool CanCampaign() const {
+    return IsVoter() || (HasPendingMembershipChange() &&
+                         CommittedMembership().IsVoter(id_));
+  }
 
   size_t Quorum() const { return membership_.voters.size() / 2 + 1; }
 
@@ -511,14 +530,16 @@ class Raft::Impl {
            config_history_.back().index > log_.committed();
   }
 
-  // After entries were appended (and maybe a suffix truncated): the
-  // membership is the latest kConfig entry in the log (Raft thesis 4.1).
-  void TrackAppended(absl::Span<const Entry> appended) {
+  // After entries were appended (and maybe a suffix truncated) while the
+  // commit index was `commit_before`: the membership is the latest kConfig
+  // entry in the log (Raft thesis 4.1).
+  void TrackAppended(absl::Span<const Entry> appended, Index commit_before) {
     while (!config_history_.empty() &&
            !log_.MatchTerm(config_history_.back().index,
                            config_history_.back().term)) {
-      // Truncated away: only uncommitted (hence unapplied) changes can be.
-      ABSL_RAW_CHECK(config_history_.back().index > log_.committed(),
+      // Truncated away: only changes above the commit index before the
+      // append can have been.
+      ABSL_RAW_CHECK(config_history_.back().index > commit_before,
                      "a committed membership change was truncated");
       config_history_.pop_back();
     }
@@ -608,7 +629,7 @@ class Raft::Impl {
   // ---- Bookkeeping after every input ----
 
   void Finish() {
-    if (error_.ok() && role_ == Role::kLeader && !Promotable() &&
+    if (error_.ok() && role_ == Role::kLeader && !IsVoter() &&
         !HasPendingMembershipChange()) {
       StepDownRemoved();
     }
@@ -634,8 +655,8 @@ class Raft::Impl {
                    "a candidate votes for itself");
     ABSL_RAW_CHECK(log_.LastTerm() <= term_ || !error_.ok(),
                    "log holds an entry from a future term");
-    ABSL_RAW_CHECK(role_ == Role::kFollower || membership_.IsVoter(id_) ||
-                       role_ == Role::kLeader,
+    ABSL_RAW_CHECK(role_ == Role::kFollower || role_ == Role::kLeader ||
+                       CanCampaign(),
                    "a non-voter campaigns");
     ABSL_RAW_CHECK(role_ != Role::kLeader || progress_.count(id_) == 1,
                    "a leader tracks its own progress");
@@ -722,7 +743,7 @@ class Raft::Impl {
   // ---- Elections ----
 
   void TickElection() {
-    if (!Promotable()) {
+    if (!CanCampaign()) {
       // Never campaigns; the count only feeds leader stickiness.
       election_elapsed_ =
           std::min(election_elapsed_ + 1, config_.election_timeout_ticks);
@@ -782,7 +803,7 @@ class Raft::Impl {
   }
 
   void Hup(bool transfer) {
-    if (role_ == Role::kLeader || !Promotable()) return;
+    if (role_ == Role::kLeader || !CanCampaign()) return;
     if (config_.pre_vote && !transfer) {
       StartCampaign(/*pre=*/true, /*transfer=*/false);
     } else {
@@ -1028,10 +1049,11 @@ class Raft::Impl {
       Send(std::move(reply));
       return;
     }
+    const Index commit_before = log_.committed();
     std::optional<Index> last_new =
         log_.MaybeAppend(m.index, m.log_term, m.commit, m.entries);
     if (last_new.has_value()) {
-      TrackAppended(m.entries);
+      TrackAppended(m.entries, commit_before);
       reply.index = *last_new;
       Send(std::move(reply));
       return;
@@ -1278,7 +1300,7 @@ class Raft::Impl {
     ProgressOf(id_).MaybeUpdate(last);
     // The membership takes effect on append, before counting the quorum.
     if (entry.type == EntryType::kConfig) {
-      TrackAppended(absl::MakeConstSpan(&entry, 1));
+      TrackAppended(absl::MakeConstSpan(&entry, 1), log_.committed());
     }
     MaybeCommit();
   }
@@ -1319,7 +1341,7 @@ class Raft::Impl {
 
   void StartRead(uint64_t context) {
     const Index index = log_.committed();
-    const bool alone = membership_.voters.size() == 1 && Promotable();
+    const bool alone = membership_.voters.size() == 1 && IsVoter();
     if (alone || LeaseValid()) {
       read_states_.push_back(ReadState{index, context});
       return;
