@@ -85,7 +85,7 @@ class Endpoint {
       d.file_prefix = Flag(flags, "prefix");
       uint32_t window = 0;
       if (absl::SimpleAtoi(Flag(flags, "window"), &window)) {
-        d.window_frames = window;
+        d.protocol.window_frames = window;
       }
       int64_t backoff_us_min = 0;
       if (absl::SimpleAtoi(Flag(flags, "backoff_us_min"), &backoff_us_min)) {

@@ -74,13 +74,9 @@ absl::Status ValidateDpdkOptions(const DpdkOptions& o) {
 }
 
 EngineConfig MakeEngineConfig(const DpdkOptions& o, const PortInfo& port) {
-  EngineConfig config;
+  EngineConfig config = o.protocol;
   config.port_mac = port.mac;
   config.mtu_bytes = port.mtu_bytes;
-  config.window_frames = o.window_frames;
-  config.rto_us_min = o.rto_us_min;
-  config.rto_us_max = o.rto_us_max;
-  config.reassembly_timeout_us = o.reassembly_timeout_us;
   config.epoch = NewEpoch();
   return config;
 }

@@ -67,11 +67,9 @@ struct DpdkOptions {
   uint16_t tx_burst_frames = 32;
   int tx_frames_per_poll_max = 512;
   int64_t tx_flush_delay_us = 0;
-  // Protocol (EngineConfig).
-  uint32_t window_frames = 128;
-  int64_t rto_us_min = 2000;
-  int64_t rto_us_max = 200000;
-  int64_t reassembly_timeout_us = 5000000;
+  // Protocol: window, timeouts. Its port_mac, mtu_bytes and epoch are the
+  // transport's to fill (from the port, and a new epoch per instance).
+  EngineConfig protocol;
   // Idle back-off (busy_poll = false) when the port has no doorbell: the
   // timer is the only way to notice frames.
   int64_t idle_backoff_us_min = 50;

@@ -225,19 +225,9 @@ size_t FrameEngine::BuildData(Peer& peer, int64_t now_us,
       now_us,
       frame.subspan(kFrameHeadersBytes, PayloadBytesMax(mtu_bytes_)), &out);
   ABSL_RAW_CHECK(built, "a ready stream produced no frame");
-  FrameHeader h;
-  h.kind = out.kind;
-  FillAck(peer, &h);
-  h.seq = out.seq;
-  h.base_seq = out.base_seq;
-  h.message_id = out.message_id;
-  h.message_bytes = out.message_bytes;
-  h.fragment_index = out.fragment_index;
-  h.fragment_count = out.fragment_count;
-  h.message_count = out.message_count;
-  h.payload_bytes = out.payload_bytes;
+  FillAck(peer, &out.header);
   stats_.messages_sent += out.messages_completed;
-  return FinishFrame(peer.addressing, h, frame);
+  return FinishFrame(peer.addressing, out.header, frame);
 }
 
 size_t FrameEngine::NextFrame(int64_t now_us, absl::Span<uint8_t> frame) {

@@ -102,10 +102,11 @@ void SendStream::BuildNewEntry(Entry* e, uint32_t* messages_completed) {
       ABSL_RAW_CHECK(count >= 1, "a record that fits was not packed");
       *e = Entry{};
       e->stream_pos = build_pos_;
-      e->message_id = next_message_id_;
-      e->fragment_count = 1;
-      e->message_count = static_cast<uint16_t>(count);
-      e->payload_bytes = static_cast<uint16_t>(bytes);
+      e->header.kind = kKindMessages;
+      e->header.message_id = next_message_id_;
+      e->header.fragment_count = 1;
+      e->header.message_count = static_cast<uint16_t>(count);
+      e->header.payload_bytes = static_cast<uint16_t>(bytes);
       build_pos_ += bytes;
       next_message_id_ += count;
       *messages_completed = count;
@@ -117,14 +118,14 @@ void SendStream::BuildNewEntry(Entry* e, uint32_t* messages_completed) {
   ABSL_RAW_CHECK(chunk > 0 && build_pos_ + chunk <= end,
                  "fragment past the queued bytes");
   *e = Entry{};
-  e->kind = kKindFragment;
   e->stream_pos = build_pos_;
-  e->message_id = fragment_message_id_;
-  e->message_bytes = fragment_message_bytes_;
-  e->fragment_index = fragment_index_next_;
-  e->fragment_count = fragment_count_;
-  e->message_count = 1;
-  e->payload_bytes = static_cast<uint16_t>(chunk);
+  e->header.kind = kKindFragment;
+  e->header.message_id = fragment_message_id_;
+  e->header.message_bytes = fragment_message_bytes_;
+  e->header.fragment_index = fragment_index_next_;
+  e->header.fragment_count = fragment_count_;
+  e->header.message_count = 1;
+  e->header.payload_bytes = static_cast<uint16_t>(chunk);
   build_pos_ += chunk;
   fragment_offset_ += chunk;
   ++fragment_index_next_;
@@ -139,18 +140,12 @@ void SendStream::BuildNewEntry(Entry* e, uint32_t* messages_completed) {
 
 void SendStream::Emit(const Entry& e, absl::Span<uint8_t> payload,
                       OutgoingFrame* out) const {
-  ABSL_RAW_CHECK(payload.size() >= e.payload_bytes, "payload buffer too small");
+  const uint16_t bytes = e.header.payload_bytes;
+  ABSL_RAW_CHECK(payload.size() >= bytes, "payload buffer too small");
   ABSL_RAW_CHECK(e.stream_pos >= released_pos_, "frame bytes already released");
-  ring_.Peek(e.stream_pos - released_pos_, payload.first(e.payload_bytes));
-  out->kind = e.kind;
-  out->seq = e.seq;
-  out->base_seq = acked_seq_;
-  out->message_id = e.message_id;
-  out->message_bytes = e.message_bytes;
-  out->fragment_index = e.fragment_index;
-  out->fragment_count = e.fragment_count;
-  out->message_count = e.message_count;
-  out->payload_bytes = e.payload_bytes;
+  ring_.Peek(e.stream_pos - released_pos_, payload.first(bytes));
+  out->header = e.header;
+  out->header.base_seq = acked_seq_;
 }
 
 bool SendStream::Next(int64_t now_us, absl::Span<uint8_t> payload,
@@ -171,7 +166,7 @@ bool SendStream::Next(int64_t now_us, absl::Span<uint8_t> payload,
   }
   if (ResendAllowed()) {
     Entry& e = EntryFor(send_seq_);
-    ABSL_RAW_CHECK(e.seq == send_seq_, "retransmission table out of step");
+    ABSL_RAW_CHECK(e.header.seq == send_seq_, "retransmission table out of step");
     e.retransmitted = true;
     Emit(e, payload, out);
     out->retransmission = true;
@@ -186,7 +181,7 @@ bool SendStream::Next(int64_t now_us, absl::Span<uint8_t> payload,
   Entry& e = EntryFor(next_seq_);
   uint32_t completed = 0;
   BuildNewEntry(&e, &completed);
-  e.seq = next_seq_;
+  e.header.seq = next_seq_;
   e.sent_us = now_us;
   Emit(e, payload, out);
   out->retransmission = false;
@@ -216,10 +211,10 @@ bool SendStream::OnAck(Seq ack_seq, bool nack, int64_t now_us) {
   if (ack_seq > next_seq_) return false;
   if (ack_seq > acked_seq_) {
     const Entry& last = EntryFor(ack_seq - 1);
-    ABSL_RAW_CHECK(last.seq == ack_seq - 1, "acked frame not in the table");
+    ABSL_RAW_CHECK(last.header.seq == ack_seq - 1, "acked frame not in the table");
     // Karn: only frames sent once give an unambiguous round-trip sample.
     if (!last.retransmitted) SampleRtt(now_us - last.sent_us);
-    const uint64_t release_to = last.stream_pos + last.payload_bytes;
+    const uint64_t release_to = last.stream_pos + last.header.payload_bytes;
     ABSL_RAW_CHECK(release_to >= released_pos_ &&
                        release_to <= released_pos_ + ring_.size() &&
                        release_to <= build_pos_,

@@ -59,18 +59,14 @@ struct SendStreamOptions {
   int64_t rto_us_max = 200000;
 };
 
-// The fields of one frame the stream wants sent; the payload is written into
-// the caller's buffer.
+// One frame the stream wants sent; its payload is written into the caller's
+// buffer.
 struct OutgoingFrame {
-  uint8_t kind = kKindMessages;  // Or kKindFragment.
-  Seq seq = 0;
-  Seq base_seq = 0;  // Oldest unacknowledged frame (the peer's resync point).
-  uint64_t message_id = 0;
-  uint32_t message_bytes = 0;
-  uint32_t fragment_index = 0;
-  uint32_t fragment_count = 0;
-  uint16_t message_count = 0;
-  uint16_t payload_bytes = 0;
+  // The data fields: kind (messages or fragment), seq, base_seq (the oldest
+  // unacknowledged frame: the peer's resync point), message_id,
+  // message_bytes, fragment_index/count, message_count, payload_bytes. The
+  // caller fills addressing, node ids, epoch and acks.
+  FrameHeader header;
   bool retransmission = false;
   // Messages whose last byte this frame carries (first transmission only).
   uint32_t messages_completed = 0;
@@ -122,17 +118,10 @@ class SendStream {
 
  private:
   struct Entry {
-    uint8_t kind = kKindMessages;
-    Seq seq = 0;
+    FrameHeader header;       // Data fields only; base_seq set at emission.
     uint64_t stream_pos = 0;  // Stream offset of the frame's first byte.
     int64_t sent_us = 0;      // First transmission.
     bool retransmitted = false;
-    uint64_t message_id = 0;
-    uint32_t message_bytes = 0;
-    uint32_t fragment_index = 0;
-    uint32_t fragment_count = 0;
-    uint16_t message_count = 0;
-    uint16_t payload_bytes = 0;
   };
 
   // A frame is waiting to be resent and recovery (if any) lets it go.

@@ -36,7 +36,7 @@ bool Next(SendStream& s, int64_t now, Sent* out) {
   std::vector<uint8_t> buffer(kRoom, 0xee);
   if (!s.Next(now, absl::MakeSpan(buffer), &out->frame)) return false;
   out->payload.assign(buffer.begin(),
-                      buffer.begin() + out->frame.payload_bytes);
+                      buffer.begin() + out->frame.header.payload_bytes);
   return true;
 }
 
@@ -48,10 +48,10 @@ TEST(SendStreamTest, PacksWholeRecordsThatFit) {
   ASSERT_TRUE(s.Enqueue(Bytes(60, 3)).ok());  // 4+60 does not fit after 52.
   Sent a;
   ASSERT_TRUE(Next(s, 0, &a));
-  EXPECT_EQ(a.frame.kind, kKindMessages);
-  EXPECT_EQ(a.frame.seq, 0u);
-  EXPECT_EQ(a.frame.message_id, 0u);
-  EXPECT_EQ(a.frame.message_count, 3);
+  EXPECT_EQ(a.frame.header.kind, kKindMessages);
+  EXPECT_EQ(a.frame.header.seq, 0u);
+  EXPECT_EQ(a.frame.header.message_id, 0u);
+  EXPECT_EQ(a.frame.header.message_count, 3);
   EXPECT_EQ(a.frame.messages_completed, 3u);
   EXPECT_EQ(a.payload.size(), 14u + 4u + 34u);
   uint32_t length;
@@ -60,9 +60,9 @@ TEST(SendStreamTest, PacksWholeRecordsThatFit) {
   EXPECT_EQ(a.payload[4], 1);
   Sent b;
   ASSERT_TRUE(Next(s, 0, &b));
-  EXPECT_EQ(b.frame.seq, 1u);
-  EXPECT_EQ(b.frame.message_id, 3u);
-  EXPECT_EQ(b.frame.message_count, 1);
+  EXPECT_EQ(b.frame.header.seq, 1u);
+  EXPECT_EQ(b.frame.header.message_id, 3u);
+  EXPECT_EQ(b.frame.header.message_count, 1);
   EXPECT_FALSE(Next(s, 0, &b));  // Nothing left.
 }
 
@@ -74,16 +74,16 @@ TEST(SendStreamTest, CutsLargeRecordsIntoExactFragments) {
   ASSERT_TRUE(s.Enqueue(Bytes(97, 2)).ok());  // 4 + 97 > 100: one fragment.
   Sent first;
   ASSERT_TRUE(Next(s, 0, &first));
-  EXPECT_EQ(first.frame.message_count, 1);  // The big one does not fit.
+  EXPECT_EQ(first.frame.header.message_count, 1);  // The big one does not fit.
   std::vector<uint8_t> joined;
   for (uint32_t i = 0; i < 3; ++i) {
     Sent f;
     ASSERT_TRUE(Next(s, 0, &f));
-    EXPECT_EQ(f.frame.kind, kKindFragment);
-    EXPECT_EQ(f.frame.message_id, 1u);
-    EXPECT_EQ(f.frame.message_bytes, 250u);
-    EXPECT_EQ(f.frame.fragment_index, i);
-    EXPECT_EQ(f.frame.fragment_count, 3u);
+    EXPECT_EQ(f.frame.header.kind, kKindFragment);
+    EXPECT_EQ(f.frame.header.message_id, 1u);
+    EXPECT_EQ(f.frame.header.message_bytes, 250u);
+    EXPECT_EQ(f.frame.header.fragment_index, i);
+    EXPECT_EQ(f.frame.header.fragment_count, 3u);
     EXPECT_EQ(f.payload.size(), i < 2 ? 100u : 50u);
     EXPECT_EQ(f.frame.messages_completed, i == 2 ? 1u : 0u);
     joined.insert(joined.end(), f.payload.begin(), f.payload.end());
@@ -91,9 +91,9 @@ TEST(SendStreamTest, CutsLargeRecordsIntoExactFragments) {
   EXPECT_EQ(joined, big);
   Sent last;
   ASSERT_TRUE(Next(s, 0, &last));
-  EXPECT_EQ(last.frame.kind, kKindFragment);
-  EXPECT_EQ(last.frame.fragment_count, 1u);  // A whole message, no prefix.
-  EXPECT_EQ(last.frame.message_id, 2u);
+  EXPECT_EQ(last.frame.header.kind, kKindFragment);
+  EXPECT_EQ(last.frame.header.fragment_count, 1u);  // A whole message, no prefix.
+  EXPECT_EQ(last.frame.header.message_id, 2u);
   EXPECT_EQ(last.payload, Bytes(97, 2));
 }
 
@@ -107,8 +107,8 @@ TEST(SendStreamTest, WindowBoundsUnacknowledgedFrames) {
   ASSERT_TRUE(s.OnAck(2, false, 10));
   EXPECT_EQ(s.acked_seq(), 2u);
   ASSERT_TRUE(Next(s, 10, &f));
-  EXPECT_EQ(f.frame.seq, 4u);
-  EXPECT_EQ(f.frame.base_seq, 2u);
+  EXPECT_EQ(f.frame.header.seq, 4u);
+  EXPECT_EQ(f.frame.header.base_seq, 2u);
   ASSERT_TRUE(Next(s, 10, &f));
   EXPECT_FALSE(Next(s, 10, &f));
 }
@@ -151,22 +151,22 @@ TEST(SendStreamTest, NackRewindsOncePerRoundTrip) {
   // The peer got 0 and 1, lost 2, saw 3: NACK(2).
   ASSERT_TRUE(s.OnAck(2, true, 100));
   ASSERT_TRUE(Next(s, 100, &f));
-  EXPECT_EQ(f.frame.seq, 2u);
+  EXPECT_EQ(f.frame.header.seq, 2u);
   EXPECT_TRUE(f.frame.retransmission);
   EXPECT_EQ(std::vector<uint8_t>(f.payload.begin() + 4, f.payload.end()),
             Bytes(90, 2));  // After its length prefix.
   ASSERT_TRUE(Next(s, 100, &f));
-  EXPECT_EQ(f.frame.seq, 3u);
+  EXPECT_EQ(f.frame.header.seq, 3u);
   // NACKs for the same gap from frames 4 and 5 (sent before the rewind):
   // ignored for a round trip.
   ASSERT_TRUE(s.OnAck(2, true, 200));
   ASSERT_TRUE(Next(s, 200, &f));
-  EXPECT_EQ(f.frame.seq, 4u);
+  EXPECT_EQ(f.frame.header.seq, 4u);
   EXPECT_EQ(s.stats().nack_rewinds, 1u);
   // Much later the same NACK means the resent frame was lost as well.
   ASSERT_TRUE(s.OnAck(2, true, 5000));
   ASSERT_TRUE(Next(s, 5000, &f));
-  EXPECT_EQ(f.frame.seq, 2u);
+  EXPECT_EQ(f.frame.header.seq, 2u);
   EXPECT_EQ(s.stats().nack_rewinds, 2u);
 }
 
@@ -179,27 +179,27 @@ TEST(SendStreamTest, TimeoutProbesThenRecoversWithGrowingBursts) {
   EXPECT_FALSE(s.Ready(999));
   EXPECT_TRUE(s.Ready(1000));
   ASSERT_TRUE(Next(s, 1000, &f));  // The probe: the oldest frame alone.
-  EXPECT_EQ(f.frame.seq, 0u);
+  EXPECT_EQ(f.frame.header.seq, 0u);
   EXPECT_TRUE(s.recovering());
   EXPECT_FALSE(Next(s, 1000, &f));
   EXPECT_EQ(s.DeadlineUs(), 3000);  // Backed off: 2 ms.
   // The tail was really lost: the peer acks only the probe.
   ASSERT_TRUE(s.OnAck(1, false, 1100));
   ASSERT_TRUE(Next(s, 1100, &f));
-  EXPECT_EQ(f.frame.seq, 1u);
+  EXPECT_EQ(f.frame.header.seq, 1u);
   ASSERT_TRUE(Next(s, 1100, &f));
-  EXPECT_EQ(f.frame.seq, 2u);
+  EXPECT_EQ(f.frame.header.seq, 2u);
   EXPECT_FALSE(Next(s, 1100, &f));  // A burst of 2.
   ASSERT_TRUE(s.OnAck(3, false, 1200));
   for (Seq want = 3; want < 7; ++want) {  // A burst of 4.
     ASSERT_TRUE(Next(s, 1200, &f));
-    EXPECT_EQ(f.frame.seq, want);
+    EXPECT_EQ(f.frame.header.seq, want);
   }
   EXPECT_FALSE(Next(s, 1200, &f));
   ASSERT_TRUE(s.OnAck(8, false, 1300));  // Everything in flight: recovered.
   EXPECT_FALSE(s.recovering());
   ASSERT_TRUE(Next(s, 1300, &f));
-  EXPECT_EQ(f.frame.seq, 8u);  // New data again.
+  EXPECT_EQ(f.frame.header.seq, 8u);  // New data again.
   EXPECT_FALSE(f.frame.retransmission);
   EXPECT_EQ(s.stats().timeouts, 1u);
 }
