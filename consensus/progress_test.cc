@@ -89,5 +89,73 @@ TEST(ProgressTest, SelfIsReplicatingFromItsLastIndex) {
   EXPECT_TRUE(p.recent_active());
 }
 
+TEST(SnapshotTransferTest, WindowAcksGapsAndStalls) {
+  const SnapshotMeta meta{10, 2, Membership{{1, 2}, {}}, 100};
+  SnapshotTransfer t(meta, 60);
+  EXPECT_TRUE(t.CanSend());
+  t.Sent(30);
+  t.Sent(30);
+  EXPECT_FALSE(t.CanSend()) << "window of 60 bytes full";
+  t.OnAck(30);
+  EXPECT_TRUE(t.CanSend());
+  EXPECT_EQ(t.next_offset(), 60u);
+  t.Sent(30);
+  // A gap at 30: go back there once; the same report again changes nothing.
+  t.OnGap(30);
+  EXPECT_EQ(t.next_offset(), 30u);
+  t.Sent(30);
+  t.OnGap(30);
+  EXPECT_EQ(t.next_offset(), 60u);
+  // An ack beyond what was resent moves next forward.
+  t.OnAck(90);
+  EXPECT_EQ(t.next_offset(), 90u);
+  EXPECT_EQ(t.acked_offset(), 90u);
+  t.Sent(10);  // The last chunk.
+  EXPECT_FALSE(t.CanSend());
+  t.OnAck(100);
+  EXPECT_FALSE(t.CanSend()) << "everything sent and acknowledged";
+  // Installation never confirmed: after the stall, start over from 0.
+  EXPECT_FALSE(t.Tick(3));
+  EXPECT_FALSE(t.Tick(3));
+  EXPECT_TRUE(t.Tick(3));
+  EXPECT_EQ(t.next_offset(), 0u);
+  EXPECT_TRUE(t.CanSend());
+  // A follower that lost its staged bytes reports offset 0.
+  t.Sent(30);
+  t.OnAck(30);
+  t.OnGap(0);
+  EXPECT_EQ(t.acked_offset(), 0u);
+  EXPECT_EQ(t.next_offset(), 0u);
+  // Reports beyond the snapshot are ignored.
+  t.OnAck(1000);
+  EXPECT_EQ(t.acked_offset(), 0u);
+}
+
+TEST(SnapshotTransferTest, EmptySnapshotIsOneEmptyChunk) {
+  SnapshotTransfer t(SnapshotMeta{3, 1, Membership{{1}, {}}, 0}, 10);
+  EXPECT_TRUE(t.CanSend());
+  t.Sent(0);
+  EXPECT_FALSE(t.CanSend());
+}
+
+TEST(ProgressTest, SnapshotStatePausesAppendsAndLeaseAcksKeepTheLatest) {
+  Progress p(4);
+  p.Reset(10);
+  p.BecomeSnapshot(SnapshotMeta{8, 1, Membership{{1, 2}, {}}, 5}, 10);
+  EXPECT_EQ(p.state(), ProgressState::kSnapshot);
+  EXPECT_TRUE(p.IsPaused());
+  EXPECT_FALSE(p.MaybeDecrTo(10, 3)) << "stale rejections ignored";
+  EXPECT_TRUE(p.MaybeUpdate(8));
+  p.BecomeReplicate();
+  EXPECT_EQ(p.next(), 9u);
+  EXPECT_FALSE(p.lease_ack_tick().has_value());
+  p.OnLeaseAck(7);
+  p.OnLeaseAck(5);
+  EXPECT_EQ(*p.lease_ack_tick(), 7u);
+  p.Reset(10);
+  EXPECT_FALSE(p.lease_ack_tick().has_value());
+  EXPECT_STREQ(ProgressStateName(ProgressState::kSnapshot), "snapshot");
+}
+
 }  // namespace
 }  // namespace blizzard::consensus

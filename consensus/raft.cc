@@ -907,10 +907,17 @@ class Raft::Impl {
         reply.type = MessageType::kAppendResponse;
         reply.to = m.from;
         Send(std::move(reply));
-      } else if (m.type == MessageType::kPreVote) {
-        // Reject so the pre-candidate learns our term and stops waiting.
+      } else if (m.type == MessageType::kPreVote ||
+                 m.type == MessageType::kVote) {
+        // Reject so the candidate learns our term (the Raft paper's rule;
+        // etcd ignores stale votes). Members' views of the membership can
+        // differ during a change: a candidate may ask only nodes that never
+        // ask it, and without this its term would never catch up with
+        // theirs (found by the membership churn run).
         Message reply;
-        reply.type = MessageType::kPreVoteResponse;
+        reply.type = m.type == MessageType::kPreVote
+                         ? MessageType::kPreVoteResponse
+                         : MessageType::kVoteResponse;
         reply.to = m.from;
         reply.term = term_;
         reply.reject = true;

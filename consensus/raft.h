@@ -99,7 +99,13 @@
 //
 // A leader removed by a change keeps leading until the change commits,
 // then steps down (handing leadership to an up-to-date voter with
-// kTimeoutNow). Learners and removed nodes never campaign. Messages from
+// kTimeoutNow). Learners never campaign, nor do removed nodes once they
+// know their removal committed. (Until then a removed node that votes in
+// the committed membership still campaigns, counting votes in the new
+// one: a leader that appended its own removal and lost leadership before
+// committing it may hold the only log that can finish the change, and
+// the voters left may need its vote, which it gives no shorter log.)
+// Messages from
 // nodes outside this node's membership are accepted (a node may lag behind
 // the group's membership; a new leader may be unknown to it); responses
 // from non-members are ignored. Ready.membership reports every change of

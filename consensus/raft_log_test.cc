@@ -131,5 +131,61 @@ TEST(RaftLogTest, StableToIgnoresReplacedEntriesOfTheSameIndex) {
   EXPECT_EQ(*log.TermAt(3), 2u);
 }
 
+TEST(RaftLogTest, RestoredSnapshotStandsInForStorageUntilInstalled) {
+  MemoryStorage s;
+  ASSERT_TRUE(s.Append(MakeEntries(1, {1, 1, 1})).ok());
+  RaftLog log(&s, 1, 1);
+  log.Append(MakeEntries(4, {2}));
+  std::vector<Entry> handed = log.TakeEntriesToPersist();  // Entry 4.
+  const SnapshotMeta meta{10, 3, Membership{{1, 2}, {}}, 5};
+  log.Restore(meta);
+  EXPECT_EQ(log.FirstIndex(), 11u);
+  EXPECT_EQ(log.LastIndex(), 10u);
+  EXPECT_EQ(*log.TermAt(10), 3u);
+  EXPECT_EQ(log.TermAt(9).status().code(), absl::StatusCode::kOutOfRange);
+  EXPECT_EQ(log.committed(), 10u);
+  EXPECT_FALSE(log.HasEntriesToApply()) << "the snapshot replaces them";
+  EXPECT_EQ(log.applied(), 1u);
+  // Entries after the snapshot are unstable on top of it.
+  log.Append(MakeEntries(11, {3}));
+  EXPECT_EQ(log.LastIndex(), 11u);
+  ASSERT_TRUE(log.HasSnapshotToInstall());
+  EXPECT_EQ(log.TakeSnapshotToInstall(), meta);
+  EXPECT_FALSE(log.HasSnapshotToInstall());
+  std::vector<Entry> after = log.TakeEntriesToPersist();
+  ASSERT_EQ(after.size(), 1u);
+  // The earlier Ready's entry lands, then is acknowledged: ignored.
+  ASSERT_TRUE(s.Append(handed).ok());
+  log.StableTo(4, 2);
+  // The driver installs the snapshot, then persists entry 11.
+  ASSERT_TRUE(s.InstallSnapshot(meta, "12345").ok());
+  ASSERT_TRUE(s.Append(after).ok());
+  log.SnapshotInstalled(10);
+  EXPECT_EQ(log.applied(), 10u);
+  log.StableTo(11, 3);
+  EXPECT_EQ(log.FirstIndex(), 11u);
+  EXPECT_EQ(log.LastIndex(), 11u);
+  EXPECT_FALSE(log.HasEntriesToPersist());
+}
+
+TEST(RaftLogTest, NewerSnapshotReplacesOneBeingInstalled) {
+  MemoryStorage s;
+  RaftLog log(&s, 0, 0);
+  const SnapshotMeta first{5, 1, Membership{{1}, {}}, 0};
+  const SnapshotMeta second{8, 2, Membership{{1}, {}}, 0};
+  log.Restore(first);
+  EXPECT_EQ(log.TakeSnapshotToInstall(), first);
+  log.Restore(second);  // Arrives before the first is acknowledged.
+  ASSERT_TRUE(s.InstallSnapshot(first, "").ok());
+  log.SnapshotInstalled(5);  // Superseded: ignored.
+  EXPECT_EQ(log.applied(), 0u);
+  EXPECT_EQ(log.LastIndex(), 8u);
+  EXPECT_EQ(log.TakeSnapshotToInstall(), second);
+  ASSERT_TRUE(s.InstallSnapshot(second, "").ok());
+  log.SnapshotInstalled(8);
+  EXPECT_EQ(log.applied(), 8u);
+  EXPECT_EQ(log.LastIndex(), 8u);
+}
+
 }  // namespace
 }  // namespace blizzard::consensus

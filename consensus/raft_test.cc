@@ -206,8 +206,14 @@ TEST(RaftElectionTest, StaleTermMessagesAreIgnored) {
     } else {
       EXPECT_TRUE(out.empty());
     }
+    // A stale candidate is refused and told the term (Raft paper), so that
+    // it catches up even if we never ask it for anything.
     ASSERT_TRUE(n.raft->Step(VoteRequest(3, 1, 4, 9, 3)).ok());
-    EXPECT_TRUE(n.Drain().empty());
+    out = n.Drain();
+    ASSERT_EQ(out.size(), 1u);
+    EXPECT_EQ(out[0].type, MessageType::kVoteResponse);
+    EXPECT_TRUE(out[0].reject);
+    EXPECT_EQ(out[0].term, 5u);
     EXPECT_EQ(n.storage.InitialHardState().vote, kNoNode);
   }
 }

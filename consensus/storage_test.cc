@@ -77,5 +77,44 @@ TEST(MemoryStorageTest, CompactKeepsTheBoundaryTerm) {
   EXPECT_EQ(s.LastIndex(), 5u);
 }
 
+TEST(MemoryStorageTest, SnapshotsCreateServeChunksAndInstall) {
+  MemoryStorage s;
+  EXPECT_EQ(s.LastSnapshot().index, 0u);
+  EXPECT_EQ(s.SnapshotChunk(1, 0, 10).status().code(), absl::StatusCode::kNotFound);
+  ASSERT_TRUE(s.Append(MakeEntries(1, {1, 1, 2, 2})).ok());
+  const Membership m{{1, 2, 3}, {}};
+  // Must describe an entry of the log, with its term, and a membership.
+  EXPECT_EQ(s.CreateSnapshot(SnapshotMeta{5, 2, m, 0}, "x").code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(s.CreateSnapshot(SnapshotMeta{3, 1, m, 0}, "x").code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(s.CreateSnapshot(SnapshotMeta{3, 2, Membership{}, 0}, "x").code(),
+            absl::StatusCode::kInvalidArgument);
+  ASSERT_TRUE(s.CreateSnapshot(SnapshotMeta{3, 2, m, 99}, "abcdef").ok());
+  EXPECT_EQ(s.LastSnapshot(), (SnapshotMeta{3, 2, m, 6}));  // Size fixed.
+  EXPECT_EQ(*s.SnapshotChunk(3, 0, 4), "abcd");
+  EXPECT_EQ(*s.SnapshotChunk(3, 4, 4), "ef");
+  EXPECT_EQ(*s.SnapshotChunk(3, 6, 4), "");
+  EXPECT_EQ(s.SnapshotChunk(3, 7, 4).status().code(), absl::StatusCode::kOutOfRange);
+  EXPECT_EQ(s.SnapshotChunk(2, 0, 4).status().code(), absl::StatusCode::kNotFound);
+  // Compaction stops at the snapshot; older snapshots are refused.
+  EXPECT_EQ(s.Compact(5).code(), absl::StatusCode::kFailedPrecondition);
+  ASSERT_TRUE(s.Compact(4).ok());
+  EXPECT_EQ(s.CreateSnapshot(SnapshotMeta{2, 1, m, 0}, "x").code(),
+            absl::StatusCode::kInvalidArgument);
+  // Installing a received snapshot replaces the whole log.
+  EXPECT_EQ(s.InstallSnapshot(SnapshotMeta{9, 3, m, 2}, "abc").code(),
+            absl::StatusCode::kInvalidArgument);  // Size mismatch.
+  EXPECT_EQ(s.InstallSnapshot(SnapshotMeta{1, 1, m, 1}, "a").code(),
+            absl::StatusCode::kInvalidArgument);  // Below the compaction.
+  ASSERT_TRUE(s.InstallSnapshot(SnapshotMeta{9, 3, m, 2}, "ab").ok());
+  EXPECT_EQ(s.FirstIndex(), 10u);
+  EXPECT_EQ(s.LastIndex(), 9u);
+  EXPECT_EQ(*s.TermAt(9), 3u);
+  EXPECT_EQ(s.LastSnapshot().index, 9u);
+  EXPECT_EQ(s.snapshot_data(), "ab");
+  ASSERT_TRUE(s.Append(MakeEntries(10, {3})).ok());
+}
+
 }  // namespace
 }  // namespace blizzard::consensus
