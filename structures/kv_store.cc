@@ -184,18 +184,22 @@ class Tx {
   uint64_t bytes_written_ = 0;
 };
 
+// A zeroed directory or segment of `entries` PMEMoids (null: empty).
+PMEMoid AllocTableObject(Tx& tx, uint64_t entries, uint64_t type) {
+  return tx.Alloc(std::max(entries * sizeof(PMEMoid), kv_format::kTableObjectBytesMin), type,
+                  /*zero=*/true);
+}
+
 // A new table of `buckets` buckets: its directory, zeroed, and if
 // `segments` all its segments, zeroed (empty buckets). Fresh allocations:
 // written without snapshots. Null on failure (tx says why).
 PMEMoid AllocTable(Tx& tx, uint64_t buckets, bool segments) {
   const uint64_t entries = kv_format::DirectoryEntries(buckets);
-  const PMEMoid directory = tx.Alloc(entries * sizeof(PMEMoid), kv_format::kDirectoryType,
-                                     /*zero=*/true);
+  const PMEMoid directory = AllocTableObject(tx, entries, kv_format::kDirectoryType);
   if (!tx.ok() || !segments) return directory;
   auto* slots = static_cast<PMEMoid*>(pmemobj_direct(directory));
   for (uint64_t s = 0; s < entries && tx.ok(); ++s) {
-    slots[s] = tx.Alloc(kv_format::SegmentBuckets(buckets) * sizeof(PMEMoid),
-                        kv_format::kSegmentType, /*zero=*/true);
+    slots[s] = AllocTableObject(tx, kv_format::SegmentBuckets(buckets), kv_format::kSegmentType);
   }
   return tx.ok() ? directory : OID_NULL;
 }
@@ -210,6 +214,14 @@ PMEMoid AllocTable(Tx& tx, uint64_t buckets, bool segments) {
 class ObjectIndex {
  public:
   static constexpr uint32_t kNone = std::numeric_limits<uint32_t>::max();
+
+  // Room for `objects` objects (no doubling of the arrays if right).
+  void Reserve(size_t objects) {
+    offsets_.reserve(objects);
+    types_.reserve(objects);
+    next_offsets_.reserve(objects);
+    hash_lows_.reserve(objects);
+  }
 
   void Add(uint64_t off, uint8_t type, uint64_t next_off, uint32_t hash_low) {
     offsets_.push_back(off);
@@ -630,6 +642,11 @@ absl::StatusOr<std::vector<OpResult>> KvStore::Impl::ApplyBatch(uint64_t index,
     return PmemError(err, absl::StrFormat("apply index %d", index));
   }
   ABSL_RAW_CHECK(root_->applied_index == index, "commit lost the applied index");
+  ABSL_RAW_CHECK(Resizing() ? root_->migrate_cursor < old_.buckets : root_->migrate_cursor == 0,
+                 "resize cursor out of range after commit");
+  ABSL_RAW_CHECK(root_->bucket_count >= kv_format::kBucketCountMax ||
+                     root_->key_count <= root_->bucket_count * kv_format::kLoadFactorMax,
+                 "load factor above the bound after commit");
   ABSL_RAW_CHECK(results.size() == ops.size(), "one result per op");
   stats_.transactions++;
   stats_.ops_applied += ops.size();
@@ -845,8 +862,7 @@ void KvStore::Impl::StartResize(Tx& tx) {
 bool KvStore::Impl::EnsureSegment(Tx& tx, const Table& t, uint64_t j) {
   PMEMoid* slot = &t.directory[j >> t.segment_shift];
   if (!OID_IS_NULL(*slot)) return true;
-  const PMEMoid segment =
-      tx.Alloc(t.segment_buckets * sizeof(PMEMoid), kv_format::kSegmentType, /*zero=*/true);
+  const PMEMoid segment = AllocTableObject(tx, t.segment_buckets, kv_format::kSegmentType);
   if (!tx.Snapshot(slot, sizeof(PMEMoid))) return false;
   *slot = segment;
   return true;
@@ -988,6 +1004,12 @@ absl::Status KvStore::Impl::Verify(TableShape* shape_out) const {
   };
   TableShape shape;
   ObjectIndex objects;
+  // Entries, plus two tables' directories and segments. The stored count
+  // is not trusted beyond sizing this, and capped: past the cap the
+  // arrays grow as needed.
+  constexpr uint64_t kReserveObjectsMax = 1ull << 24;
+  objects.Reserve(std::min<uint64_t>(root_->key_count, kReserveObjectsMax) + 2 +
+                  3 * kv_format::DirectoryEntries(root_->bucket_count));
   uint64_t keys = 0;
   uint64_t state_hash = 0;
   for (PMEMoid o = pmemobj_first(pop_); !OID_IS_NULL(o); o = pmemobj_next(o)) {
