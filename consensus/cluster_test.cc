@@ -571,6 +571,56 @@ RunStats RunSeeds(const char* name, uint64_t seeds, uint64_t applied_min,
   return stats;
 }
 
+// The clients of a random run: bursts of proposals to the leader, reads on
+// any node that believes it leads.
+struct Workload {
+  uint64_t seed = 0;
+  int burst_max = 1;
+  int proposals = 0;
+  uint64_t next_context = 1;
+};
+
+void ReadOnAnyLeader(Cluster& c, std::mt19937_64& rng, uint64_t context);
+
+void ClientStep(Cluster& c, std::mt19937_64& rng, Workload& w,
+                std::optional<NodeId> leader) {
+  if (leader.has_value() && Chance(rng, 40)) {
+    const int n = 1 + static_cast<int>(rng() % static_cast<uint64_t>(w.burst_max));
+    for (int i = 0; i < n; ++i) {
+      (void)c.Propose(*leader, absl::StrCat("s", w.seed, "p", w.proposals++));
+    }
+  }
+  if (Chance(rng, 5)) ReadOnAnyLeader(c, rng, w.next_context++);
+}
+
+// Network and process faults of a random run, each with a probability in
+// percent per tick: a random bipartition, healing, a crash (while fewer
+// than down_max nodes are down), a restart.
+struct FaultRates {
+  int partition = 0;
+  int heal = 0;
+  int crash = 0;
+  int restart = 0;
+};
+
+void FaultStep(Cluster& c, std::mt19937_64& rng, const FaultRates& r,
+               size_t down_max) {
+  if (Chance(rng, r.partition)) {
+    std::vector<NodeId> a, b;
+    for (NodeId id : c.ids()) (rng() % 2 ? a : b).push_back(id);
+    c.Partition({a, b});
+  }
+  if (Chance(rng, r.heal)) c.Heal();
+  std::vector<NodeId> up, down;
+  for (NodeId id : c.ids()) (c.IsUp(id) ? up : down).push_back(id);
+  if (Chance(rng, r.crash) && down.size() < down_max) {
+    c.Crash(up[rng() % up.size()]);
+  }
+  if (Chance(rng, r.restart) && !down.empty()) {
+    EXPECT_TRUE(c.Restart(down[rng() % down.size()]).ok());
+  }
+}
+
 // A read on a random node that believes it leads, deposed leaders
 // included: those must never serve a stale read (the cluster checks every
 // ReadState against what was committed anywhere when it was requested).
@@ -615,35 +665,15 @@ TEST(ClusterTest, RandomFaultsManySeeds) {
     o.network.delay_ticks_max = static_cast<int>(seed % 4);
     auto c = std::make_unique<Cluster>(o);
     const size_t down_max = (c->ids().size() - 1) / 2;
-    uint64_t next_context = 1;
-    int proposals = 0;
+    Workload w{seed, 3};
     for (int tick = 0; tick < 400; ++tick) {
       std::optional<NodeId> leader = c->Leader();
-      if (leader.has_value() && Chance(rng, 40)) {
-        const int n = 1 + static_cast<int>(rng() % 3);
-        for (int i = 0; i < n; ++i) {
-          (void)c->Propose(*leader, absl::StrCat("s", seed, "p", proposals++));
-        }
-      }
-      if (Chance(rng, 5)) ReadOnAnyLeader(*c, rng, next_context++);
+      ClientStep(*c, rng, w, leader);
       if (leader.has_value() && Chance(rng, 1)) {
         (void)c->TransferLeadership(*leader, 1 + rng() % c->ids().size());
       }
       CompactSometimes(*c, rng, 3);
-      if (Chance(rng, 3)) {
-        std::vector<NodeId> a, b;
-        for (NodeId id : c->ids()) (rng() % 2 ? a : b).push_back(id);
-        c->Partition({a, b});
-      }
-      if (Chance(rng, 4)) c->Heal();
-      std::vector<NodeId> up, down;
-      for (NodeId id : c->ids()) (c->IsUp(id) ? up : down).push_back(id);
-      if (Chance(rng, 2) && down.size() < down_max) {
-        c->Crash(up[rng() % up.size()]);
-      }
-      if (Chance(rng, 4) && !down.empty()) {
-        EXPECT_TRUE(c->Restart(down[rng() % down.size()]).ok());
-      }
+      FaultStep(*c, rng, FaultRates{3, 4, 2, 4}, down_max);
       c->Tick();
       if (!c->violations().empty()) break;
     }
@@ -747,17 +777,10 @@ TEST(ClusterTest, MembershipSnapshotsTransfersManySeeds) {
     o.network.duplicate_probability = 0.02;
     o.network.delay_ticks_max = static_cast<int>(seed % 3);
     auto c = std::make_unique<Cluster>(o);
-    uint64_t next_context = 1;
-    int proposals = 0;
+    Workload w{seed, 2};
     for (int tick = 0; tick < 400; ++tick) {
       std::optional<NodeId> leader = c->Leader();
-      if (leader.has_value() && Chance(rng, 40)) {
-        const int n = 1 + static_cast<int>(rng() % 2);
-        for (int i = 0; i < n; ++i) {
-          (void)c->Propose(*leader, absl::StrCat("s", seed, "p", proposals++));
-        }
-      }
-      if (Chance(rng, 5)) ReadOnAnyLeader(*c, rng, next_context++);
+      ClientStep(*c, rng, w, leader);
       if (leader.has_value() && Chance(rng, 5)) {
         RandomMembershipChange(*c, *leader, rng);
       }
@@ -765,18 +788,7 @@ TEST(ClusterTest, MembershipSnapshotsTransfersManySeeds) {
         (void)c->TransferLeadership(*leader, 1 + rng() % c->ids().size());
       }
       CompactSometimes(*c, rng, 5);
-      if (Chance(rng, 2)) {
-        std::vector<NodeId> a, b;
-        for (NodeId id : c->ids()) (rng() % 2 ? a : b).push_back(id);
-        c->Partition({a, b});
-      }
-      if (Chance(rng, 5)) c->Heal();
-      std::vector<NodeId> up, down;
-      for (NodeId id : c->ids()) (c->IsUp(id) ? up : down).push_back(id);
-      if (Chance(rng, 2) && down.empty()) c->Crash(up[rng() % up.size()]);
-      if (Chance(rng, 5) && !down.empty()) {
-        EXPECT_TRUE(c->Restart(down[rng() % down.size()]).ok());
-      }
+      FaultStep(*c, rng, FaultRates{2, 5, 2, 5}, /*down_max=*/1);
       c->Tick();
       if (!c->violations().empty()) break;
     }

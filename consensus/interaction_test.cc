@@ -37,6 +37,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <memory>
 #include <sstream>
 #include <string>
@@ -131,6 +132,45 @@ class Env {
     return id;
   }
 
+  // One add-nodes option: a flag or a number of the Config.
+  static absl::Status SetOption(Config& cfg, const std::string& key,
+                                const std::string& value) {
+    using Flag = bool Config::*;
+    using Int = int Config::*;
+    using U64 = uint64_t Config::*;
+    static const std::map<std::string, Flag> kFlags = {
+        {"pre-vote", &Config::pre_vote},
+        {"check-quorum", &Config::check_quorum},
+        {"lease-reads", &Config::lease_reads},
+        {"broadcast-commit", &Config::broadcast_commit}};
+    static const std::map<std::string, Int> kInts = {
+        {"lease-margin", &Config::lease_drift_margin_ticks},
+        {"election", &Config::election_timeout_ticks},
+        {"heartbeat", &Config::heartbeat_interval_ticks},
+        {"inflight-chunks", &Config::snapshot_inflight_chunks_max},
+        {"stall-ticks", &Config::snapshot_stall_ticks},
+        {"inflight-appends", &Config::inflight_appends_max}};
+    static const std::map<std::string, U64> kU64s = {
+        {"chunk-bytes", &Config::snapshot_chunk_bytes},
+        {"append-bytes", &Config::append_bytes_max}};
+    if (auto it = kFlags.find(key); it != kFlags.end()) {
+      absl::StatusOr<bool> flag = ParseBool(value);
+      if (!flag.ok()) return flag.status();
+      cfg.*(it->second) = *flag;
+      return absl::OkStatus();
+    }
+    absl::StatusOr<uint64_t> num = ParseU64(value);
+    if (auto it = kInts.find(key); it != kInts.end() && num.ok()) {
+      cfg.*(it->second) = static_cast<int>(*num);
+      return absl::OkStatus();
+    }
+    if (auto it = kU64s.find(key); it != kU64s.end() && num.ok()) {
+      cfg.*(it->second) = *num;
+      return absl::OkStatus();
+    }
+    return absl::InvalidArgumentError(absl::StrCat("bad option ", key, "=", value));
+  }
+
   absl::Status AddNodes(const ScriptCommand& c, std::string& out) {
     if (c.args.size() != 1) return absl::InvalidArgumentError("add-nodes N");
     absl::StatusOr<uint64_t> n = ParseU64(c.args[0]);
@@ -149,52 +189,7 @@ class Env {
     cfg.pre_vote = false;
     cfg.check_quorum = false;
     for (const auto& [key, value] : c.kwargs) {
-      absl::StatusOr<uint64_t> num = ParseU64(value);
-      absl::StatusOr<bool> flag = ParseBool(value);
-      auto need = [&](bool ok) {
-        return ok ? absl::OkStatus()
-                  : absl::InvalidArgumentError(absl::StrCat("bad ", key));
-      };
-      absl::Status s;
-      if (key == "pre-vote") {
-        s = need(flag.ok());
-        if (s.ok()) cfg.pre_vote = *flag;
-      } else if (key == "check-quorum") {
-        s = need(flag.ok());
-        if (s.ok()) cfg.check_quorum = *flag;
-      } else if (key == "lease-reads") {
-        s = need(flag.ok());
-        if (s.ok()) cfg.lease_reads = *flag;
-      } else if (key == "broadcast-commit") {
-        s = need(flag.ok());
-        if (s.ok()) cfg.broadcast_commit = *flag;
-      } else if (key == "lease-margin") {
-        s = need(num.ok());
-        if (s.ok()) cfg.lease_drift_margin_ticks = static_cast<int>(*num);
-      } else if (key == "election") {
-        s = need(num.ok());
-        if (s.ok()) cfg.election_timeout_ticks = static_cast<int>(*num);
-      } else if (key == "heartbeat") {
-        s = need(num.ok());
-        if (s.ok()) cfg.heartbeat_interval_ticks = static_cast<int>(*num);
-      } else if (key == "chunk-bytes") {
-        s = need(num.ok());
-        if (s.ok()) cfg.snapshot_chunk_bytes = *num;
-      } else if (key == "inflight-chunks") {
-        s = need(num.ok());
-        if (s.ok()) cfg.snapshot_inflight_chunks_max = static_cast<int>(*num);
-      } else if (key == "stall-ticks") {
-        s = need(num.ok());
-        if (s.ok()) cfg.snapshot_stall_ticks = static_cast<int>(*num);
-      } else if (key == "inflight-appends") {
-        s = need(num.ok());
-        if (s.ok()) cfg.inflight_appends_max = static_cast<int>(*num);
-      } else if (key == "append-bytes") {
-        s = need(num.ok());
-        if (s.ok()) cfg.append_bytes_max = *num;
-      } else {
-        s = absl::InvalidArgumentError(absl::StrCat("unknown option ", key));
-      }
+      absl::Status s = SetOption(cfg, key, value);
       if (!s.ok()) return s;
     }
     cluster_ = std::make_unique<Cluster>(o);
@@ -470,6 +465,18 @@ std::vector<std::string> TestdataFiles() {
   }
   std::sort(files.begin(), files.end());
   return files;
+}
+
+// The scripts are found through the runfiles tree: an empty list would
+// make the parameterized test vanish silently.
+TEST(InteractionTestdata, OneScriptPerFeatureIsPresent) {
+  const std::vector<std::string> files = TestdataFiles();
+  for (const char* name :
+       {"election.txt", "pre_vote.txt", "check_quorum.txt", "replication.txt",
+        "read_index.txt", "lease_reads.txt", "snapshot.txt",
+        "snapshot_faults.txt", "membership.txt", "leadership_transfer.txt"}) {
+    EXPECT_NE(std::find(files.begin(), files.end(), name), files.end()) << name;
+  }
 }
 
 class InteractionTest : public ::testing::TestWithParam<std::string> {};
