@@ -203,12 +203,23 @@ int RunClient(const Flags& flags) {
     rusage before{}, after{};
     getrusage(RUSAGE_SELF, &before);
     const absl::Time start = absl::Now();
+    absl::Time report = start + absl::Seconds(1);
     while (!counted) {
       while (sent < count && e.Queued() < (1u << 20) &&
              e.t().Send(e.peer(), data).ok()) {
         ++sent;
       }
       e.Turn(handler);
+      if (Flag(flags, "progress") == "1" && absl::Now() > report &&
+          e.dpdk() != nullptr) {
+        report += absl::Seconds(1);
+        const SendStream* s = e.dpdk()->engine().sender(e.peer());
+        std::printf("BENCH progress sent %lu acked_seq %lu next_seq %lu "
+                    "srtt %ld rto %ld timeouts %lu recovering %d\n",
+                    sent, s->acked_seq(), s->next_seq(), s->srtt_us(),
+                    s->rto_us(), s->stats().timeouts, s->recovering());
+        std::fflush(stdout);
+      }
     }
     const double s = absl::ToDoubleSeconds(absl::Now() - start);
     getrusage(RUSAGE_SELF, &after);
@@ -260,7 +271,7 @@ int RunClient(const Flags& flags) {
 // Runs one client/server pair and prints the client's lines.
 void RunPair(lab::VethLab* veth, const std::string& transport, bool busy,
              bool quick, int run, const std::string& backoff_us_min,
-             const std::string& window) {
+             const std::string& window, const std::string& progress) {
   const std::string self = lab::SelfPath();
   const std::string tag = absl::StrFormat("bzb%d_%d", getpid() % 10000, run);
   std::vector<pid_t> pids;
@@ -278,9 +289,13 @@ void RunPair(lab::VethLab* veth, const std::string& transport, bool busy,
         absl::StrCat("--mac=", macs[end]),
         absl::StrCat("--peer_mac=", macs[1 - end]),
         absl::StrCat("--prefix=", prefix),
-        absl::StrCat("--port=", 20000 + (getpid() % 1000) * 10 + run * 2),
-        absl::StrCat("--backoff_us_min=", backoff_us_min),
-        absl::StrCat("--window=", window)};
+        absl::StrCat("--port=", 20000 + (getpid() % 1000) * 10 + run * 2)};
+    // Optional knobs only when given ("--x" alone would mean x=1).
+    for (const auto& [name, value] : {std::pair{"backoff_us_min", backoff_us_min},
+                                      std::pair{"window", window},
+                                      std::pair{"progress", progress}}) {
+      if (!value.empty()) argv.push_back(absl::StrCat("--", name, "=", value));
+    }
     logs.push_back(absl::StrCat("/tmp/", prefix, ".log"));
     unlink(logs.back().c_str());
     absl::StatusOr<pid_t> pid;
@@ -344,7 +359,8 @@ int main(int argc, char** argv) {
         continue;
       }
       RunPair(veth->get(), transport, busy, quick, run++,
-              Flag(flags, "backoff_us_min"), Flag(flags, "window"));
+              Flag(flags, "backoff_us_min"), Flag(flags, "window"),
+              Flag(flags, "progress"));
     }
   }
   std::printf("load average after: %s", lab::ReadFile("/proc/loadavg").c_str());
