@@ -375,8 +375,16 @@ class Raft::Impl {
       rd.membership = membership_;
       prev_membership_ = membership_;
     }
-    rd.snapshot_chunks = std::move(chunks_);
-    chunks_.clear();
+    // Chunks up to the one that completed the snapshot to install; later
+    // chunks (a newer transfer's) wait for the next Ready, or the driver
+    // would stage them over the snapshot before installing it.
+    const size_t chunks_out =
+        log_.HasSnapshotToInstall() ? chunks_before_install_ : chunks_.size();
+    ABSL_RAW_CHECK(chunks_out <= chunks_.size(), "chunk bookkeeping");
+    rd.snapshot_chunks.assign(
+        std::make_move_iterator(chunks_.begin()),
+        std::make_move_iterator(chunks_.begin() + static_cast<ptrdiff_t>(chunks_out)));
+    chunks_.erase(chunks_.begin(), chunks_.begin() + static_cast<ptrdiff_t>(chunks_out));
     // Before the committed entries: those follow the snapshot.
     if (log_.HasSnapshotToInstall()) rd.snapshot = log_.TakeSnapshotToInstall();
     rd.entries = log_.TakeEntriesToPersist();
@@ -1167,6 +1175,7 @@ class Raft::Impl {
     // Complete: install (Ready.snapshot), then acknowledge like an append,
     // in the same Ready, so the answer leaves after the install.
     incoming_.reset();
+    chunks_before_install_ = chunks_.size();
     RestoreSnapshot(meta);
     answer_append(meta.index);
   }
@@ -1577,7 +1586,9 @@ class Raft::Impl {
   int lease_grace_ticks_;       // After start: ignore candidates.
 
   std::optional<Incoming> incoming_;   // Follower: snapshot being received.
-  std::vector<SnapshotChunk> chunks_;  // For the next Ready.
+  std::vector<SnapshotChunk> chunks_;  // For the next Readys.
+  // With a snapshot to install: how many of chunks_ lead up to it.
+  size_t chunks_before_install_ = 0;
 
   std::vector<Message> msgs_;
   std::vector<ReadState> read_states_;

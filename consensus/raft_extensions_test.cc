@@ -263,6 +263,37 @@ TEST(RaftSnapshotTest, StaleAndForeignChunksAreNeverStaged) {
   EXPECT_EQ(n.storage.snapshot_data(), "xyz");
 }
 
+// Found by a 10000-seed soak: the last chunk of one snapshot and the
+// first chunk of a newer transfer arrive before the driver asks for a
+// Ready. The Ready that installs the first must not carry the second, or
+// the driver would stage it over the snapshot it is about to install.
+TEST(RaftSnapshotTest, ChunksOfANewerTransferWaitForTheNextReady) {
+  Node n(TestConfig(2, {1, 2, 3}));
+  const SnapshotMeta first{5, 1, kThree, 4};
+  const SnapshotMeta newer{9, 2, kThree, 8};
+  ASSERT_TRUE(n.raft->Step(Chunk(1, 2, 1, first, 0, "abcd")).ok());
+  ASSERT_TRUE(n.raft->Step(Chunk(3, 2, 2, newer, 0, "wxyz")).ok());
+  Ready rd = n.raft->GetReady();
+  ASSERT_EQ(rd.snapshot_chunks.size(), 1u);
+  EXPECT_EQ(rd.snapshot_chunks[0].meta, first);
+  ASSERT_TRUE(rd.snapshot.has_value());
+  EXPECT_EQ(*rd.snapshot, first);
+  n.Persist(rd);
+  n.raft->Advance(rd);
+  ASSERT_TRUE(n.raft->HasReady());
+  rd = n.raft->GetReady();
+  ASSERT_EQ(rd.snapshot_chunks.size(), 1u);
+  EXPECT_EQ(rd.snapshot_chunks[0].meta, newer);
+  EXPECT_FALSE(rd.snapshot.has_value());
+  n.Persist(rd);
+  n.raft->Advance(rd);
+  ASSERT_TRUE(n.raft->Step(Chunk(3, 2, 2, newer, 4, "1234")).ok());
+  n.Drain();
+  ASSERT_EQ(n.installed.size(), 2u);
+  EXPECT_EQ(n.storage.snapshot_data(), "wxyz1234");
+  EXPECT_EQ(n.raft->applied_index(), 9u);
+}
+
 TEST(RaftSnapshotTest, SnapshotTheFollowerHoldsNeedsNoTransfer) {
   Node n(TestConfig(2, {1, 2, 3}), Log({1, 1, 1, 1, 1}), HardState{1, 0, 3});
   n.Drain();
