@@ -406,11 +406,14 @@ int main(int argc, char** argv) {
   const std::string tag = absl::StrFormat("bzt%d", getpid() % 100000);
   absl::StatusOr<std::unique_ptr<lab::VethLab>> veth =
       lab::VethLab::Create(tag);
-  if (!veth.ok()) {
+  if (absl::IsFailedPrecondition(veth.status())) {
     lab.skip_reason = absl::StrCat(
-        "this machine cannot create network namespaces and a veth pair "
-        "(needs root): ",
+        "this machine cannot create network namespaces (needs root): ",
         veth.status().ToString());
+  } else if (!veth.ok()) {
+    std::printf("creating the test's namespaces failed: %s\n",
+                veth.status().ToString().c_str());
+    return 1;
   } else {
     lab.veth = std::move(*veth);
     lab.prefix = tag;

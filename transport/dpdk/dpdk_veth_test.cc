@@ -1,9 +1,10 @@
-// Two processes, each with its own DpdkTransport (EAL is once per process),
-// on the two ends of a veth pair in two network namespaces this test
-// creates. They exchange --messages messages in total (half each way) of
-// mixed sizes from 1 B to 64 KiB, and every payload is checked byte for byte
-// and in order. The same binary is both the test and the two peers: the
-// test re-executes itself with --peer inside each namespace.
+// Processes, each with its own DpdkTransport (EAL is once per process), in
+// network namespaces this test creates: two on the ends of a veth pair, or
+// three on a Linux bridge (the README's three-node set-up). The pair
+// exchanges --messages messages in total (half each way) of mixed sizes from
+// 1 B to 64 KiB; every payload is checked byte for byte and in order. The
+// same binary is both the test and the peers: the test re-executes itself
+// with --peer inside each namespace.
 //
 // Skipped (SKIPPED printed with the reason, never silently passed) only if
 // the machine cannot create network namespaces.
@@ -64,12 +65,14 @@ uint64_t FlagU64(const std::map<std::string, std::string>& flags,
   return value;
 }
 
-// One peer process: sends `count` messages to the other side, receives and
-// checks the other side's `count`, and stays until its own were all
-// acknowledged, then lingers to acknowledge the other side's last frames.
+std::string Mac(NodeId id) { return absl::StrFormat("02:00:00:00:99:%02x", id); }
+
+// One peer process: sends `count` messages to every other node, receives
+// and checks every other node's `count`, and stays until its own were all
+// acknowledged, then lingers to acknowledge the others' last frames.
 int RunPeer(const std::map<std::string, std::string>& flags) {
   const NodeId self = FlagU64(flags, "self");
-  const NodeId peer = FlagU64(flags, "peer");
+  const NodeId nodes = FlagU64(flags, "nodes");
   const uint64_t count = FlagU64(flags, "count");
   const int timeout_s = static_cast<int>(FlagU64(flags, "timeout_s"));
   TransportOptions options;
@@ -77,9 +80,13 @@ int RunPeer(const std::map<std::string, std::string>& flags) {
   options.self = self;
   options.listen_host = absl::StrCat("10.99.0.", self);
   options.listen_port = 7400;
-  options.peers = {{peer, absl::StrCat("10.99.0.", peer), 7400,
-                    Flag(flags, "peer_mac")}};
-  options.mac = Flag(flags, "mac");
+  std::vector<NodeId> peers;
+  for (NodeId id = 1; id <= nodes; ++id) {
+    if (id == self) continue;
+    peers.push_back(id);
+    options.peers.push_back({id, absl::StrCat("10.99.0.", id), 7400, Mac(id)});
+  }
+  options.mac = Mac(self);
   options.eal_args =
       absl::StrCat("--vdev=net_af_packet0,iface=", Flag(flags, "iface"));
   options.busy_poll = Flag(flags, "busy") == "1";
@@ -97,17 +104,31 @@ int RunPeer(const std::map<std::string, std::string>& flags) {
   std::fflush(stdout);
 
   tt::StreamChecker checker(SizeOf, /*gaps_allowed=*/false);
-  // The peer's stream is generated there; the checker regenerates each
+  // The others' streams are generated there; the checker regenerates each
   // message from (from, to, seq) and only needs to know how many come.
-  for (uint64_t i = 0; i < count; ++i) checker.Commit(peer, self);
+  for (NodeId peer : peers) {
+    for (uint64_t i = 0; i < count; ++i) checker.Commit(peer, self);
+  }
   auto handler = [&](NodeId from, absl::Span<const uint8_t> payload) {
     checker.OnReceive(self, from, payload);
   };
   const absl::Time start = absl::Now();
   const absl::Time deadline = start + absl::Seconds(timeout_s);
   auto done = [&] {
-    return checker.sent(self, peer) == count && t.Idle(peer) &&
-           checker.received(peer, self) == count;
+    for (NodeId peer : peers) {
+      if (checker.sent(self, peer) != count || !t.Idle(peer) ||
+          checker.received(peer, self) != count) {
+        return false;
+      }
+    }
+    return true;
+  };
+  auto total = [&](bool sent) {
+    uint64_t n = 0;
+    for (NodeId peer : peers) {
+      n += sent ? checker.sent(self, peer) : checker.received(peer, self);
+    }
+    return n;
   };
   bool timed_out = false;
   while (!done()) {
@@ -115,15 +136,17 @@ int RunPeer(const std::map<std::string, std::string>& flags) {
       timed_out = true;
       break;
     }
-    // Keep the queue fed, as a pipelined Raft leader would.
-    while (checker.sent(self, peer) < count) {
-      absl::Status s = t.Send(peer, checker.Next(self, peer));
-      if (absl::IsResourceExhausted(s)) break;
-      if (!s.ok()) {
-        std::printf("PEER %lu: send failed: %s\n", self, s.ToString().c_str());
-        return 2;
+    // Keep the queues fed, as a pipelined Raft leader would.
+    for (NodeId peer : peers) {
+      while (checker.sent(self, peer) < count) {
+        absl::Status s = t.Send(peer, checker.Next(self, peer));
+        if (absl::IsResourceExhausted(s)) break;
+        if (!s.ok()) {
+          std::printf("PEER %lu: send failed: %s\n", self, s.ToString().c_str());
+          return 2;
+        }
+        checker.Commit(self, peer);
       }
-      checker.Commit(self, peer);
     }
     if (!t.Poll(handler).ok()) return 2;
     if (!options.busy_poll) {
@@ -154,13 +177,13 @@ int RunPeer(const std::map<std::string, std::string>& flags) {
       "retransmissions=%lu timeouts=%lu out_of_order=%lu duplicate=%lu "
       "rejected=%lu ignored=%lu reassembly_failures=%lu tx_deferred=%lu "
       "send_queue_full=%lu srtt_us=%ld\n",
-      self, checker.sent(self, peer), checker.received(peer, self),
+      self, total(true), total(false),
       checker.errors().size(), timed_out ? 1 : 0, elapsed_s, s.frames_sent,
       s.frames_received, s.bytes_sent, s.retransmissions,
       s.retransmit_timeouts, s.frames_out_of_order, s.frames_duplicate,
       s.frames_rejected, s.frames_ignored, s.reassembly_failures,
       s.tx_deferred, s.messages_dropped,
-      t.engine().sender(peer)->srtt_us());
+      t.engine().sender(peers[0])->srtt_us());
   for (size_t i = 0; i < checker.errors().size() && i < 5; ++i) {
     std::printf("ERROR %s\n", checker.errors()[i].c_str());
   }
@@ -180,26 +203,30 @@ std::map<std::string, std::string> ParseResult(const std::string& log) {
   return fields;
 }
 
-void ExchangeOverVeth(bool busy_poll) {
-  const std::string tag = absl::StrFormat("bz%d%s", getpid() % 100000,
-                                          busy_poll ? "b" : "i");
+// `nodes` processes; 2 on a veth pair, more on a bridge. Each sends
+// `per_link` messages to every other.
+void Exchange(int nodes, uint64_t per_link, bool busy_poll) {
+  const std::string tag = absl::StrFormat("bz%d%s%d", getpid() % 10000,
+                                          busy_poll ? "b" : "i", nodes);
   absl::StatusOr<std::unique_ptr<lab::VethLab>> veth =
-      lab::VethLab::Create(tag);
-  if (!veth.ok()) {
+      nodes == 2 ? lab::VethLab::Create(tag)
+                 : lab::VethLab::CreateSwitched(tag, nodes);
+  if (absl::IsFailedPrecondition(veth.status())) {
     std::printf("SKIPPED: this machine cannot create network namespaces "
-                "and a veth pair (needs root): %s\n",
+                "(needs root): %s\n",
                 veth.status().ToString().c_str());
     GTEST_SKIP() << "cannot create network namespaces: " << veth.status();
   }
-  const uint64_t per_side = g_messages / 2;
-  // Generous: ~30 us per message on a loaded 2-core machine, plus start-up.
-  const int timeout_s = static_cast<int>(60 + per_side * 60 / 1000000 * 2);
+  ASSERT_TRUE(veth.ok()) << veth.status();
+  const uint64_t per_side = per_link * (nodes - 1);
+  // Generous: ~120 us per message on a loaded 2-core machine, + start-up.
+  const int timeout_s =
+      static_cast<int>(60 + per_side * nodes * 120 / 1000000);
   const std::string self_path = lab::SelfPath();
   const char* tmp = std::getenv("TEST_TMPDIR");
   std::vector<pid_t> pids;
   std::vector<std::string> logs;
-  const std::string macs[2] = {"02:00:00:00:99:01", "02:00:00:00:99:02"};
-  for (int end = 0; end < 2; ++end) {
+  for (int end = 0; end < nodes; ++end) {
     const std::string prefix = absl::StrCat(tag, "_", end);
     (*veth)->OwnEalPrefix(prefix);
     logs.push_back(absl::StrCat(tmp != nullptr ? tmp : "/tmp", "/", prefix, ".log"));
@@ -207,10 +234,8 @@ void ExchangeOverVeth(bool busy_poll) {
     absl::StatusOr<pid_t> pid = (*veth)->Spawn(
         end,
         {self_path, "--peer", absl::StrCat("--self=", end + 1),
-         absl::StrCat("--peer=", 2 - end), absl::StrCat("--count=", per_side),
+         absl::StrCat("--nodes=", nodes), absl::StrCat("--count=", per_link),
          absl::StrCat("--iface=", (*veth)->iface(end)),
-         absl::StrCat("--mac=", macs[end]),
-         absl::StrCat("--peer_mac=", macs[1 - end]),
          absl::StrCat("--prefix=", prefix),
          absl::StrCat("--busy=", busy_poll ? 1 : 0),
          absl::StrCat("--timeout_s=", timeout_s)},
@@ -220,7 +245,7 @@ void ExchangeOverVeth(bool busy_poll) {
   }
   const std::vector<int> codes =
       lab::WaitAll(pids, absl::Seconds(timeout_s + 30));
-  for (int end = 0; end < 2; ++end) {
+  for (int end = 0; end < nodes; ++end) {
     const std::string log = lab::ReadFile(logs[end]);
     std::printf("--- peer %d (exit %d) ---\n%s", end + 1, codes[end],
                 log.c_str());
@@ -235,11 +260,20 @@ void ExchangeOverVeth(bool busy_poll) {
 }
 
 TEST(DpdkVethTest, IdleBackoffExchangeMixedSizesVerified) {
-  ExchangeOverVeth(/*busy_poll=*/false);
+  Exchange(2, g_messages / 2, /*busy_poll=*/false);
 }
 
+// A fifth of the messages: two spinning processes on a loaded 2-core
+// machine mostly wait for the scheduler (transport/README.md).
 TEST(DpdkVethTest, BusyPollExchangeMixedSizesVerified) {
-  ExchangeOverVeth(/*busy_poll=*/true);
+  Exchange(2, g_messages / 10, /*busy_poll=*/true);
+}
+
+// The README's three-node set-up: every node talks to both others through
+// a Linux bridge (MAC learning, flooding of unknown destinations: frames
+// for other nodes must be ignored, not rejected).
+TEST(DpdkVethTest, ThreeNodesThroughABridge) {
+  Exchange(3, g_messages / 20, /*busy_poll=*/false);
 }
 
 }  // namespace

@@ -128,39 +128,78 @@ std::string SelfPath() {
   return std::string(buffer, static_cast<size_t>(n));
 }
 
+absl::Status VethLab::AddNamespace(const std::string& name) {
+  if (absl::Status s = RunCommand({"ip", "netns", "add", name}); !s.ok()) {
+    // The first one failing means the machine does not let us (callers
+    // skip); any later failure is a real error.
+    return created_.empty() ? absl::FailedPreconditionError(s.message())
+                            : absl::InternalError(s.message());
+  }
+  created_.push_back(name);
+  return RunCommand({"ip", "-n", name, "link", "set", "lo", "up"});
+}
+
 absl::StatusOr<std::unique_ptr<VethLab>> VethLab::Create(const std::string& tag) {
   if (tag.size() + 2 > 15) {
     return absl::InvalidArgumentError("tag too long for interface names");
   }
   auto lab = std::unique_ptr<VethLab>(new VethLab);
-  for (int end = 0; end < 2; ++end) {
-    lab->ns_[end] = absl::StrCat(tag, end == 0 ? "a" : "b");
-    lab->iface_[end] = absl::StrCat(tag, end == 0 ? "va" : "vb");
+  for (const char* end : {"a", "b"}) {
+    lab->ns_.push_back(absl::StrCat(tag, end));
+    lab->iface_.push_back(absl::StrCat(tag, "v", end));
+    // On failure the destructor removes what was created.
+    if (absl::Status s = lab->AddNamespace(lab->ns_.back()); !s.ok()) return s;
   }
-  for (int end = 0; end < 2; ++end) {
-    absl::Status s = RunCommand({"ip", "netns", "add", lab->ns_[end]});
-    if (!s.ok()) return s;  // The destructor removes what was created.
-    lab->created_[end] = true;
-  }
-  // Created in the first namespace, the far end then moved: nothing ever
+  // Created in the first namespace, the far end moved at once: nothing ever
   // appears in the caller's namespace.
   const std::vector<std::vector<std::string>> steps = {
       {"ip", "-n", lab->ns_[0], "link", "add", lab->iface_[0], "type", "veth",
        "peer", "name", lab->iface_[1], "netns", lab->ns_[1]},
       {"ip", "-n", lab->ns_[0], "link", "set", lab->iface_[0], "up"},
       {"ip", "-n", lab->ns_[1], "link", "set", lab->iface_[1], "up"},
-      {"ip", "-n", lab->ns_[0], "link", "set", "lo", "up"},
-      {"ip", "-n", lab->ns_[1], "link", "set", "lo", "up"},
   };
   for (const auto& step : steps) {
-    if (absl::Status s = RunCommand(step); !s.ok()) return s;
+    if (absl::Status s = RunCommand(step); !s.ok()) {
+      return absl::InternalError(s.message());
+    }
+  }
+  return lab;
+}
+
+absl::StatusOr<std::unique_ptr<VethLab>> VethLab::CreateSwitched(
+    const std::string& tag, int nodes) {
+  if (tag.size() + 4 > 15 || nodes < 1 || nodes > 9) {
+    return absl::InvalidArgumentError("tag too long or node count not 1..9");
+  }
+  auto lab = std::unique_ptr<VethLab>(new VethLab);
+  const std::string sw = absl::StrCat(tag, "sw");
+  if (absl::Status s = lab->AddNamespace(sw); !s.ok()) return s;
+  std::vector<std::vector<std::string>> steps = {
+      {"ip", "-n", sw, "link", "add", "name", "sw0", "type", "bridge"},
+      {"ip", "-n", sw, "link", "set", "sw0", "up"},
+  };
+  for (int i = 0; i < nodes; ++i) {
+    lab->ns_.push_back(absl::StrCat(tag, "n", i));
+    lab->iface_.push_back(absl::StrCat(tag, "v", i));
+    if (absl::Status s = lab->AddNamespace(lab->ns_.back()); !s.ok()) return s;
+    const std::string port = absl::StrCat(tag, "p", i);
+    steps.push_back({"ip", "-n", lab->ns_.back(), "link", "add", lab->iface_.back(),
+                     "type", "veth", "peer", "name", port, "netns", sw});
+    steps.push_back({"ip", "-n", sw, "link", "set", port, "master", "sw0"});
+    steps.push_back({"ip", "-n", sw, "link", "set", port, "up"});
+    steps.push_back({"ip", "-n", lab->ns_.back(), "link", "set", lab->iface_.back(), "up"});
+  }
+  for (const auto& step : steps) {
+    if (absl::Status s = RunCommand(step); !s.ok()) {
+      return absl::InternalError(s.message());
+    }
   }
   return lab;
 }
 
 VethLab::~VethLab() {
-  for (int end = 0; end < 2; ++end) {
-    if (created_[end]) (void)RunCommand({"ip", "netns", "del", ns_[end]});
+  for (const std::string& ns : created_) {
+    (void)RunCommand({"ip", "netns", "del", ns});
   }
   for (const std::string& prefix : eal_prefixes_) {
     (void)RunCommand({"rm", "-rf", absl::StrCat("/var/run/dpdk/", prefix)});

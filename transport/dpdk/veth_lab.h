@@ -1,10 +1,13 @@
-// Two network namespaces joined by a veth pair, for the DPDK tests and the
-// benchmark: each end lives in its own namespace, so each DPDK process sees
-// exactly one interface and nothing else on the machine is touched.
+// Network namespaces joined by veth links, for the DPDK tests and the
+// benchmark. Each node lives in its own namespace with one interface, so
+// each DPDK process sees exactly its port and nothing else on the machine is
+// touched. Two shapes: a pair (two nodes, one veth pair) and a switch (n
+// nodes, each with a veth pair to a Linux bridge in one more namespace: an
+// L2 switch, as in dpdk/README.md's three-node set-up).
 // Everything is created with `ip` and removed by the destructor, which
-// deletes only what this object created (the namespaces, with the veth ends
-// inside them, and the EAL runtime directories registered with it).
-// Needs root (CAP_SYS_ADMIN, CAP_NET_ADMIN) and a writable /var/run.
+// deletes only what this object created (the namespaces, with the veths and
+// the bridge inside them, and the EAL runtime directories registered with
+// it). Needs root (CAP_SYS_ADMIN, CAP_NET_ADMIN) and a writable /var/run.
 #ifndef BLIZZARD_TRANSPORT_DPDK_VETH_LAB_H_
 #define BLIZZARD_TRANSPORT_DPDK_VETH_LAB_H_
 
@@ -24,11 +27,17 @@ class VethLab {
  public:
   // Names are "<tag>a"/"<tag>b" (namespaces) and "<tag>va"/"<tag>vb"
   // (interfaces); `tag` must be short (interface names have 15 chars) and
-  // unique, e.g. "bz" + the pid. Unavailable if the machine cannot create
-  // namespaces (not root, no /var/run/netns): callers skip, not fail.
+  // unique, e.g. "bz" + the pid. FailedPrecondition if the machine cannot
+  // create namespaces (not root, no /var/run/netns): callers skip, not
+  // fail. Internal for any later step (a real failure).
   static absl::StatusOr<std::unique_ptr<VethLab>> Create(const std::string& tag);
+  // Nodes 0..n-1 in namespaces "<tag>n<i>" with interface "<tag>v<i>", each
+  // linked to bridge "sw0" in namespace "<tag>sw".
+  static absl::StatusOr<std::unique_ptr<VethLab>> CreateSwitched(
+      const std::string& tag, int nodes);
   ~VethLab();
 
+  int nodes() const { return static_cast<int>(iface_.size()); }
   const std::string& ns(int end) const { return ns_[end]; }
   const std::string& iface(int end) const { return iface_[end]; }
 
@@ -42,9 +51,11 @@ class VethLab {
 
  private:
   VethLab() = default;
-  std::string ns_[2];
-  std::string iface_[2];
-  bool created_[2] = {false, false};
+  absl::Status AddNamespace(const std::string& name);
+
+  std::vector<std::string> ns_;     // Per node (not the switch).
+  std::vector<std::string> iface_;  // Per node.
+  std::vector<std::string> created_;  // Namespaces to delete.
   std::vector<std::string> eal_prefixes_;
 };
 
