@@ -208,7 +208,10 @@ TEST(KvStoreCrashTest, KilledProcessLeavesWholeBatches) {
   }
   // The run must have done real work for the test to mean anything.
   EXPECT_GE(rounds, kRoundsMin);
-  EXPECT_GT(model_index, 1000u);
+  // (Two batches in three carry a burst of 8-24 new keys: fewer, larger
+  // batches than the run's ops alone would suggest; a loaded machine
+  // applies ~600.)
+  EXPECT_GT(model_index, 300u);
   EXPECT_GT(kills_mid_run, static_cast<uint64_t>(rounds / 2));
   // Kills during incremental resizes (the pool reopened mid-resize).
   EXPECT_GT(recovered_mid_resize, 0u);
