@@ -907,10 +907,13 @@ class Raft::Impl {
         BecomeFollower(m.term, kNoNode);
       }
     } else if (m.term < term_) {
-      if ((config_.check_quorum || config_.pre_vote) && FromLeader(m.type)) {
-        // A leader of an older term. With check_quorum/pre_vote we may never
-        // send it a vote request of our term, so tell it our term now or it
-        // would stay a leader forever (etcd does the same).
+      if (FromLeader(m.type)) {
+        // A leader of an older term: tell it our term (the Raft paper's
+        // rule). etcd does this only with check_quorum/pre_vote, trusting
+        // our vote requests to reach it otherwise; but during membership
+        // changes views differ, and a node may campaign only among nodes
+        // that are not that leader (found by a 20000-seed soak), so the
+        // leader would never learn the term and the two never talk again.
         Message reply;
         reply.type = MessageType::kAppendResponse;
         reply.to = m.from;

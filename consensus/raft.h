@@ -64,6 +64,9 @@
 //     staged bytes);
 //   - a chunk with offset > 0 follows the bytes staged so far for the same
 //     (meta.index, meta.term), exactly at their end.
+// A Ready that carries `snapshot` carries exactly the chunks leading up to
+// it (a newer transfer's chunks come in a later Ready), so its last chunk
+// completes the staged bytes of the snapshot to install.
 // The staged bytes need not be durable chunk by chunk (a restarted node
 // receives the snapshot again from offset 0), but must be before step 2.
 // When the last chunk is accepted, Ready.snapshot asks for the install
