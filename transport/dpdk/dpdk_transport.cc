@@ -58,8 +58,11 @@ absl::Status ValidateDpdkOptions(const DpdkOptions& o) {
   if (o.rx_descriptors == 0 || o.tx_descriptors == 0) {
     return absl::InvalidArgumentError("descriptor counts must be > 0");
   }
-  if (o.tx_flush_delay_us < 0) {
-    return absl::InvalidArgumentError("tx_flush_delay_us must be >= 0");
+  // The retransmission clock starts when a frame is built: a flush delay
+  // near the RTO would make every gated frame time out.
+  if (o.tx_flush_delay_us < 0 || o.tx_flush_delay_us > o.protocol.rto_us_min / 2) {
+    return absl::InvalidArgumentError(
+        "tx_flush_delay_us must be in [0, protocol.rto_us_min / 2]");
   }
   if (o.idle_backoff_us_min <= 0 ||
       o.idle_backoff_us_max < o.idle_backoff_us_min ||
@@ -332,7 +335,11 @@ void DpdkTransport::Flush() {
 
 void DpdkTransport::UpdateReadiness(int64_t now_us, bool worked) {
   if (busy_poll_) return;  // Always readable.
-  if (worked || tx_count_ > 0 || engine_->FrameDue(now_us)) {
+  // Buffered frames either wait for the flush gate (sleep until it opens)
+  // or were refused by the NIC (retry at once).
+  const int64_t gate_us = tx_oldest_us_ + options_.tx_flush_delay_us;
+  const bool gated = tx_count_ > 0 && now_us < gate_us;
+  if (worked || (tx_count_ > 0 && !gated) || engine_->FrameDue(now_us)) {
     idle_polls_ = 0;
     SetAwake(true);
     return;
@@ -348,7 +355,8 @@ void DpdkTransport::UpdateReadiness(int64_t now_us, bool worked) {
                                        : options_.idle_backoff_us_max;
   const int shift = std::min(idle_polls_ - 1, 30);
   int64_t delay_us = std::min(backoff_max, backoff_min << shift);
-  const int64_t deadline_us = engine_->DeadlineUs();
+  const int64_t deadline_us =
+      std::min(engine_->DeadlineUs(), gated ? gate_us : kNeverUs);
   if (deadline_us != kNeverUs) {
     delay_us = std::min(delay_us, std::max<int64_t>(deadline_us - now_us, 1));
   }
@@ -372,8 +380,10 @@ void DpdkTransport::ArmTimer(int64_t delay_us) {
   itimerspec spec{};
   spec.it_value.tv_sec = delay_us / 1000000;
   spec.it_value.tv_nsec = (delay_us % 1000000) * 1000;
-  ABSL_RAW_CHECK(timerfd_settime(timer_fd_, 0, &spec, nullptr) == 0,
-                 "timerfd_settime failed");
+  if (timerfd_settime(timer_fd_, 0, &spec, nullptr) != 0) {
+    ABSL_RAW_LOG(FATAL, "timerfd_settime(%ld us) failed: %s", long{delay_us},
+                 std::strerror(errno));
+  }
 }
 
 bool DpdkTransport::DrainDoorbell() {

@@ -66,6 +66,7 @@ struct DpdkOptions {
   int rx_bursts_per_poll_max = 16;
   uint16_t tx_burst_frames = 32;
   int tx_frames_per_poll_max = 512;
+  // A partial burst waits up to this for more frames (<= rto_us_min / 2).
   int64_t tx_flush_delay_us = 0;
   // Protocol: window, timeouts. Its port_mac, mtu_bytes and epoch are the
   // transport's to fill (from the port, and a new epoch per instance).

@@ -355,17 +355,57 @@ TEST_F(DpdkTransportTest, IdleTransportSleepsAndAFrameWakesIt) {
     ASSERT_TRUE(t.Poll(handler).ok());
   }
   EXPECT_FALSE(Readable(t.ReadinessFd()));
-  // A frame for us rings the doorbell long before the back-off timer.
+  // A frame for us rings the doorbell (in microseconds; the bound here is
+  // only against a hung test).
   FakePeer peer;
+  const uint64_t rings = t.poll_stats().doorbell_rings;
   peer.SendRaw(peer.MessagesFrame({{1}}));
-  EXPECT_TRUE(Readable(t.ReadinessFd(), 50));
+  EXPECT_TRUE(Readable(t.ReadinessFd(), 5000));
   ASSERT_TRUE(t.Poll(handler).ok());
   EXPECT_EQ(delivered, 1);
+  EXPECT_EQ(t.poll_stats().doorbell_rings, rings + 1);
   // Send outside Poll wakes the loop at once, to transmit.
   for (int i = 0; i < 12; ++i) ASSERT_TRUE(t.Poll(handler).ok());
   EXPECT_FALSE(Readable(t.ReadinessFd()));
   ASSERT_TRUE(t.Send(kFake, std::vector<uint8_t>{1}).ok());
   EXPECT_TRUE(Readable(t.ReadinessFd()));
+}
+
+TEST_F(DpdkTransportTest, PartialBurstWaitsForTheFlushDelay) {
+  DpdkOptions knobs = Knobs();
+  knobs.protocol.rto_us_min = 200000;
+  knobs.tx_flush_delay_us = 50000;  // At most half the minimum RTO.
+  absl::StatusOr<std::unique_ptr<DpdkTransport>> created =
+      DpdkTransport::Create(Options(), knobs);
+  ASSERT_TRUE(created.ok()) << created.status();
+  DpdkTransport& t = **created;
+  FakePeer peer;
+  auto handler = [](NodeId, absl::Span<const uint8_t>) {};
+  const absl::Time start = absl::Now();
+  ASSERT_TRUE(t.Send(kFake, std::vector<uint8_t>{1, 2, 3}).ok());
+  ASSERT_TRUE(t.Poll(handler).ok());  // Built and buffered.
+  ASSERT_TRUE(t.Poll(handler).ok());  // Nothing new: sleeps until the gate.
+  const TransportStats early = t.Stats();
+  const bool before_gate = absl::Now() - start < absl::Milliseconds(45);
+  if (before_gate) {  // Unless this machine stalled for the whole delay.
+    EXPECT_EQ(early.frames_sent, 0u);
+  }
+  // A loop sleeping on ReadinessFd is woken (by the back-off timer, at the
+  // latest when the gate opens) and the Poll after the gate flushes: never
+  // earlier than the delay.
+  while (t.Stats().frames_sent == 0 &&
+         absl::Now() - start < absl::Seconds(5)) {
+    Readable(t.ReadinessFd(), 100);
+    ASSERT_TRUE(t.Poll(handler).ok());
+  }
+  EXPECT_EQ(t.Stats().frames_sent, 1u);
+  EXPECT_GE(absl::Now() - start, absl::Milliseconds(50));
+  peer.Exchange(t, 50, handler);
+  EXPECT_EQ(peer.received, (std::vector<std::vector<uint8_t>>{{1, 2, 3}}));
+  created->reset();
+  knobs.tx_flush_delay_us = knobs.protocol.rto_us_min;  // Would fire the RTO.
+  EXPECT_TRUE(absl::IsInvalidArgument(
+      DpdkTransport::Create(Options(), knobs).status()));
 }
 
 TEST_F(DpdkTransportTest, BusyPollingIsAlwaysReadable) {
