@@ -30,6 +30,7 @@
 #include "gtest/gtest.h"
 #include "transport/dpdk/dpdk_transport.h"
 #include "transport/dpdk/frame_format.h"
+#include "transport/dpdk/test_frames.h"
 #include "transport/dpdk/veth_lab.h"
 
 namespace blizzard::transport::dpdk {
@@ -134,22 +135,11 @@ class FakePeer {
     h.message_id = next_message_id_;
     next_message_id_ += messages.size();
     h.message_count = static_cast<uint16_t>(messages.size());
-    std::vector<uint8_t> payload;
-    for (const auto& m : messages) {
-      const uint32_t length = static_cast<uint32_t>(m.size());
-      payload.insert(payload.end(), reinterpret_cast<const uint8_t*>(&length),
-                     reinterpret_cast<const uint8_t*>(&length) + 4);
-      payload.insert(payload.end(), m.begin(), m.end());
-    }
-    return Seal(h, payload);
+    return Seal(h, lab::Records(messages));
   }
 
   std::vector<uint8_t> Seal(FrameHeader h, const std::vector<uint8_t>& payload) {
-    h.payload_bytes = static_cast<uint16_t>(payload.size());
-    std::vector<uint8_t> frame(kFrameHeadersBytes + payload.size());
-    std::copy(payload.begin(), payload.end(), frame.begin() + kFrameHeadersBytes);
-    FinishFrame(ToTransport(), h, absl::MakeSpan(frame));
-    return frame;
+    return lab::SealFrame(ToTransport(), h, payload);
   }
 
   // Receives the transport's frames for `wait_ms`, polling `t` meanwhile;

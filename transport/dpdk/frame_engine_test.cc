@@ -15,6 +15,7 @@
 #include "gtest/gtest.h"
 #include "transport/dpdk/frame_format.h"
 #include "transport/dpdk/sim_wire.h"
+#include "transport/dpdk/test_frames.h"
 #include "transport/test_util.h"
 
 namespace blizzard::transport::dpdk {
@@ -375,13 +376,7 @@ class HostileFrameTest : public ::testing::Test {
   // A well-formed messages frame from `src` to node 2 carrying one message.
   std::vector<uint8_t> Frame(FrameHeader h, Addressing a,
                              std::vector<uint8_t> message = {1, 2, 3}) {
-    std::vector<uint8_t> frame(kFrameHeadersBytes + 4 + message.size());
-    const uint32_t length = static_cast<uint32_t>(message.size());
-    std::memcpy(&frame[kFrameHeadersBytes], &length, 4);
-    std::memcpy(&frame[kFrameHeadersBytes + 4], message.data(), message.size());
-    h.payload_bytes = static_cast<uint16_t>(4 + message.size());
-    FinishFrame(a, h, absl::MakeSpan(frame));
-    return frame;
+    return testing::SealFrame(a, h, testing::Records({message}));
   }
   FrameHeader Header() {
     FrameHeader h;

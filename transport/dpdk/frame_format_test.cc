@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "gtest/gtest.h"
+#include "transport/dpdk/test_frames.h"
 
 namespace blizzard::transport::dpdk {
 namespace {
@@ -41,12 +42,7 @@ FrameHeader MessagesHeader() {
 
 // A frame with two records: "abc" and "".
 std::vector<uint8_t> Encode(FrameHeader h, const Addressing& a = TestAddressing()) {
-  const std::vector<uint8_t> payload = {3, 0, 0, 0, 'a', 'b', 'c', 0, 0, 0, 0};
-  h.payload_bytes = static_cast<uint16_t>(payload.size());
-  std::vector<uint8_t> frame(kFrameHeadersBytes + payload.size());
-  std::memcpy(&frame[kFrameHeadersBytes], payload.data(), payload.size());
-  EXPECT_EQ(FinishFrame(a, h, absl::MakeSpan(frame)), frame.size());
-  return frame;
+  return testing::SealFrame(a, h, testing::Records({{'a', 'b', 'c'}, {}}));
 }
 
 DecodeResult Decode(const std::vector<uint8_t>& frame, DecodedFrame* out) {

@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "gtest/gtest.h"
+#include "transport/dpdk/test_frames.h"
 
 namespace blizzard::transport::dpdk {
 namespace {
@@ -12,16 +13,7 @@ using Outcome = ReceiveStream::Outcome;
 
 constexpr uint64_t kEpoch = 77;
 
-std::vector<uint8_t> Records(const std::vector<std::vector<uint8_t>>& messages) {
-  std::vector<uint8_t> out;
-  for (const auto& m : messages) {
-    const uint32_t length = static_cast<uint32_t>(m.size());
-    const uint8_t* p = reinterpret_cast<const uint8_t*>(&length);
-    out.insert(out.end(), p, p + 4);
-    out.insert(out.end(), m.begin(), m.end());
-  }
-  return out;
-}
+using testing::Records;
 
 FrameHeader Messages(Seq seq, uint64_t message_id, uint16_t count,
                      size_t payload_bytes, uint64_t epoch = kEpoch) {
