@@ -12,8 +12,8 @@
 //      FirstIndex() = index + 1, LastIndex() = index). Durable before 3.
 //   3. hard_state / entries: persist these (entries replace any stored
 //      entry at an index >= entries.front().index), after 2.
-//   4. messages: send these only AFTER 1-3 are durable (chunks excepted:
-//      see below).
+//   4. messages: send these only AFTER 2-3 are durable (staged chunks
+//      need not be: see "Snapshots").
 //   5. committed: apply these, in order, to the state machine (kNoop and
 //      kConfig entries are no-ops for the state machine: Raft has already
 //      acted on kConfig entries).
@@ -108,12 +108,16 @@
 // one: a leader that appended its own removal and lost leadership before
 // committing it may hold the only log that can finish the change, and
 // the voters left may need its vote, which it gives no shorter log.)
-// Messages from
-// nodes outside this node's membership are accepted (a node may lag behind
-// the group's membership; a new leader may be unknown to it); responses
-// from non-members are ignored. Ready.membership reports every change of
-// the active membership (membership() gives the initial one), so the driver
-// knows whom to connect to. Snapshots carry the membership at their index.
+// Messages from nodes outside this node's membership are accepted (a node
+// may lag behind the group's membership; a new leader may be unknown to
+// it); responses from non-members are ignored. Stale vote requests and
+// stale leaders' messages are answered with the current term (the Raft
+// paper's rule; etcd stays silent without check_quorum/pre_vote), since
+// nodes whose views of the membership differ may otherwise never exchange
+// a message that tells one of them the other's term. Ready.membership
+// reports every change of the active membership (membership() gives the
+// initial one), so the driver knows whom to connect to. Snapshots carry
+// the membership at their index.
 //
 // ---- Leadership transfer ----
 //
@@ -143,6 +147,30 @@
 // kTimeoutNow stops using its lease for the rest of its term. If the
 // assumption may not hold, leave lease_reads off: ReadIndex is safe
 // without any clock assumption.
+//
+// ---- The driver's obligations, in one list ----
+//
+//  1. Handle each Ready in the order above; Advance only after all of it.
+//  2. LogStorage (storage.h) reflects everything persisted; to use
+//     snapshots it implements LastSnapshot() and SnapshotChunk() over a
+//     durably kept snapshot whose bytes do not change while reported.
+//  3. Compact only up to min(applied index, kept snapshot's index) + 1,
+//     after Advance, with the snapshot taken at SnapshotMetaForApplied().
+//  4. Stage Ready.snapshot_chunks as described; install Ready.snapshot
+//     (state machine and LastSnapshot() atomically, then reset the log)
+//     before persisting that Ready's entries and sending its messages. On
+//     restart after a crash mid-install, finish it when Create says so.
+//  5. Config.applied on restart is the state machine's applied index, at
+//     least the kept snapshot's index.
+//  6. Step messages from any authenticated node id, members or not; apply
+//     kConfig entries as no-ops; connect to the members Ready.membership
+//     (or membership() at start) names.
+//  7. A node joining a running group starts with no voters (or others),
+//     and is added with ProposeMembershipChange on the leader (learner
+//     first, promoted once caught up: match_index()).
+//  8. With lease_reads: ticks at a common nominal rate from a monotonic
+//     clock, missed ticks delivered before stepping messages or calling
+//     ReadIndex, and a margin that covers the drift (see above).
 #ifndef BLIZZARD_CONSENSUS_RAFT_H_
 #define BLIZZARD_CONSENSUS_RAFT_H_
 
