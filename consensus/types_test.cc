@@ -187,7 +187,7 @@ TEST(TypesTest, ValidateSnapshotMessages) {
   }));
   EXPECT_TRUE(invalid([](Message& m) { m.data.clear(); }));  // No progress.
   EXPECT_TRUE(invalid([](Message& m) { m.membership.voters.clear(); }));
-  EXPECT_TRUE(invalid([](Message& m) { m.entries = {Entry{1, 11}}; }));
+  EXPECT_TRUE(invalid([](Message& m) { m.entries = {Entry{1, 11, EntryType::kNormal, ""}}; }));
   Message empty_snapshot = ValidChunk();
   empty_snapshot.snapshot_offset = 0;
   empty_snapshot.snapshot_bytes = 0;
