@@ -1,5 +1,6 @@
 #include "tools/sim/kv_state_machine.h"
 
+#include <cstring>
 #include <utility>
 
 #include <xxhash.h>
@@ -110,6 +111,108 @@ const SessionRecord* KvStateMachine::FindSession(uint64_t client) const {
 
 void KvStateMachine::Crash() {
   if (!options_.sessions_durable) sessions_.clear();
+}
+
+// Snapshot encoding, little-endian (FORMAT.md):
+//   magic u32 'KVS1', applied u64, data count u32, (key, value)*,
+//   session count u32, (client u64, last_seq u64, last_index u64, ok u8,
+//   value)*, where strings are u32 length + bytes.
+namespace {
+
+constexpr uint32_t kSnapshotMagic = 0x3153564b;  // "KVS1"
+
+void PutU32(std::string& out, uint32_t v) { out.append(reinterpret_cast<const char*>(&v), 4); }
+void PutU64(std::string& out, uint64_t v) { out.append(reinterpret_cast<const char*>(&v), 8); }
+void PutString(std::string& out, absl::string_view s) {
+  PutU32(out, static_cast<uint32_t>(s.size()));
+  out.append(s.data(), s.size());
+}
+
+class SnapshotReader {
+ public:
+  explicit SnapshotReader(absl::string_view in) : in_(in) {}
+  bool U8(uint8_t* v) { return Raw(v, 1); }
+  bool U32(uint32_t* v) { return Raw(v, 4); }
+  bool U64(uint64_t* v) { return Raw(v, 8); }
+  bool String(std::string* s) {
+    uint32_t n = 0;
+    if (!U32(&n) || n > in_.size()) return false;
+    s->assign(in_.data(), n);
+    in_.remove_prefix(n);
+    return true;
+  }
+  bool done() const { return in_.empty(); }
+  size_t remaining() const { return in_.size(); }
+
+ private:
+  bool Raw(void* p, size_t n) {
+    if (in_.size() < n) return false;
+    std::memcpy(p, in_.data(), n);
+    in_.remove_prefix(n);
+    return true;
+  }
+  absl::string_view in_;
+};
+
+}  // namespace
+
+std::string KvStateMachine::Serialize() const {
+  std::string out;
+  PutU32(out, kSnapshotMagic);
+  PutU64(out, applied_index_);
+  PutU32(out, static_cast<uint32_t>(data_.size()));
+  for (const auto& [key, value] : data_) {
+    PutString(out, key);
+    PutString(out, value);
+  }
+  PutU32(out, static_cast<uint32_t>(sessions_.size()));
+  for (const auto& [client, s] : sessions_) {
+    PutU64(out, client);
+    PutU64(out, s.last_seq);
+    PutU64(out, s.last_index);
+    out.push_back(s.result.ok ? 1 : 0);
+    PutString(out, s.result.value);
+  }
+  return out;
+}
+
+absl::Status KvStateMachine::Restore(absl::string_view bytes) {
+  SnapshotReader r(bytes);
+  uint32_t magic = 0;
+  uint64_t applied = 0;
+  uint32_t keys = 0;
+  if (!r.U32(&magic) || magic != kSnapshotMagic || !r.U64(&applied) || !r.U32(&keys) ||
+      keys > r.remaining() / 8) {
+    return absl::InvalidArgumentError("snapshot header");
+  }
+  std::map<std::string, std::string> data;
+  for (uint32_t i = 0; i < keys; ++i) {
+    std::string key;
+    std::string value;
+    if (!r.String(&key) || !r.String(&value) || !data.emplace(std::move(key), std::move(value)).second) {
+      return absl::InvalidArgumentError("snapshot data");
+    }
+  }
+  uint32_t count = 0;
+  if (!r.U32(&count) || count > r.remaining() / 29) {
+    return absl::InvalidArgumentError("snapshot session count");
+  }
+  std::map<uint64_t, SessionRecord> sessions;
+  for (uint32_t i = 0; i < count; ++i) {
+    uint64_t client = 0;
+    uint8_t ok = 0;
+    SessionRecord s;
+    if (!r.U64(&client) || !r.U64(&s.last_seq) || !r.U64(&s.last_index) || !r.U8(&ok) || ok > 1 ||
+        !r.String(&s.result.value) || !sessions.emplace(client, s).second) {
+      return absl::InvalidArgumentError("snapshot sessions");
+    }
+    sessions[client].result.ok = ok == 1;
+  }
+  if (!r.done()) return absl::InvalidArgumentError("snapshot trailing bytes");
+  applied_index_ = applied;
+  data_ = std::move(data);
+  sessions_ = std::move(sessions);
+  return absl::OkStatus();
 }
 
 uint64_t KvStateMachine::DataHash() const {

@@ -24,6 +24,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "consensus/types.h"
@@ -80,6 +81,13 @@ class KvStateMachine {
 
   // A power failure: loses the volatile state (see the file comment).
   void Crash();
+
+  // Snapshots (FORMAT.md, "State machine snapshot"): the whole durable
+  // image (data, sessions, applied index) as bytes, and back. Restore
+  // replaces everything, atomically (InvalidArgument on malformed bytes,
+  // leaving the state unchanged).
+  std::string Serialize() const;
+  absl::Status Restore(absl::string_view bytes);
 
   uint64_t applied_index() const { return applied_index_; }
   // Hash of the data and the applied index (the design's "state hash").

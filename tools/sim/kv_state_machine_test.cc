@@ -131,5 +131,33 @@ TEST(KvStateMachineTest, SessionEvictionIsDeterministic) {
   EXPECT_NE(sm.FindSession(1), nullptr);
 }
 
+TEST(KvStateMachineTest, SnapshotsRoundTripAndRejectDamage) {
+  KvStateMachine sm;
+  ASSERT_TRUE(sm.Apply(Batch(1, {Put(1, 1, "a", "x"), Append(2, 1, "b", "")})).ok());
+  ASSERT_TRUE(sm.Apply(Batch(2, {Command{3, 4, OpKind::kCas, "a", "y", std::string("x")}})).ok());
+  const std::string bytes = sm.Serialize();
+  KvStateMachine copy;
+  ASSERT_TRUE(copy.Restore(bytes).ok());
+  EXPECT_EQ(copy.applied_index(), 2u);
+  EXPECT_EQ(copy.data(), sm.data());
+  EXPECT_EQ(copy.sessions(), sm.sessions());
+  EXPECT_EQ(copy.DataHash(), sm.DataHash());
+  EXPECT_EQ(copy.SessionsHash(), sm.SessionsHash());
+  EXPECT_EQ(copy.Serialize(), bytes);
+  // The restored session table still deduplicates.
+  auto r = copy.Apply(Batch(3, {Command{3, 4, OpKind::kCas, "a", "y", std::string("x")}}));
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ((*r)[0].outcome, ApplyOutcome::kDuplicate);
+  EXPECT_TRUE((*r)[0].result.ok);
+
+  for (size_t n = 0; n < bytes.size(); ++n) {
+    KvStateMachine target;
+    ASSERT_TRUE(target.Apply(Noop(1)).ok());
+    EXPECT_FALSE(target.Restore(bytes.substr(0, n)).ok()) << n;
+    EXPECT_EQ(target.applied_index(), 1u);  // Unchanged on error.
+  }
+  EXPECT_FALSE(copy.Restore(bytes + "x").ok());
+}
+
 }  // namespace
 }  // namespace blizzard::sim

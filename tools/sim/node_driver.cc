@@ -22,14 +22,21 @@ uint64_t CommandBytes(const Command& c) {
 }  // namespace
 
 NodeDriver::NodeDriver(const DriverOptions& options, SimLogStorage* log, KvStateMachine* sm,
-                       transport::Transport* transport, NodeObserver* observer)
-    : options_(options), log_(log), sm_(sm), transport_(transport), observer_(observer) {}
+                       SnapshotStore* snapshots, transport::Transport* transport,
+                       NodeObserver* observer)
+    : options_(options),
+      log_(log),
+      sm_(sm),
+      snapshots_(snapshots),
+      transport_(transport),
+      observer_(observer) {}
 
 NodeDriver::~NodeDriver() { log_->set_event_hook(nullptr); }
 
 absl::StatusOr<std::unique_ptr<NodeDriver>> NodeDriver::Start(const DriverOptions& options,
                                                               SimLogStorage* log,
                                                               KvStateMachine* sm,
+                                                              SnapshotStore* snapshots,
                                                               transport::Transport* transport,
                                                               NodeObserver* observer) {
   if (log == nullptr || sm == nullptr || transport == nullptr || observer == nullptr) {
@@ -44,8 +51,19 @@ absl::StatusOr<std::unique_ptr<NodeDriver>> NodeDriver::Start(const DriverOption
   config.voters = options.members;
   config.applied = sm->applied_index();
   absl::StatusOr<std::unique_ptr<consensus::Raft>> raft = consensus::Raft::Create(config, log);
+  const consensus::SnapshotMeta snapshot = log->LastSnapshot();
+  if (absl::IsFailedPrecondition(raft.status()) && snapshot.index > 0) {
+    // A crash between making the snapshot the state machine and resetting
+    // the log to it: finish the install (consensus/raft.h, "Snapshots").
+    absl::StatusOr<consensus::Term> t = log->TermAt(snapshot.index);
+    if (!t.ok() || *t != snapshot.term) {
+      if (absl::Status s = log->ResetTo(snapshot.index, snapshot.term); !s.ok()) return s;
+      raft = consensus::Raft::Create(config, log);
+    }
+  }
   if (!raft.ok()) return raft.status();
-  auto driver = std::unique_ptr<NodeDriver>(new NodeDriver(options, log, sm, transport, observer));
+  auto driver =
+      std::unique_ptr<NodeDriver>(new NodeDriver(options, log, sm, snapshots, transport, observer));
   driver->raft_ = std::move(*raft);
   NodeDriver* d = driver.get();
   log->set_event_hook([d](uint64_t) { d->CrashEvent(); });
@@ -81,6 +99,9 @@ absl::Status NodeDriver::Fatal(absl::Status status) {
 absl::Status NodeDriver::Iterate(int ticks) {
   ABSL_RAW_CHECK(!crash_.fired, "a crashed node must not run");
   if (!fatal_.ok()) return fatal_;
+  if (options_.tick_before_poll) {
+    for (int t = 0; t < ticks; ++t) raft_->Tick();
+  }
   for (int round = 0; round < options_.ready_rounds_max; ++round) {
     if (absl::Status s = transport_->Poll(
             [this](transport::NodeId from, absl::Span<const uint8_t> bytes) {
@@ -90,7 +111,7 @@ absl::Status NodeDriver::Iterate(int ticks) {
       return Fatal(s);
     }
     if (crash_.fired) return absl::AbortedError("crashed");
-    if (round == 0) {
+    if (round == 0 && !options_.tick_before_poll) {
       // As the server: time advances only after what peers sent was taken in.
       for (int t = 0; t < ticks; ++t) raft_->Tick();
     }
@@ -110,9 +131,7 @@ absl::Status NodeDriver::Iterate(int ticks) {
 }
 
 void NodeDriver::OnMessage(transport::NodeId from, absl::Span<const uint8_t> bytes) {
-  const bool from_member =
-      std::find(options_.members.begin(), options_.members.end(), from) != options_.members.end();
-  if (from_member) {
+  if (from < options_.client_id_min) {
     absl::StatusOr<consensus::Message> m = consensus::DecodeMessage(bytes);
     // The transport names the sender; a message claiming another is forged.
     if (!m.ok() || m->from != from || m->to != options_.id) {
@@ -239,6 +258,17 @@ absl::Status NodeDriver::ProcessReady() {
   if (options_.bugs.send_before_persist && !SendMessages(ready.messages)) {
     return absl::AbortedError("crashed");
   }
+  // 1-2. Snapshot chunks, then the install, durable before the rest. A new
+  // term goes first: the snapshot's last entry may be of that term.
+  StageChunks(ready.snapshot_chunks);
+  if (ready.snapshot.has_value()) {
+    if (ready.hard_state.has_value()) {
+      if (absl::Status s = log_->PersistTermAndVote(*ready.hard_state); !s.ok()) return Fatal(s);
+      if (crash_.fired) return absl::AbortedError("crashed");
+    }
+    if (absl::Status s = InstallSnapshot(*ready.snapshot); !s.ok()) return s;
+  }
+  // 3. Entries and hard state.
   observer_->OnPersist(options_.id, ready.entries, ready.hard_state, *log_);
   // Persist BEFORE sending: a vote or an acknowledgement must be durable.
   const absl::Status persisted = log_->Persist(ready.entries, ready.hard_state);
@@ -263,6 +293,73 @@ absl::Status NodeDriver::ProcessReady() {
     confirmed_reads_.push_back(std::move(group));
   }
   raft_->Advance(ready);
+  return MaybeCompact();
+}
+
+void NodeDriver::StageChunks(const std::vector<consensus::SnapshotChunk>& chunks) {
+  for (const consensus::SnapshotChunk& c : chunks) {
+    if (c.offset == 0) {
+      staging_ = true;
+      staged_meta_ = c.meta;
+      staged_ = c.data;
+      continue;
+    }
+    // Raft hands chunks out in order, each once (consensus/raft.h).
+    ABSL_RAW_CHECK(staging_ && staged_meta_ == c.meta && staged_.size() == c.offset,
+                   "a snapshot chunk that does not follow the staged bytes");
+    staged_ += c.data;
+  }
+}
+
+absl::Status NodeDriver::InstallSnapshot(const consensus::SnapshotMeta& meta) {
+  if (snapshots_ == nullptr) {
+    return Fatal(absl::FailedPreconditionError("a snapshot arrived at a node without a store"));
+  }
+  ABSL_RAW_CHECK(staging_ && staged_meta_ == meta && staged_.size() == meta.bytes,
+                 "installing a snapshot that was not fully staged");
+  // The state machine and the store change together (one durable step, as
+  // a rename would), then the log is reset to the snapshot.
+  if (CrashEvent()) return absl::AbortedError("crashed");
+  if (absl::Status s = sm_->Restore(staged_); !s.ok()) {
+    return Fatal(absl::DataLossError(absl::StrCat("snapshot ", meta.index, ": ", s.message())));
+  }
+  if (sm_->applied_index() != meta.index) {
+    return Fatal(absl::DataLossError(absl::StrCat("snapshot ", meta.index, " holds applied index ",
+                                                  sm_->applied_index())));
+  }
+  snapshots_->meta = meta;
+  snapshots_->data = std::move(staged_);
+  staged_.clear();
+  staging_ = false;
+  ++stats_.snapshots_installed;
+  observer_->OnSnapshotInstalled(options_.id, meta, *sm_);
+  const absl::Status reset = log_->ResetTo(meta.index, meta.term);
+  if (crash_.fired) return absl::AbortedError("crashed");
+  if (!reset.ok()) return Fatal(reset);
+  return absl::OkStatus();
+}
+
+absl::Status NodeDriver::MaybeCompact() {
+  if (snapshots_ == nullptr || options_.compact_every_entries == 0 ||
+      sm_->applied_index() < snapshots_->meta.index + options_.compact_every_entries) {
+    return absl::OkStatus();
+  }
+  absl::StatusOr<consensus::SnapshotMeta> meta = raft_->SnapshotMetaForApplied();
+  if (!meta.ok()) return absl::OkStatus();  // E.g. a joining node: later.
+  ABSL_RAW_CHECK(meta->index == sm_->applied_index(), "snapshot and state machine disagree");
+  if (CrashEvent()) return absl::AbortedError("crashed");
+  snapshots_->data = sm_->Serialize();
+  meta->bytes = snapshots_->data.size();
+  snapshots_->meta = *meta;
+  const consensus::Index keep = std::min(options_.compact_keep_entries, meta->index);
+  const consensus::Index upto = meta->index + 1 - keep;
+  if (upto > log_->FirstIndex()) {
+    const absl::Status s = log_->Compact(upto);
+    if (crash_.fired) return absl::AbortedError("crashed");
+    if (!s.ok()) return Fatal(s);
+  }
+  ++stats_.compactions;
+  observer_->OnCompacted(options_.id, *meta, log_->FirstIndex());
   return absl::OkStatus();
 }
 

@@ -65,6 +65,12 @@ class NodeObserver {
                          const KvStateMachine& /*sm*/) {}
   virtual void OnSoftState(consensus::NodeId /*node*/, const consensus::SoftState& /*ss*/,
                            consensus::Term /*term*/) {}
+  // A snapshot received from the leader became this node's state machine.
+  virtual void OnSnapshotInstalled(consensus::NodeId /*node*/, const consensus::SnapshotMeta& /*meta*/,
+                                   const KvStateMachine& /*sm*/) {}
+  // The node took a snapshot of its state machine and compacted its log.
+  virtual void OnCompacted(consensus::NodeId /*node*/, const consensus::SnapshotMeta& /*meta*/,
+                           consensus::Index /*first_index*/) {}
   virtual void OnClientRequest(consensus::NodeId /*node*/, const Command& /*c*/) {}
   virtual void OnClientReply(consensus::NodeId /*node*/, const Reply& /*r*/) {}
 };
@@ -79,7 +85,11 @@ struct DriverBugs {
 
 struct DriverOptions {
   consensus::NodeId id = consensus::kNoNode;
-  std::vector<consensus::NodeId> members;  // Raft voters, including id.
+  // The bootstrap voters (Config.voters): the group as of an empty log.
+  // Empty for a node waiting to be added to a running group.
+  std::vector<consensus::NodeId> members;
+  // Senders with ids from here on are clients; below, peers.
+  uint64_t client_id_min = 1000;
   // Raft's settings; id, voters and applied are filled in by Start.
   consensus::Config raft;
   // One entry carries at most this many writes / bytes (beyond: a second
@@ -90,6 +100,15 @@ struct DriverOptions {
   size_t pending_requests_max = 4096;
   // Ready rounds per iteration (the server's 4).
   int ready_rounds_max = 4;
+  // Log compaction: once this many entries were applied since the last
+  // snapshot, take one (the state machine's bytes) and drop the log below
+  // it, keeping compact_keep_entries entries so that a slightly lagging
+  // follower needs no snapshot. 0: never (also without a SnapshotStore).
+  uint64_t compact_every_entries = 0;
+  uint64_t compact_keep_entries = 0;
+  // Take this iteration's ticks before stepping any message (the leader
+  // lease's clock assumption, consensus/raft.h); the server ticks after.
+  bool tick_before_poll = false;
   DriverBugs bugs;
 };
 
@@ -102,15 +121,21 @@ struct DriverStats {
   uint64_t replies = 0;
   uint64_t malformed_messages = 0;
   uint64_t leadership_losses = 0;  // FailAllPending calls.
+  uint64_t snapshots_installed = 0;
+  uint64_t compactions = 0;
 };
 
 class NodeDriver {
  public:
   // Starts (or restarts) a node over its durable parts: `log` (fresh or just
-  // recovered) and `sm`. All pointers must outlive the driver. Errors are
-  // Raft::Create's (e.g. a state machine ahead of the log's commit).
+  // recovered), `sm` and `snapshots` (may be null: no snapshots; else the
+  // store `log` reads). All pointers must outlive the driver. Finishes a
+  // snapshot install a crash interrupted (resets the log to the snapshot).
+  // Errors are Raft::Create's (e.g. a state machine ahead of the log's
+  // commit).
   static absl::StatusOr<std::unique_ptr<NodeDriver>> Start(const DriverOptions& options,
                                                           SimLogStorage* log, KvStateMachine* sm,
+                                                          SnapshotStore* snapshots,
                                                           transport::Transport* transport,
                                                           NodeObserver* observer);
   ~NodeDriver();
@@ -164,13 +189,16 @@ class NodeDriver {
   };
 
   NodeDriver(const DriverOptions& options, SimLogStorage* log, KvStateMachine* sm,
-             transport::Transport* transport, NodeObserver* observer);
+             SnapshotStore* snapshots, transport::Transport* transport, NodeObserver* observer);
 
   void OnMessage(transport::NodeId from, absl::Span<const uint8_t> bytes);
   void HandleRequest(uint64_t from, Command command);
   void FlushWriteBatch();
   void IssueReads();
   absl::Status ProcessReady();
+  void StageChunks(const std::vector<consensus::SnapshotChunk>& chunks);
+  absl::Status InstallSnapshot(const consensus::SnapshotMeta& meta);
+  absl::Status MaybeCompact();
   // Sends the Ready's messages; false if the crash point fired.
   bool SendMessages(const std::vector<consensus::Message>& messages);
   absl::Status ApplyCommitted(const consensus::Entry& entry);
@@ -188,6 +216,7 @@ class NodeDriver {
   const DriverOptions options_;
   SimLogStorage* const log_;
   KvStateMachine* const sm_;
+  SnapshotStore* const snapshots_;
   transport::Transport* const transport_;
   NodeObserver* const observer_;
   std::unique_ptr<consensus::Raft> raft_;
@@ -203,6 +232,11 @@ class NodeDriver {
   std::map<uint64_t, ReadGroup> reads_by_context_;
   std::deque<ReadGroup> confirmed_reads_;
   uint64_t next_read_context_ = 1;
+
+  // A snapshot being received (volatile: a restarted node gets it again).
+  bool staging_ = false;
+  consensus::SnapshotMeta staged_meta_;
+  std::string staged_;
 
   size_t pending_ = 0;
   CrashPoint crash_;

@@ -1,10 +1,12 @@
 #include "tools/sim/node_driver.h"
 
 #include <map>
+#include <set>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 #include "tools/sim/safety_checker.h"
 #include "transport/sim/sim_network.h"
@@ -32,6 +34,10 @@ class TestObserver : public NodeObserver {
     checker.OnApplied(node, entry, commands, sm);
     if (!commands.empty()) batches[node].push_back(commands.size());
   }
+  void OnSnapshotInstalled(NodeId node, const consensus::SnapshotMeta& meta,
+                           const KvStateMachine& sm) override {
+    checker.OnSnapshotInstalled(node, meta, sm);
+  }
   SafetyChecker checker;
   std::map<NodeId, std::vector<size_t>> batches;  // Commands per applied entry.
 };
@@ -39,7 +45,8 @@ class TestObserver : public NodeObserver {
 // A few drivers on a SimNetwork, stepped by hand, plus one raw client.
 class Harness {
  public:
-  explicit Harness(int nodes, DriverBugs bugs = {}) : network_(1, NetOptions()) {
+  explicit Harness(int nodes, DriverBugs bugs = {}, uint64_t compact_every_entries = 0)
+      : network_(1, NetOptions()) {
     std::vector<NodeId> members;
     for (int i = 1; i <= nodes; ++i) members.push_back(static_cast<NodeId>(i));
     for (NodeId id : members) {
@@ -47,7 +54,7 @@ class Harness {
       SimLogOptions lo;
       lo.node = id;
       lo.ring_bytes = 256u << 10;
-      n.log = std::move(*SimLogStorage::CreateEmpty(lo));
+      n.log = std::move(*SimLogStorage::CreateEmpty(lo, &n.snapshots));
       n.sm = std::make_unique<KvStateMachine>();
       std::vector<NodeId> peers;
       for (NodeId p : members) {
@@ -60,7 +67,10 @@ class Harness {
       d.members = members;
       d.raft.random_seed = id * 7 + 1;
       d.bugs = bugs;
-      auto driver = NodeDriver::Start(d, n.log.get(), n.sm.get(), n.endpoint.get(), &observer);
+      d.compact_every_entries = compact_every_entries;
+      d.raft.snapshot_chunk_bytes = 64;  // Several chunks per snapshot.
+      auto driver =
+          NodeDriver::Start(d, n.log.get(), n.sm.get(), &n.snapshots, n.endpoint.get(), &observer);
       EXPECT_TRUE(driver.ok()) << driver.status();
       n.driver = std::move(*driver);
     }
@@ -125,6 +135,7 @@ class Harness {
                     .ok());
   }
   NodeDriver& driver(NodeId id) { return *nodes_.at(id).driver; }
+  const SimLogStorage& log(NodeId id) { return *nodes_.at(id).log; }
   KvStateMachine& sm(NodeId id) { return *nodes_.at(id).sm; }
   transport::SimNetwork& network() { return network_; }
   void Pause(NodeId id) { paused_.insert(id); }
@@ -140,6 +151,7 @@ class Harness {
 
  private:
   struct Node {
+    SnapshotStore snapshots;
     std::unique_ptr<SimLogStorage> log;
     std::unique_ptr<KvStateMachine> sm;
     std::unique_ptr<transport::Transport> endpoint;
@@ -286,6 +298,64 @@ TEST(NodeDriverTest, ACrashPointStopsTheNodeAtOnce) {
   EXPECT_FALSE(h.observer.checker.failed()) << h.observer.checker.first().detail;
 }
 
+TEST(NodeDriverTest, ALaggingFollowerCatchesUpThroughASnapshot) {
+  Harness h(3, {}, /*compact_every_entries=*/5);
+  const NodeId leader = h.WaitForLeader();
+  const NodeId lagging = leader == 3 ? 2 : 3;
+  for (NodeId other : {1, 2, 3}) {
+    if (other == lagging) continue;
+    h.network().Cut(lagging, other);
+    h.network().Cut(other, lagging);
+  }
+  for (uint64_t seq = 1; seq <= 30; ++seq) {
+    h.Send(leader, Append(seq, "k", absl::StrCat(seq, ";")));
+    h.RunMs(3);
+  }
+  ASSERT_EQ(h.replies.size(), 30u);
+  EXPECT_GT(h.log(leader).FirstIndex(), 20u);  // Compacted.
+  EXPECT_GE(h.driver(leader).stats().compactions, 5u);
+  h.network().HealAll();
+  h.RunMs(100);
+  EXPECT_GE(h.driver(lagging).stats().snapshots_installed, 1u);
+  EXPECT_EQ(h.sm(lagging).applied_index(), h.sm(leader).applied_index());
+  EXPECT_EQ(h.sm(lagging).DataHash(), h.sm(leader).DataHash());
+  EXPECT_EQ(h.sm(lagging).Read("k"), h.sm(leader).Read("k"));
+  EXPECT_FALSE(h.observer.checker.failed()) << h.observer.checker.first().detail;
+}
+
+// A crash after the snapshot became the state machine but before the log
+// was reset to it: Start finishes the install.
+TEST(NodeDriverTest, StartFinishesAnInterruptedSnapshotInstall) {
+  transport::SimNetwork network(1);
+  auto endpoint = network.CreateEndpoint(1, std::vector<NodeId>{});
+  ASSERT_TRUE(endpoint.ok());
+  SnapshotStore store;
+  SimLogOptions lo;
+  lo.node = 1;
+  auto log = SimLogStorage::CreateEmpty(lo, &store);
+  ASSERT_TRUE(log.ok());
+  std::vector<consensus::Entry> entries;
+  for (uint64_t i = 1; i <= 3; ++i) entries.push_back({1, i, consensus::EntryType::kNoop, ""});
+  ASSERT_TRUE((*log)->Persist(entries, consensus::HardState{2, 0, 3}).ok());
+  KvStateMachine sm;
+  for (uint64_t i = 1; i <= 10; ++i) {
+    ASSERT_TRUE(sm.Apply({i <= 3 ? 1u : 2u, i, consensus::EntryType::kNoop, ""}).ok());
+  }
+  store.data = sm.Serialize();
+  store.meta = consensus::SnapshotMeta{10, 2, consensus::Membership{{1}, {}}, store.data.size()};
+  TestObserver observer;
+  DriverOptions d;
+  d.id = 1;
+  d.members = {1};
+  auto driver = NodeDriver::Start(d, log->get(), &sm, &store, endpoint->get(), &observer);
+  ASSERT_TRUE(driver.ok()) << driver.status();
+  EXPECT_EQ((*log)->FirstIndex(), 11u);
+  EXPECT_EQ((*log)->LastIndex(), 10u);
+  EXPECT_EQ((*driver)->raft().commit_index(), 10u);
+  driver->reset();
+  endpoint->reset();
+}
+
 TEST(NodeDriverTest, StartRefusesAStateMachineAheadOfTheLog) {
   transport::SimNetwork network(1);
   auto endpoint = network.CreateEndpoint(1, std::vector<NodeId>{});
@@ -300,7 +370,7 @@ TEST(NodeDriverTest, StartRefusesAStateMachineAheadOfTheLog) {
   DriverOptions d;
   d.id = 1;
   d.members = {1};
-  EXPECT_FALSE(NodeDriver::Start(d, log->get(), &sm, endpoint->get(), &observer).ok());
+  EXPECT_FALSE(NodeDriver::Start(d, log->get(), &sm, nullptr, endpoint->get(), &observer).ok());
   endpoint->reset();
 }
 

@@ -46,6 +46,10 @@ void SafetyChecker::OnNodeState(consensus::NodeId node, const consensus::Raft& r
       const Committed& c = committed_[i - 1];
       if (c.commit_term >= term) continue;
       absl::StatusOr<consensus::Term> t = raft.TermAt(i);
+      // Compacted away: then it is in the leader's state machine (a
+      // snapshot holds committed entries only; state machine safety checks
+      // that it holds the right ones).
+      if (absl::IsOutOfRange(t.status()) && i <= raft.applied_index()) continue;
       if (!t.ok() || *t != c.entry_term) {
         Fail("leader-completeness",
              absl::StrFormat("node %d leads term %d without entry %d (term %d, committed in "
@@ -59,6 +63,9 @@ void SafetyChecker::OnNodeState(consensus::NodeId node, const consensus::Raft& r
   }
   for (consensus::Index i = committed_.size() + 1; i <= raft.commit_index(); ++i) {
     absl::StatusOr<consensus::Term> t = raft.TermAt(i);
+    if (absl::IsOutOfRange(t.status()) && i <= applied_.size()) {
+      t = applied_[i - 1].term;  // Compacted on this leader, applied somewhere.
+    }
     if (!t.ok()) {
       Fail("commit", absl::StrFormat("leader %d committed %d but cannot read its term: %s", node, i,
                                      t.status().message()));
@@ -213,6 +220,10 @@ void SafetyChecker::OnApplied(consensus::NodeId node, const consensus::Entry& en
   }
   if (i == applied_.size() + 1) {
     applied_.push_back(record);
+    std::vector<std::pair<uint64_t, uint64_t>>& writes = executed_by_entry_.emplace_back();
+    for (const AppliedCommand& a : commands) {
+      if (a.outcome == ApplyOutcome::kExecuted) writes.emplace_back(a.command.client, a.command.seq);
+    }
   } else {
     const AppliedRecord& seen = applied_[i - 1];
     if (seen.term != record.term || seen.content_hash != record.content_hash) {
@@ -249,29 +260,56 @@ void SafetyChecker::OnApplied(consensus::NodeId node, const consensus::Entry& en
   }
 }
 
+void SafetyChecker::OnSnapshotInstalled(consensus::NodeId node,
+                                        const consensus::SnapshotMeta& meta,
+                                        const KvStateMachine& sm) {
+  const consensus::Index i = meta.index;
+  if (i == 0 || i > applied_.size()) {
+    Fail("state-machine-safety",
+         absl::StrFormat("node %d installs snapshot %d beyond every applied entry (%d)", node, i,
+                         applied_.size()));
+    return;
+  }
+  const AppliedRecord& seen = applied_[i - 1];
+  if (seen.term != meta.term) {
+    Fail("state-machine-safety",
+         absl::StrFormat("node %d installs snapshot %d of term %d; node %d applied term %d there",
+                         node, i, meta.term, seen.first_node, seen.term));
+    return;
+  }
+  if (seen.data_hash != sm.DataHash() || seen.sessions_hash != sm.SessionsHash()) {
+    Fail("state-hash", absl::StrFormat("node %d installs snapshot %d unlike node %d's state there",
+                                       node, i, seen.first_node));
+    return;
+  }
+  auto& executed = executed_[node];
+  for (consensus::Index j = 1; j <= i; ++j) {
+    for (const auto& write : executed_by_entry_[j - 1]) executed.emplace(write, j);
+  }
+}
+
 void SafetyChecker::CheckLogMatching(
     const std::map<consensus::NodeId, const consensus::LogStorage*>& logs) {
-  std::map<consensus::NodeId, std::vector<consensus::Entry>> all;
-  for (const auto& [node, log] : logs) {
-    absl::StatusOr<std::vector<consensus::Entry>> e =
-        log->Entries(log->FirstIndex(), log->LastIndex() + 1, kAllBytes);
-    if (!e.ok() || log->FirstIndex() != 1) {
-      Fail("log-matching", absl::StrFormat("node %d: cannot read its whole log", node));
-      return;
-    }
-    all[node] = std::move(*e);
-  }
-  for (auto a = all.begin(); a != all.end(); ++a) {
-    for (auto b = std::next(a); b != all.end(); ++b) {
-      const std::vector<consensus::Entry>& x = a->second;
-      const std::vector<consensus::Entry>& y = b->second;
-      size_t common = std::min(x.size(), y.size());
-      while (common > 0 && x[common - 1].term != y[common - 1].term) --common;
+  for (auto a = logs.begin(); a != logs.end(); ++a) {
+    for (auto b = std::next(a); b != logs.end(); ++b) {
+      // Where both logs hold entries: scanning down from the top, once two
+      // entries agree on the term, everything below must be identical.
+      const consensus::Index lo = std::max(a->second->FirstIndex(), b->second->FirstIndex());
+      const consensus::Index hi = std::min(a->second->LastIndex(), b->second->LastIndex());
+      if (lo > hi) continue;
+      absl::StatusOr<std::vector<consensus::Entry>> x = a->second->Entries(lo, hi + 1, kAllBytes);
+      absl::StatusOr<std::vector<consensus::Entry>> y = b->second->Entries(lo, hi + 1, kAllBytes);
+      if (!x.ok() || !y.ok()) {
+        Fail("log-matching", absl::StrFormat("nodes %d and %d: unreadable logs", a->first, b->first));
+        return;
+      }
+      size_t common = x->size();
+      while (common > 0 && (*x)[common - 1].term != (*y)[common - 1].term) --common;
       for (size_t j = 0; j < common; ++j) {
-        if (!(x[j] == y[j])) {
+        if (!((*x)[j] == (*y)[j])) {
           Fail("log-matching",
                absl::StrFormat("nodes %d and %d share entry (%d, term %d) but differ at entry %d",
-                               a->first, b->first, common, x[common - 1].term, j + 1));
+                               a->first, b->first, lo + common - 1, (*x)[common - 1].term, lo + j));
           return;
         }
       }

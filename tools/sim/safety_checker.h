@@ -64,8 +64,14 @@ class SafetyChecker {
               const consensus::LogStorage& durable);
   void OnApplied(consensus::NodeId node, const consensus::Entry& entry,
                  const std::vector<AppliedCommand>& commands, const KvStateMachine& sm);
+  // A node's state machine became a snapshot from the leader: it must equal
+  // what nodes that applied up to meta.index hold, and counts as having
+  // executed every write up to there.
+  void OnSnapshotInstalled(consensus::NodeId node, const consensus::SnapshotMeta& meta,
+                           const KvStateMachine& sm);
 
-  // Full pairwise log matching over persisted logs.
+  // Full pairwise log matching over persisted logs (their overlap, when
+  // compacted).
   void CheckLogMatching(const std::map<consensus::NodeId, const consensus::LogStorage*>& logs);
   // Every acknowledged write (client, seq) was executed exactly once on
   // every one of `nodes`.
@@ -85,7 +91,7 @@ class SafetyChecker {
     uint64_t content_hash = 0;
     consensus::Term prev_term = 0;
   };
-  struct AppliedRecord {
+  struct AppliedRecord {  // After applying entry i anywhere.
     consensus::Term term = 0;
     uint64_t content_hash = 0;
     uint64_t data_hash = 0;
@@ -119,6 +125,8 @@ class SafetyChecker {
   // Per node: (client, seq) -> index of the entry that executed it.
   std::map<consensus::NodeId, absl::flat_hash_map<std::pair<uint64_t, uint64_t>, consensus::Index>>
       executed_;
+  // Writes executed by entry i (as its first applier saw), at [i - 1].
+  std::vector<std::vector<std::pair<uint64_t, uint64_t>>> executed_by_entry_;
 };
 
 uint64_t EntryContentHash(const consensus::Entry& e);

@@ -247,5 +247,29 @@ TEST(SafetyCheckerTest, DivergingStateHashes) {
   EXPECT_EQ(c.first().check, "state-hash");
 }
 
+TEST(SafetyCheckerTest, SnapshotsMustMatchWhatWasApplied) {
+  const Command put{1001, 1, OpKind::kPut, "k", "v", std::nullopt};
+  const Entry e1{1, 1, EntryType::kNormal, EncodeBatch({put})};
+  KvStateMachine leader;
+  SafetyChecker c;
+  c.OnApplied(1, e1, *leader.Apply(e1), leader);
+  KvStateMachine follower;
+  ASSERT_TRUE(follower.Restore(leader.Serialize()).ok());
+  const consensus::SnapshotMeta meta{1, 1, consensus::Membership{{1, 2}, {}}, 0};
+  c.OnSnapshotInstalled(2, meta, follower);
+  EXPECT_FALSE(c.failed()) << c.first().detail;
+  c.CheckAcknowledged({{1001, 1}}, {1, 2});  // Executed on 2 through the snapshot.
+  EXPECT_FALSE(c.failed()) << c.first().detail;
+
+  KvStateMachine wrong;
+  ASSERT_TRUE(wrong.Apply(Entry{1, 1, EntryType::kNoop, ""}).ok());
+  c.OnSnapshotInstalled(3, meta, wrong);
+  ASSERT_TRUE(c.failed());
+  EXPECT_EQ(c.first().check, "state-hash");
+  SafetyChecker d;
+  d.OnSnapshotInstalled(2, meta, follower);  // Nobody applied 1.
+  EXPECT_TRUE(d.failed());
+}
+
 }  // namespace
 }  // namespace blizzard::sim

@@ -3,7 +3,9 @@
 // Seeds are tried in order until one fails (bounded), so the test also
 // prints how many seeds each bug needed.
 #include <cstdint>
+#include <cstdio>
 #include <functional>
+#include <initializer_list>
 #include <set>
 #include <string>
 
@@ -71,16 +73,42 @@ TEST(SimBugTest, MissingDeduplicationIsCaught) {
          {"exactly-once", "linearizability"});
 }
 
+// The fault weights in FaultAction order: crash, power-loss, partition,
+// cut-link, isolate, pause, heal, transfer-leadership, membership-change.
+void Weights(SimulatorOptions& o, std::initializer_list<int> weights) {
+  int i = 0;
+  for (int w : weights) o.faults.weights[i++] = w;
+}
+
+// A stale read needs a deposed leader that still believes it leads: a
+// partition-heavy profile on one key finds one within a few seeds.
 TEST(SimBugTest, ReadsWithoutReadIndexAreCaught) {
-  Expect(FirstFailure([](SimulatorOptions& o) { o.bugs.driver.reads_without_read_index = true; },
-                      400),
+  Expect(FirstFailure(
+             [](SimulatorOptions& o) {
+               o.bugs.driver.reads_without_read_index = true;
+               o.keys = 1;
+               Weights(o, {0, 0, 3, 1, 3, 2, 1, 0, 0});
+             },
+             200),
          {"linearizability"});
 }
 
 // Not a planted bug but today's node/log_storage.cc order (README finding
-// 1): entries persisted before the term they belong to.
+// 1): entries persisted before the term they belong to. The window is a few
+// persistence events wide, so the profile aims at it: crash points only,
+// frequent elections (partitions, isolation), 7 nodes (more followers that
+// learn a new term from its leader's first append).
 TEST(SimBugTest, EntriesBeforeTermIsCaught) {
-  Expect(FirstFailure([](SimulatorOptions& o) { o.entries_before_term = true; }, 1000),
+  Expect(FirstFailure(
+             [](SimulatorOptions& o) {
+               o.entries_before_term = true;
+               o.nodes = 7;
+               o.spare_nodes = 0;
+               o.faults.crash_point_probability = 1.0;
+               o.faults.nemesis_interval_us_mean = 10'000;
+               Weights(o, {4, 0, 3, 1, 3, 0, 1, 0, 0});
+             },
+             600),
          {"restart"});
 }
 

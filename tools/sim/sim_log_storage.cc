@@ -42,15 +42,16 @@ absl::Status CheckOptions(const SimLogOptions& options) {
 
 uint64_t SimLogStorage::RegionBytes(uint64_t ring_bytes) { return kRingOffset + ring_bytes; }
 
-SimLogStorage::SimLogStorage(const SimLogOptions& options,
+SimLogStorage::SimLogStorage(const SimLogOptions& options, const SnapshotStore* snapshots,
                              std::unique_ptr<pmemlog::SimPersistence> persistence,
                              std::unique_ptr<pmemlog::LogCore> log)
     : entries_before_term_(options.entries_before_term),
+      snapshots_(snapshots),
       persistence_(std::move(persistence)),
       log_(std::move(log)) {}
 
 absl::StatusOr<std::unique_ptr<SimLogStorage>> SimLogStorage::CreateEmpty(
-    const SimLogOptions& options) {
+    const SimLogOptions& options, const SnapshotStore* snapshots) {
   if (absl::Status s = CheckOptions(options); !s.ok()) return s;
   auto persistence = std::make_unique<pmemlog::SimPersistence>(PersistenceOptions(options));
   if (absl::Status s =
@@ -61,11 +62,11 @@ absl::StatusOr<std::unique_ptr<SimLogStorage>> SimLogStorage::CreateEmpty(
   absl::StatusOr<std::unique_ptr<pmemlog::LogCore>> log =
       pmemlog::LogCore::Open(persistence.get(), kMetaOffset, IdentityOf(options));
   if (!log.ok()) return log.status();
-  return std::unique_ptr<SimLogStorage>(new SimLogStorage(options, std::move(persistence), std::move(*log)));
+  return std::unique_ptr<SimLogStorage>(new SimLogStorage(options, snapshots, std::move(persistence), std::move(*log)));
 }
 
 absl::StatusOr<std::unique_ptr<SimLogStorage>> SimLogStorage::Recover(
-    const SimLogOptions& options, absl::Span<const uint8_t> image) {
+    const SimLogOptions& options, absl::Span<const uint8_t> image, const SnapshotStore* snapshots) {
   if (absl::Status s = CheckOptions(options); !s.ok()) return s;
   if (image.size() != RegionBytes(options.ring_bytes)) {
     return absl::InvalidArgumentError(absl::StrCat("crash image of ", image.size(),
@@ -76,7 +77,7 @@ absl::StatusOr<std::unique_ptr<SimLogStorage>> SimLogStorage::Recover(
   absl::StatusOr<std::unique_ptr<pmemlog::LogCore>> log =
       pmemlog::LogCore::Open(persistence.get(), kMetaOffset, IdentityOf(options));
   if (!log.ok()) return log.status();
-  return std::unique_ptr<SimLogStorage>(new SimLogStorage(options, std::move(persistence), std::move(*log)));
+  return std::unique_ptr<SimLogStorage>(new SimLogStorage(options, snapshots, std::move(persistence), std::move(*log)));
 }
 
 consensus::HardState SimLogStorage::InitialHardState() const {
@@ -110,6 +111,31 @@ absl::StatusOr<consensus::Term> SimLogStorage::TermAt(consensus::Index i) const 
   return log_->TermAt(i);
 }
 
+consensus::SnapshotMeta SimLogStorage::LastSnapshot() const {
+  return snapshots_ == nullptr ? consensus::SnapshotMeta{} : snapshots_->meta;
+}
+
+absl::StatusOr<std::string> SimLogStorage::SnapshotChunk(consensus::Index index, uint64_t offset,
+                                                         uint64_t bytes_max) const {
+  if (snapshots_ == nullptr || snapshots_->meta.index == 0 || snapshots_->meta.index != index) {
+    return absl::NotFoundError(absl::StrCat("snapshot ", index, " is not held"));
+  }
+  ABSL_RAW_CHECK(snapshots_->meta.bytes == snapshots_->data.size(), "snapshot size mismatch");
+  if (offset > snapshots_->data.size()) {
+    return absl::OutOfRangeError(absl::StrCat("offset ", offset, " beyond snapshot ", index));
+  }
+  return snapshots_->data.substr(offset, bytes_max);
+}
+
+absl::Status SimLogStorage::PersistTermAndVote(const consensus::HardState& hs) {
+  const consensus::HardState durable = InitialHardState();
+  if (entries_before_term_ || (hs.term == durable.term && hs.vote == durable.vote)) {
+    return absl::OkStatus();
+  }
+  ABSL_RAW_CHECK(hs.term >= durable.term, "the term went backwards");
+  return SetHardState(consensus::HardState{hs.term, hs.vote, durable.commit});
+}
+
 absl::Status SimLogStorage::SetHardState(const consensus::HardState& hs) {
   if (absl::Status s = log_->SetHardState(pmemlog::HardState{hs.term, hs.vote, hs.commit}); !s.ok()) {
     return s;
@@ -120,17 +146,10 @@ absl::Status SimLogStorage::SetHardState(const consensus::HardState& hs) {
 
 absl::Status SimLogStorage::Persist(const std::vector<consensus::Entry>& entries,
                                     const std::optional<consensus::HardState>& hard_state) {
-  const consensus::HardState durable = InitialHardState();
-  if (!entries_before_term_ && hard_state.has_value() && !entries.empty() &&
-      (hard_state->term != durable.term || hard_state->vote != durable.vote)) {
-    // The new term and vote first, with the old commit: the entries may be
-    // of the new term, and the commit may name them.
-    ABSL_RAW_CHECK(hard_state->term >= durable.term, "the term went backwards");
-    if (absl::Status s =
-            SetHardState(consensus::HardState{hard_state->term, hard_state->vote, durable.commit});
-        !s.ok()) {
-      return s;
-    }
+  // The new term and vote first, with the old commit: the entries may be
+  // of the new term, and the commit may name them.
+  if (hard_state.has_value() && !entries.empty()) {
+    if (absl::Status s = PersistTermAndVote(*hard_state); !s.ok()) return s;
   }
   if (!entries.empty()) {
     std::vector<pmemlog::LogEntry> batch;

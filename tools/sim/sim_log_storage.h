@@ -17,6 +17,7 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <string>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -28,6 +29,15 @@
 #include "pmemlog/sim_persistence.h"
 
 namespace blizzard::sim {
+
+// A node's newest snapshot (consensus/storage.h), kept beside the log: the
+// bytes of its state machine at meta.index. Fault model: replaced
+// atomically (a file written aside and renamed), durable once replaced;
+// the simulator owns it with the node's other durable parts.
+struct SnapshotStore {
+  consensus::SnapshotMeta meta;  // index 0: none.
+  std::string data;
+};
 
 struct SimLogOptions {
   uint64_t cluster_id = 1;
@@ -50,12 +60,16 @@ struct SimLogOptions {
 class SimLogStorage final : public consensus::LogStorage {
  public:
   // A new node: a zeroed region holding a freshly formatted, empty log.
-  static absl::StatusOr<std::unique_ptr<SimLogStorage>> CreateEmpty(const SimLogOptions& options);
+  // `snapshots` (may be null: none) is read by LastSnapshot/SnapshotChunk
+  // and must outlive the storage.
+  static absl::StatusOr<std::unique_ptr<SimLogStorage>> CreateEmpty(
+      const SimLogOptions& options, const SnapshotStore* snapshots = nullptr);
   // A restart: the region holds `image` (a crash image of this node's
   // region) and pmemlog's recovery runs on it. DataLoss etc. from recovery
   // are returned as they are.
-  static absl::StatusOr<std::unique_ptr<SimLogStorage>> Recover(const SimLogOptions& options,
-                                                               absl::Span<const uint8_t> image);
+  static absl::StatusOr<std::unique_ptr<SimLogStorage>> Recover(
+      const SimLogOptions& options, absl::Span<const uint8_t> image,
+      const SnapshotStore* snapshots = nullptr);
 
   // consensus::LogStorage. Entries counts EntrySizeBytes against bytes_max.
   consensus::HardState InitialHardState() const override;
@@ -64,12 +78,29 @@ class SimLogStorage final : public consensus::LogStorage {
   absl::StatusOr<consensus::Term> TermAt(consensus::Index i) const override;
   consensus::Index FirstIndex() const override { return log_->FirstIndex(); }
   consensus::Index LastIndex() const override { return log_->LastIndex(); }
+  consensus::SnapshotMeta LastSnapshot() const override;
+  absl::StatusOr<std::string> SnapshotChunk(consensus::Index index, uint64_t offset,
+                                            uint64_t bytes_max) const override;
 
   // Persists a Ready's entries (one batch, replacing any suffix from the
   // first one's index) and its hard state, in the order described at
   // SimLogOptions::entries_before_term; both are durable when OK.
   absl::Status Persist(const std::vector<consensus::Entry>& entries,
                        const std::optional<consensus::HardState>& hard_state);
+
+  // Durably records a new term and vote (keeping the durable commit) if the
+  // hard state changes them: before anything of that term enters the log
+  // (see entries_before_term). Nothing if entries_before_term.
+  absl::Status PersistTermAndVote(const consensus::HardState& hs);
+  // pmemlog CompactPrefix: drops entries below `upto`.
+  absl::Status Compact(consensus::Index upto) { return log_->CompactPrefix(upto); }
+  // pmemlog Reset: the log becomes empty after (index, term) (a snapshot).
+  absl::Status ResetTo(consensus::Index index, consensus::Term term) {
+    return log_->Reset(index, term);
+  }
+  bool entries_before_term() const { return entries_before_term_; }
+  uint64_t bytes_used() const { return log_->BytesUsed(); }
+  uint64_t bytes_capacity() const { return log_->BytesCapacity(); }
 
   // What the region would hold after a power failure now.
   std::vector<uint8_t> CrashImage(pmemlog::CrashMode mode) { return persistence_->CrashImage(mode); }
@@ -84,12 +115,14 @@ class SimLogStorage final : public consensus::LogStorage {
   static uint64_t RegionBytes(uint64_t ring_bytes);
 
  private:
-  SimLogStorage(const SimLogOptions& options, std::unique_ptr<pmemlog::SimPersistence> persistence,
+  SimLogStorage(const SimLogOptions& options, const SnapshotStore* snapshots,
+                std::unique_ptr<pmemlog::SimPersistence> persistence,
                 std::unique_ptr<pmemlog::LogCore> log);
 
   absl::Status SetHardState(const consensus::HardState& hs);
 
   const bool entries_before_term_;
+  const SnapshotStore* const snapshots_;
   std::unique_ptr<pmemlog::SimPersistence> persistence_;
   std::unique_ptr<pmemlog::LogCore> log_;
 };

@@ -165,5 +165,52 @@ TEST(SimLogStorageTest, TermIsDurableBeforeEntriesOfThatTerm) {
   }
 }
 
+TEST(SimLogStorageTest, SnapshotsCompactionAndReset) {
+  SnapshotStore store;
+  auto log = SimLogStorage::CreateEmpty(Options(), &store);
+  ASSERT_TRUE(log.ok());
+  EXPECT_EQ((*log)->LastSnapshot().index, 0u);
+  EXPECT_TRUE(absl::IsNotFound((*log)->SnapshotChunk(1, 0, 10).status()));
+  ASSERT_TRUE((*log)->Persist(Entries(1, 10, 1), HardState{1, 1, 10}).ok());
+  store.meta = consensus::SnapshotMeta{8, 1, consensus::Membership{{1, 2, 3}, {}}, 5};
+  store.data = "abcde";
+  EXPECT_EQ((*log)->LastSnapshot(), store.meta);
+  EXPECT_EQ(*(*log)->SnapshotChunk(8, 1, 3), "bcd");
+  EXPECT_EQ(*(*log)->SnapshotChunk(8, 3, 100), "de");
+  EXPECT_EQ(*(*log)->SnapshotChunk(8, 5, 100), "");
+  EXPECT_TRUE(absl::IsOutOfRange((*log)->SnapshotChunk(8, 6, 1).status()));
+  EXPECT_TRUE(absl::IsNotFound((*log)->SnapshotChunk(7, 0, 1).status()));
+
+  ASSERT_TRUE((*log)->Compact(7).ok());
+  EXPECT_EQ((*log)->FirstIndex(), 7u);
+  EXPECT_EQ(*(*log)->TermAt(6), 1u);
+  EXPECT_FALSE((*log)->Entries(6, 8, kAll).ok());
+  // Recovery keeps the compaction point.
+  auto recovered = SimLogStorage::Recover(Options(), (*log)->CrashImage(pmemlog::CrashMode::kTorn),
+                                          &store);
+  ASSERT_TRUE(recovered.ok());
+  EXPECT_EQ((*recovered)->FirstIndex(), 7u);
+  EXPECT_EQ((*recovered)->LastIndex(), 10u);
+
+  ASSERT_TRUE((*log)->ResetTo(20, 3).ok());
+  EXPECT_EQ((*log)->FirstIndex(), 21u);
+  EXPECT_EQ((*log)->LastIndex(), 20u);
+  EXPECT_EQ(*(*log)->TermAt(20), 3u);
+}
+
+TEST(SimLogStorageTest, PersistTermAndVoteKeepsTheCommit) {
+  auto log = SimLogStorage::CreateEmpty(Options());
+  ASSERT_TRUE(log.ok());
+  ASSERT_TRUE((*log)->Persist(Entries(1, 3, 1), HardState{1, 1, 3}).ok());
+  ASSERT_TRUE((*log)->PersistTermAndVote(HardState{4, 2, 9}).ok());
+  EXPECT_EQ((*log)->InitialHardState(), (HardState{4, 2, 3}));
+  SimLogOptions legacy = Options();
+  legacy.entries_before_term = true;
+  auto old_order = SimLogStorage::CreateEmpty(legacy);
+  ASSERT_TRUE(old_order.ok());
+  ASSERT_TRUE((*old_order)->PersistTermAndVote(HardState{4, 2, 0}).ok());
+  EXPECT_EQ((*old_order)->InitialHardState(), HardState{});  // Nothing: the node's order.
+}
+
 }  // namespace
 }  // namespace blizzard::sim

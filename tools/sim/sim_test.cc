@@ -3,6 +3,7 @@
 // fault-free sanity run. A failure names its seed; replay it with
 //   bazel run //tools/sim:blizzard_sim -- --seed=N --steps=<kSteps> --trace
 #include <cstdint>
+#include <cstdio>
 #include <string>
 
 #include "absl/strings/str_format.h"
@@ -36,13 +37,27 @@ TEST_P(SimSeeds, AllChecksPass) {
     total.crashes += r.stats.crashes;
     total.crash_points += r.stats.crash_points;
     total.fault_actions += r.stats.fault_actions;
+    total.compactions += r.stats.compactions;
+    total.membership_changes += r.stats.membership_changes;
+    total.snapshots_installed += r.stats.snapshots_installed;
+    total.transfers += r.stats.transfers;
   }
+  std::printf("seeds %d..%d: %d entries, %d ops ok, %d crashes (%d at crash points), %d faults, "
+              "%d compactions, %d snapshots installed, %d membership changes, %d transfers\n",
+              static_cast<int>(first), static_cast<int>(first) + kSeedsPerBlock - 1,
+              static_cast<int>(total.entries_committed), static_cast<int>(total.ops_ok),
+              static_cast<int>(total.crashes), static_cast<int>(total.crash_points),
+              static_cast<int>(total.fault_actions), static_cast<int>(total.compactions),
+              static_cast<int>(total.snapshots_installed),
+              static_cast<int>(total.membership_changes), static_cast<int>(total.transfers));
   // The runs must do real work, not pass vacuously.
   EXPECT_GT(total.entries_committed, 30u * kSeedsPerBlock);
   EXPECT_GT(total.ops_ok, 20u * kSeedsPerBlock);
   EXPECT_GT(total.crashes, 0u);
   EXPECT_GT(total.crash_points, 0u);
   EXPECT_GT(total.fault_actions, 10u * kSeedsPerBlock);
+  EXPECT_GT(total.compactions, 0u);
+  EXPECT_GT(total.membership_changes, 0u);
 }
 
 INSTANTIATE_TEST_SUITE_P(Blocks, SimSeeds, ::testing::Range(0, kSeeds / kSeedsPerBlock),

@@ -57,7 +57,9 @@ uint64_t SubSeed(uint64_t seed, uint64_t stream, uint64_t a = 0, uint64_t b = 0)
 
 struct SimNode {
   NodeId id = 0;
-  std::unique_ptr<KvStateMachine> sm;  // The durable image of the data pool.
+  // Durable: the data pool's image and the snapshot beside the log.
+  std::unique_ptr<KvStateMachine> sm;
+  SnapshotStore snapshots;
   // While up:
   std::unique_ptr<SimLogStorage> log;
   std::unique_ptr<transport::Transport> endpoint;
@@ -67,6 +69,7 @@ struct SimNode {
   bool up = false;
   uint64_t incarnation = 0;
   int64_t next_tick_us = 0;
+  int64_t tick_period_us = 0;  // This incarnation's clock (drift).
   int64_t restart_at_us = kNever;
   int64_t paused_until_us = 0;
 };
@@ -99,6 +102,10 @@ class Simulator final : public NodeObserver {
   void OnApplied(NodeId node, const consensus::Entry& entry,
                  const std::vector<AppliedCommand>& commands, const KvStateMachine& sm) override;
   void OnSoftState(NodeId node, const consensus::SoftState& ss, consensus::Term term) override;
+  void OnSnapshotInstalled(NodeId node, const consensus::SnapshotMeta& meta,
+                           const KvStateMachine& sm) override;
+  void OnCompacted(NodeId node, const consensus::SnapshotMeta& meta,
+                   consensus::Index first_index) override;
   void OnClientRequest(NodeId node, const Command& c) override;
   void OnClientReply(NodeId node, const Reply& r) override;
 
@@ -127,6 +134,12 @@ class Simulator final : public NodeObserver {
   SimulationResult Result();
   SimNode* RandomUpNode();
   std::vector<NodeId> RandomGroup();
+  // The up leader of the highest term, if any.
+  SimNode* CurrentLeader();
+  void TransferLeadership();
+  void ChangeMembership();
+  // The members (voters and learners) of the group at the end.
+  std::vector<NodeId> FinalMembers() const;
   bool failed() const { return checker_.failed(); }
 
   const SimulatorOptions o_;
@@ -136,7 +149,8 @@ class Simulator final : public NodeObserver {
   SplitMix64 tick_random_;
   std::unique_ptr<transport::SimNetwork> network_;
   std::vector<SimNode> nodes_;
-  std::vector<NodeId> member_ids_;
+  std::vector<NodeId> all_ids_;         // Every node, spares included.
+  std::vector<NodeId> initial_voters_;  // The bootstrap membership.
   std::vector<std::unique_ptr<transport::Transport>> client_endpoints_;
   std::vector<std::unique_ptr<SimClient>> clients_;
   int64_t now_us_ = 0;
@@ -221,6 +235,24 @@ void Simulator::OnSoftState(NodeId node, const consensus::SoftState& ss, consens
   });
 }
 
+void Simulator::OnSnapshotInstalled(NodeId node, const consensus::SnapshotMeta& meta,
+                                    const KvStateMachine& sm) {
+  checker_.OnSnapshotInstalled(node, meta, sm);
+  ++stats_.snapshots_installed;
+  trace_.Event(now_us_, "install", {node, meta.index, meta.term, meta.bytes, sm.DataHash()}, [&] {
+    return absl::StrFormat("node %d installs snapshot %s", node, consensus::DebugString(meta));
+  });
+}
+
+void Simulator::OnCompacted(NodeId node, const consensus::SnapshotMeta& meta,
+                            consensus::Index first_index) {
+  ++stats_.compactions;
+  trace_.Event(now_us_, "compact", {node, meta.index, meta.term, meta.bytes, first_index}, [&] {
+    return absl::StrFormat("node %d snapshot %s, log from %d", node, consensus::DebugString(meta),
+                           first_index);
+  });
+}
+
 void Simulator::OnClientRequest(NodeId node, const Command& c) {
   trace_.Event(now_us_, "request", {node, c.client, c.seq},
                [&] { return absl::StrCat("node ", node, " <- ", DescribeCommand(c)); });
@@ -249,17 +281,30 @@ SimLogOptions Simulator::LogOptions(const SimNode& n) const {
 DriverOptions Simulator::DriverOptionsFor(const SimNode& n) const {
   DriverOptions d;
   d.id = n.id;
-  d.members = member_ids_;
+  // Spares wait to be added: no bootstrap membership of their own.
+  if (std::find(initial_voters_.begin(), initial_voters_.end(), n.id) != initial_voters_.end()) {
+    d.members = initial_voters_;
+  }
+  d.client_id_min = kClientIdBase;
   d.raft.election_timeout_ticks = o_.election_timeout_ticks;
   d.raft.heartbeat_interval_ticks = o_.heartbeat_interval_ticks;
   d.raft.random_seed = SubSeed(o_.seed, kStreamRaft, n.id, n.incarnation) | 1;
+  d.raft.lease_reads = o_.lease_reads;
+  // A leader that cannot commit stops taking proposals well before its
+  // log's ring is full (pmemlog refuses appends beyond it).
+  d.raft.uncommitted_bytes_max = o_.log_ring_bytes / 4;
+  // Small chunks, so that snapshots take several messages.
+  d.raft.snapshot_chunk_bytes = 512;
+  d.compact_every_entries = o_.compact_every_entries;
+  d.compact_keep_entries = o_.compact_keep_entries;
+  d.tick_before_poll = o_.lease_reads && !o_.lease_with_server_clock;
   d.bugs = o_.bugs.driver;
   return d;
 }
 
 bool Simulator::StartNode(SimNode& n, std::unique_ptr<SimLogStorage> log) {
   std::vector<NodeId> peers;
-  for (NodeId id : member_ids_) {
+  for (NodeId id : all_ids_) {
     if (id != n.id) peers.push_back(id);
   }
   for (int c = 0; c < o_.clients; ++c) peers.push_back(kClientIdBase + 1 + c);
@@ -269,7 +314,8 @@ bool Simulator::StartNode(SimNode& n, std::unique_ptr<SimLogStorage> log) {
   n.log = std::move(log);
   n.endpoint = std::move(*endpoint);
   absl::StatusOr<std::unique_ptr<NodeDriver>> driver =
-      NodeDriver::Start(DriverOptionsFor(n), n.log.get(), n.sm.get(), n.endpoint.get(), this);
+      NodeDriver::Start(DriverOptionsFor(n), n.log.get(), n.sm.get(), &n.snapshots,
+                        n.endpoint.get(), this);
   if (!driver.ok()) {
     checker_.Fail("restart", absl::StrFormat("node %d cannot start: %s", n.id,
                                              driver.status().ToString()));
@@ -281,7 +327,9 @@ bool Simulator::StartNode(SimNode& n, std::unique_ptr<SimLogStorage> log) {
   n.up = true;
   n.restart_at_us = kNever;
   n.paused_until_us = 0;
-  n.next_tick_us = now_us_ + static_cast<int64_t>(tick_random_.Uniform(1, o_.tick_us));
+  const double skew = (2 * tick_random_.NextDouble() - 1) * o_.faults.clock_drift;
+  n.tick_period_us = std::max<int64_t>(1, static_cast<int64_t>(o_.tick_us * (1 + skew)));
+  n.next_tick_us = now_us_ + static_cast<int64_t>(tick_random_.Uniform(1, n.tick_period_us));
   return true;
 }
 
@@ -295,16 +343,18 @@ void Simulator::Init() {
   net.reorder_delay_us_max = o_.faults.reorder_delay_us_max;
   network_ = std::make_unique<transport::SimNetwork>(SubSeed(o_.seed, kStreamNetwork), net);
 
-  for (int i = 1; i <= o_.nodes; ++i) member_ids_.push_back(static_cast<NodeId>(i));
+  for (int i = 1; i <= o_.nodes + o_.spare_nodes; ++i) all_ids_.push_back(static_cast<NodeId>(i));
+  initial_voters_.assign(all_ids_.begin(), all_ids_.begin() + o_.nodes);
   KvStateMachineOptions sm_options;
   sm_options.sessions_durable = !o_.bugs.volatile_sessions;
   sm_options.deduplicate = !o_.bugs.no_dedup;
-  nodes_.resize(member_ids_.size());
+  nodes_.resize(all_ids_.size());
   for (size_t i = 0; i < nodes_.size(); ++i) {
     SimNode& n = nodes_[i];
-    n.id = member_ids_[i];
+    n.id = all_ids_[i];
     n.sm = std::make_unique<KvStateMachine>(sm_options);
-    absl::StatusOr<std::unique_ptr<SimLogStorage>> log = SimLogStorage::CreateEmpty(LogOptions(n));
+    absl::StatusOr<std::unique_ptr<SimLogStorage>> log =
+        SimLogStorage::CreateEmpty(LogOptions(n), &n.snapshots);
     ABSL_RAW_CHECK(log.ok(), "creating a simulated log failed");
     if (!StartNode(n, std::move(*log))) return;
     trace_.Event(now_us_, "start", {n.id}, [&] { return absl::StrCat("node ", n.id, " up"); });
@@ -312,14 +362,14 @@ void Simulator::Init() {
   for (int c = 0; c < o_.clients; ++c) {
     ClientOptions co;
     co.id = kClientIdBase + 1 + c;
-    co.nodes = member_ids_;
+    co.nodes = all_ids_;
     co.keys = o_.keys;
     co.timeout_us = o_.client_timeout_us;
     co.attempts_max = o_.client_attempts_max;
     co.think_us_max = o_.client_think_us_max;
     co.mix = o_.mix;
     absl::StatusOr<std::unique_ptr<transport::Transport>> endpoint =
-        network_->CreateEndpoint(co.id, member_ids_, kClusterId);
+        network_->CreateEndpoint(co.id, all_ids_, kClusterId);
     ABSL_RAW_CHECK(endpoint.ok(), "creating a client endpoint failed");
     client_endpoints_.push_back(std::move(*endpoint));
     clients_.push_back(std::make_unique<SimClient>(co, SubSeed(o_.seed, kStreamClient, co.id),
@@ -343,12 +393,12 @@ SimNode* Simulator::RandomUpNode() {
 }
 
 std::vector<NodeId> Simulator::RandomGroup() {
-  // A nonempty proper subset of the members.
-  const uint64_t all = (uint64_t{1} << member_ids_.size()) - 1;
+  // A nonempty proper subset of the nodes.
+  const uint64_t all = (uint64_t{1} << all_ids_.size()) - 1;
   const uint64_t mask = nemesis_random_.Uniform(1, all - 1);
   std::vector<NodeId> group;
-  for (size_t i = 0; i < member_ids_.size(); ++i) {
-    if (mask & (uint64_t{1} << i)) group.push_back(member_ids_[i]);
+  for (size_t i = 0; i < all_ids_.size(); ++i) {
+    if (mask & (uint64_t{1} << i)) group.push_back(all_ids_[i]);
   }
   return group;
 }
@@ -411,9 +461,10 @@ void Simulator::Nemesis() {
       }
       return;
     case FaultAction::kPartition: {
+      if (all_ids_.size() < 2) return;
       const std::vector<NodeId> a = RandomGroup();
       std::vector<NodeId> b;
-      for (NodeId id : member_ids_) {
+      for (NodeId id : all_ids_) {
         if (std::find(a.begin(), a.end(), id) == a.end()) b.push_back(id);
       }
       network_->Partition(a, b);
@@ -435,8 +486,8 @@ void Simulator::Nemesis() {
       return;
     }
     case FaultAction::kCutLink: {
-      const NodeId from = member_ids_[nemesis_random_.Uniform(0, member_ids_.size() - 1)];
-      const NodeId to = member_ids_[nemesis_random_.Uniform(0, member_ids_.size() - 1)];
+      const NodeId from = all_ids_[nemesis_random_.Uniform(0, all_ids_.size() - 1)];
+      const NodeId to = all_ids_[nemesis_random_.Uniform(0, all_ids_.size() - 1)];
       if (from == to) return;
       network_->Cut(from, to);
       trace_.Event(now_us_, "nemesis", {3, from, to},
@@ -449,7 +500,7 @@ void Simulator::Nemesis() {
       return;
     }
     case FaultAction::kIsolate: {
-      const NodeId id = member_ids_[nemesis_random_.Uniform(0, member_ids_.size() - 1)];
+      const NodeId id = all_ids_[nemesis_random_.Uniform(0, all_ids_.size() - 1)];
       network_->Isolate(id);
       trace_.Event(now_us_, "nemesis", {4, id},
                    [&] { return absl::StrFormat("isolate node %d", id); });
@@ -473,9 +524,83 @@ void Simulator::Nemesis() {
       network_->HealAll();
       trace_.Event(now_us_, "nemesis", {6}, [] { return std::string("heal every link"); });
       return;
+    case FaultAction::kTransferLeadership:
+      TransferLeadership();
+      return;
+    case FaultAction::kMembershipChange:
+      ChangeMembership();
+      return;
     case FaultAction::kActionCount:
       break;
   }
+}
+
+SimNode* Simulator::CurrentLeader() {
+  SimNode* leader = nullptr;
+  for (SimNode& n : nodes_) {
+    if (n.up && n.driver->raft().role() == consensus::Role::kLeader &&
+        (leader == nullptr || n.driver->raft().term() > leader->driver->raft().term())) {
+      leader = &n;
+    }
+  }
+  return leader;
+}
+
+void Simulator::TransferLeadership() {
+  SimNode* leader = CurrentLeader();
+  if (leader == nullptr) return;
+  const std::vector<NodeId>& voters = leader->driver->raft().membership().voters;
+  const NodeId target = voters[nemesis_random_.Uniform(0, voters.size() - 1)];
+  const absl::Status s = leader->driver->mutable_raft().TransferLeadership(target);
+  if (s.ok()) ++stats_.transfers;
+  trace_.Event(now_us_, "nemesis", {7, leader->id, target, s.ok() ? 1u : 0u}, [&] {
+    return absl::StrFormat("node %d transfers leadership to %d: %s", leader->id, target,
+                           s.ToString());
+  });
+}
+
+void Simulator::ChangeMembership() {
+  SimNode* leader = CurrentLeader();
+  if (leader == nullptr) return;
+  consensus::Raft& raft = leader->driver->mutable_raft();
+  const consensus::Membership m = raft.membership();
+  consensus::MembershipChange change;
+  // Promote a learner that has caught up; else remove a voter (never below
+  // the initial group size, at most 3) or add a node from outside.
+  std::vector<NodeId> ready_learners;
+  for (NodeId l : m.learners) {
+    if (raft.match_index(l) >= raft.commit_index()) ready_learners.push_back(l);
+  }
+  std::vector<NodeId> outside;
+  for (NodeId id : all_ids_) {
+    if (!m.IsMember(id)) outside.push_back(id);
+  }
+  const size_t voters_min = std::min<size_t>(3, initial_voters_.size());
+  if (!ready_learners.empty()) {
+    change = {consensus::MembershipChangeType::kAddVoter,
+              ready_learners[nemesis_random_.Uniform(0, ready_learners.size() - 1)]};
+  } else if (m.voters.size() > voters_min && (outside.empty() || nemesis_random_.Chance(0.5))) {
+    change = {consensus::MembershipChangeType::kRemoveNode,
+              m.voters[nemesis_random_.Uniform(0, m.voters.size() - 1)]};
+  } else if (!outside.empty()) {
+    change = {consensus::MembershipChangeType::kAddLearner,
+              outside[nemesis_random_.Uniform(0, outside.size() - 1)]};
+  } else {
+    return;
+  }
+  absl::StatusOr<consensus::Index> index = raft.ProposeMembershipChange(change);
+  if (index.ok()) ++stats_.membership_changes;
+  static constexpr const char* kNames[] = {"add learner", "add voter", "remove"};
+  trace_.Event(now_us_, "nemesis",
+               {8, leader->id, static_cast<uint64_t>(change.type), change.node,
+                index.ok() ? *index : 0},
+               [&] {
+                 return absl::StrFormat("leader %d proposes: %s %d (%s): %s", leader->id,
+                                        kNames[static_cast<int>(change.type)], change.node,
+                                        consensus::DebugString(m),
+                                        index.ok() ? absl::StrCat("index ", *index)
+                                                   : index.status().ToString());
+               });
 }
 
 void Simulator::PowerFail(SimNode& n) {
@@ -507,7 +632,8 @@ void Simulator::RestartNode(SimNode& n) {
   ABSL_RAW_CHECK(!n.up, "restarting a node that is up");
   ++n.incarnation;
   ++stats_.restarts;
-  absl::StatusOr<std::unique_ptr<SimLogStorage>> log = SimLogStorage::Recover(LogOptions(n), n.image);
+  absl::StatusOr<std::unique_ptr<SimLogStorage>> log =
+      SimLogStorage::Recover(LogOptions(n), n.image, &n.snapshots);
   if (!log.ok()) {
     checker_.Fail("recovery", absl::StrFormat("node %d: pmemlog recovery of its crash image "
                                               "failed: %s",
@@ -580,9 +706,14 @@ void Simulator::RunNode(SimNode& n) {
   int ticks = 0;
   while (n.next_tick_us <= now_us_) {
     ++ticks;
-    n.next_tick_us += o_.tick_us;
+    n.next_tick_us += n.tick_period_us;
   }
-  const absl::Status s = n.driver->Iterate(std::min(ticks, kTicksPerIterationMax));
+  // The server drops ticks beyond a few after a stall; lease reads need
+  // every one caught up (consensus/raft.h's clock assumption).
+  const absl::Status s =
+      n.driver->Iterate(o_.lease_reads && !o_.lease_with_server_clock
+                            ? ticks
+                            : std::min(ticks, kTicksPerIterationMax));
   if (absl::IsAborted(s) && n.driver->crashed()) {
     ++stats_.crash_points;
     CrashNode(n, n.driver->TakeCrashImage(), "power failure at a crash point");
@@ -619,13 +750,29 @@ void Simulator::Step(bool faulty) {
   RunClients(faulty);
 }
 
+std::vector<NodeId> Simulator::FinalMembers() const {
+  for (const SimNode& n : nodes_) {
+    if (n.up && n.driver->raft().role() == consensus::Role::kLeader) {
+      const consensus::Membership& m = n.driver->raft().membership();
+      std::vector<NodeId> members = m.voters;
+      members.insert(members.end(), m.learners.begin(), m.learners.end());
+      std::sort(members.begin(), members.end());
+      return members;
+    }
+  }
+  return {};
+}
+
+// Every client idle, one leader, and every member of its group up, on its
+// term, with everything committed and applied. Nodes outside the group
+// (spares never added, removed nodes) are not waited for.
 bool Simulator::Converged() const {
   for (const auto& c : clients_) {
     if (c->busy()) return false;
   }
   const SimNode* leader = nullptr;
   for (const SimNode& n : nodes_) {
-    if (!n.up) return false;
+    if (!n.up) return false;  // Members or not: every log is checked at the end.
     if (n.driver->raft().role() == consensus::Role::kLeader) {
       if (leader != nullptr) return false;
       leader = &n;
@@ -633,11 +780,16 @@ bool Simulator::Converged() const {
   }
   if (leader == nullptr) return false;
   const consensus::Raft& l = leader->driver->raft();
-  if (l.commit_index() != l.last_index()) return false;
-  for (const SimNode& n : nodes_) {
+  if (l.commit_index() != l.last_index() || l.transfer_target() != consensus::kNoNode) {
+    return false;
+  }
+  for (NodeId id : FinalMembers()) {
+    const SimNode& n = nodes_[id - 1];
+    if (!n.up) return false;
     const consensus::Raft& r = n.driver->raft();
     if (r.leader() != leader->id || r.commit_index() != l.commit_index() ||
-        n.sm->applied_index() != l.commit_index() || r.last_index() != l.last_index()) {
+        n.sm->applied_index() != l.commit_index() || r.last_index() != l.last_index() ||
+        !(r.membership() == l.membership())) {
       return false;
     }
   }
@@ -659,11 +811,16 @@ std::string Simulator::DescribeCluster() const {
 
 void Simulator::FinalChecks() {
   std::map<NodeId, const consensus::LogStorage*> logs;
-  for (const SimNode& n : nodes_) logs[n.id] = n.log.get();
+  for (const SimNode& n : nodes_) {
+    ABSL_RAW_CHECK(n.up, "final checks with a node down");
+    logs[n.id] = n.log.get();
+  }
   checker_.CheckLogMatching(logs);
   if (failed()) return;
-  const SimNode& first = nodes_.front();
-  for (const SimNode& n : nodes_) {
+  const std::vector<NodeId> members = FinalMembers();
+  const SimNode& first = nodes_[members.front() - 1];
+  for (NodeId id : members) {
+    const SimNode& n = nodes_[id - 1];
     if (n.sm->DataHash() != first.sm->DataHash() ||
         n.sm->SessionsHash() != first.sm->SessionsHash()) {
       checker_.Fail("replicas-equal",
@@ -676,7 +833,7 @@ void Simulator::FinalChecks() {
   for (const auto& c : clients_) {
     acked.insert(acked.end(), c->acked_writes().begin(), c->acked_writes().end());
   }
-  checker_.CheckAcknowledged(acked, member_ids_);
+  checker_.CheckAcknowledged(acked, members);
   if (failed()) return;
   CheckHistory();
 }
@@ -714,7 +871,7 @@ void Simulator::CheckHistory() {
       history.push_back(op);
     }
   }
-  const KvStateMachine& final_state = *nodes_.front().sm;
+  const KvStateMachine& final_state = *nodes_[FinalMembers().front() - 1].sm;
   for (int k = 0; k < o_.keys; ++k) {
     lincheck::Operation read;
     read.client = kClientIdBase;  // Not a simulated client's id.
@@ -813,6 +970,8 @@ const char* FaultActionName(FaultAction action) {
     case FaultAction::kIsolate: return "isolate";
     case FaultAction::kPause: return "pause";
     case FaultAction::kHeal: return "heal";
+    case FaultAction::kTransferLeadership: return "transfer-leadership";
+    case FaultAction::kMembershipChange: return "membership-change";
     case FaultAction::kActionCount: break;
   }
   return "?";
@@ -820,7 +979,9 @@ const char* FaultActionName(FaultAction action) {
 
 absl::Status ValidateSimulatorOptions(const SimulatorOptions& o) {
   const FaultOptions& f = o.faults;
-  if (o.nodes < 1 || o.nodes > 7) return absl::InvalidArgumentError("nodes must be in [1, 7]");
+  if (o.nodes < 1 || o.spare_nodes < 0 || o.nodes + o.spare_nodes > 7) {
+    return absl::InvalidArgumentError("need 1 <= nodes and nodes + spare_nodes <= 7");
+  }
   if (o.clients < 1 || o.clients > 64) {
     return absl::InvalidArgumentError("clients must be in [1, 64]");
   }
@@ -840,7 +1001,8 @@ absl::Status ValidateSimulatorOptions(const SimulatorOptions& o) {
     return absl::InvalidArgumentError("need 1 <= delay_us_min <= delay_us_max");
   }
   for (double p : {f.drop_probability, f.duplicate_probability, f.reorder_probability,
-                   f.torn_probability, f.crash_point_probability, f.evict_probability}) {
+                   f.torn_probability, f.crash_point_probability, f.evict_probability,
+                   f.clock_drift}) {
     if (!(p >= 0.0 && p <= 1.0)) return absl::InvalidArgumentError("probabilities in [0, 1]");
   }
   for (int w : f.weights) {
@@ -849,6 +1011,11 @@ absl::Status ValidateSimulatorOptions(const SimulatorOptions& o) {
   if (f.nemesis_interval_us_mean < 0 || f.crash_point_events_max < 1 || f.down_us_max < 1 ||
       f.partition_us_max < 1 || f.pause_us_max < 1) {
     return absl::InvalidArgumentError("fault durations must be positive");
+  }
+  if (o.lease_reads && (o.election_timeout_ticks <= 2 || f.clock_drift > 0.05)) {
+    return absl::InvalidArgumentError(
+        "lease reads need election_timeout_ticks > 2 and clock_drift <= 0.05 (the margin of 2 "
+        "ticks must cover the drift)");
   }
   if (o.log_ring_bytes < 4096 || o.log_ring_bytes % 64 != 0) {
     return absl::InvalidArgumentError("log_ring_bytes: a multiple of 64, at least 4096");
@@ -865,6 +1032,7 @@ SimulatorOptions SwarmOptions(uint64_t seed, const SimulatorOptions& base) {
     return *(values.begin() + i);
   };
   o.nodes = static_cast<int>(r.Uniform(3, 7));
+  o.spare_nodes = static_cast<int>(r.Uniform(0, static_cast<uint64_t>(7 - o.nodes)));
   o.clients = static_cast<int>(r.Uniform(1, 8));
   o.keys = static_cast<int>(r.Uniform(1, 5));
   FaultOptions& f = o.faults;
@@ -878,6 +1046,12 @@ SimulatorOptions SwarmOptions(uint64_t seed, const SimulatorOptions& base) {
   f.torn_probability = pick({0.0, 0.5, 1.0});
   f.crash_point_probability = pick({0.3, 0.7, 1.0});
   f.evict_probability = pick({0.0, 0.05, 0.3});
+  f.clock_drift = pick({0.0, 0.01, 0.05});
+  // Snapshots: often, with a small ring so that pmemlog's ring wraps.
+  o.compact_every_entries = static_cast<uint64_t>(pick({0, 20, 100}));
+  o.compact_keep_entries = static_cast<uint64_t>(pick({0, 5, 50}));
+  if (o.compact_every_entries > 0 && r.Chance(0.5)) o.log_ring_bytes = 128u << 10;
+  o.lease_reads = r.Chance(0.3);
   return o;
 }
 
@@ -886,10 +1060,12 @@ std::string SimulationResult::Summary() const {
   return absl::StrFormat(
       "seed=%d ok: %d steps, %.1f ms simulated, %d terms with a leader, %d entries committed, "
       "%d ops ok, %d unknown, %d crashes (%d at crash points, %d torn), %d restarts, %d faults, "
-      "%d deduplicated, trace %016x",
+      "%d deduplicated, %d snapshots installed, %d compactions, %d membership changes, "
+      "%d transfers, trace %016x",
       seed, stats.steps, stats.sim_us / 1000.0, stats.terms_with_leader, stats.entries_committed,
       stats.ops_ok, stats.ops_unknown, stats.crashes, stats.crash_points, stats.torn_crashes,
-      stats.restarts, stats.fault_actions, stats.commands_deduplicated, trace_hash);
+      stats.restarts, stats.fault_actions, stats.commands_deduplicated, stats.snapshots_installed,
+      stats.compactions, stats.membership_changes, stats.transfers, trace_hash);
 }
 
 SimulationResult RunSimulation(const SimulatorOptions& options) {

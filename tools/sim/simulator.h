@@ -27,9 +27,8 @@
 
 namespace blizzard::sim {
 
-// The nemesis's actions. Adding one (leadership transfer, membership change
-// and snapshots once consensus/ offers them) means: a value here, a weight
-// in FaultOptions, a case in Simulator::Nemesis (simulator.cc).
+// The nemesis's actions. Adding one means: a value here, a weight in
+// FaultOptions, a case in Simulator::Nemesis (simulator.cc).
 enum class FaultAction : uint8_t {
   kCrash,      // One node loses power: now, or at a crash point a few events on.
   kPowerLoss,  // Every node loses power at once.
@@ -38,6 +37,8 @@ enum class FaultAction : uint8_t {
   kIsolate,    // One node cut from everyone, clients included, for a while.
   kPause,      // One node stops running for a while (a stall), then resumes.
   kHeal,       // Every link heals.
+  kTransferLeadership,  // The leader hands leadership to a random voter.
+  kMembershipChange,    // Add a learner, promote a caught-up one, or remove a voter.
   kActionCount,
 };
 const char* FaultActionName(FaultAction action);
@@ -52,7 +53,7 @@ struct FaultOptions {
   int64_t reorder_delay_us_max = 5'000;
   // The nemesis acts every Uniform[0, 2 * mean] microseconds; 0: never.
   int64_t nemesis_interval_us_mean = 30'000;
-  int weights[static_cast<int>(FaultAction::kActionCount)] = {3, 1, 2, 2, 1, 1, 3};
+  int weights[static_cast<int>(FaultAction::kActionCount)] = {3, 1, 2, 2, 1, 1, 3, 1, 1};
   // A crash takes a torn image (random unpersisted words survive) with this
   // probability, else a persisted-only one.
   double torn_probability = 0.5;
@@ -69,6 +70,9 @@ struct FaultOptions {
   int64_t down_us_max = 200'000;
   int64_t partition_us_max = 300'000;
   int64_t pause_us_max = 50'000;
+  // Each node's clock runs at (1 + skew) times the nominal rate, skew drawn
+  // per incarnation from [-clock_drift, clock_drift].
+  double clock_drift = 0.01;
 };
 
 // Planted bugs: the simulator must catch each (sim_bug_test).
@@ -80,7 +84,10 @@ struct BugOptions {
 
 struct SimulatorOptions {
   uint64_t seed = 1;
-  int nodes = 3;    // 1..7 (ids 1..nodes).
+  int nodes = 3;    // The initial voters, ids 1..nodes.
+  // Nodes that start outside the group (ids nodes+1..nodes+spare_nodes),
+  // for membership changes to add. nodes + spare_nodes <= 7.
+  int spare_nodes = 0;
   int clients = 4;  // 1..64.
   int keys = 4;
   int64_t steps = 20'000;  // Instants of the faulty phase.
@@ -92,6 +99,18 @@ struct SimulatorOptions {
   int64_t client_think_us_max = 2'000;
   OpMix mix;
   uint64_t log_ring_bytes = 1u << 20;
+  // Snapshots and log compaction (DriverOptions): every this many applied
+  // entries (0: never), keeping this many entries below the snapshot.
+  uint64_t compact_every_entries = 0;
+  uint64_t compact_keep_entries = 0;
+  // Raft's leader lease reads (Config.lease_reads); the driver then ticks
+  // before stepping messages and catches up every missed tick.
+  bool lease_reads = false;
+  // With lease_reads: keep node/server.cc's clock handling instead (ticks
+  // after the peers' messages, at most 16 per iteration after a stall),
+  // which does not meet the lease's clock assumption: for whoever turns
+  // leases on in node/ (README.md, "Lease reads").
+  bool lease_with_server_clock = false;
   // After the faulty phase: simulated time allowed to converge.
   int64_t converge_us_max = 20'000'000;
   FaultOptions faults;
@@ -131,6 +150,10 @@ struct SimulationStats {
   uint64_t messages_sent = 0;
   uint64_t messages_delivered = 0;
   uint64_t commands_deduplicated = 0;
+  uint64_t snapshots_installed = 0;
+  uint64_t compactions = 0;
+  uint64_t membership_changes = 0;  // Proposed and accepted by a leader.
+  uint64_t transfers = 0;           // Leadership transfers started.
   // Linearizability: unknown-outcome writes that never took effect (dropped
   // from the history), and runs whose search needed the executed unknown
   // writes resolved (see CheckHistory in simulator.cc).
