@@ -23,6 +23,11 @@ Entry E(uint64_t index, uint64_t term, std::string data = "") {
   return Entry{term, index, data.empty() ? EntryType::kNoop : EntryType::kNormal, std::move(data)};
 }
 
+// Entry `index` (term 1) carrying one write.
+Entry Write(uint64_t index, const Command& c) {
+  return Entry{1, index, EntryType::kNormal, EncodeBatch({c})};
+}
+
 Message M(MessageType type, uint64_t from, uint64_t to, uint64_t term) {
   Message m;
   m.type = type;
@@ -196,7 +201,7 @@ TEST(SafetyCheckerTest, PersistBeforeSend) {
 
 TEST(SafetyCheckerTest, StateMachineSafetyAndExactlyOnce) {
   const Command put{1001, 1, OpKind::kPut, "k", "v", std::nullopt};
-  const Entry e1{1, 1, EntryType::kNormal, EncodeBatch({put})};
+  const Entry e1 = Write(1, put);
   KvStateMachine a;
   KvStateMachine b;
   SafetyChecker c;
@@ -214,8 +219,7 @@ TEST(SafetyCheckerTest, StateMachineSafetyAndExactlyOnce) {
   SafetyChecker d;
   KvStateMachine x;
   KvStateMachine y;
-  const Entry other{1, 1, EntryType::kNormal, EncodeBatch({Command{1001, 1, OpKind::kPut, "k", "w",
-                                                                   std::nullopt}})};
+  const Entry other = Write(1, Command{1001, 1, OpKind::kPut, "k", "w", std::nullopt});
   d.OnApplied(1, e1, *x.Apply(e1), x);
   d.OnApplied(2, other, *y.Apply(other), y);
   ASSERT_TRUE(d.failed());
@@ -224,7 +228,7 @@ TEST(SafetyCheckerTest, StateMachineSafetyAndExactlyOnce) {
   SafetyChecker f;
   KvStateMachine twice(KvStateMachineOptions{.deduplicate = false});
   f.OnApplied(1, e1, *twice.Apply(e1), twice);
-  const Entry again{1, 2, EntryType::kNormal, EncodeBatch({put})};
+  const Entry again = Write(2, put);
   f.OnApplied(1, again, *twice.Apply(again), twice);
   ASSERT_TRUE(f.failed());
   EXPECT_EQ(f.first().check, "exactly-once");
@@ -233,8 +237,8 @@ TEST(SafetyCheckerTest, StateMachineSafetyAndExactlyOnce) {
 TEST(SafetyCheckerTest, DivergingStateHashes) {
   // Same entry, different results: a replica with a lost session table.
   const Command append{1001, 1, OpKind::kAppend, "k", "v", std::nullopt};
-  const Entry e1{1, 1, EntryType::kNormal, EncodeBatch({append})};
-  const Entry e2{1, 2, EntryType::kNormal, EncodeBatch({append})};
+  const Entry e1 = Write(1, append);
+  const Entry e2 = Write(2, append);
   KvStateMachine good;
   KvStateMachine bad(KvStateMachineOptions{.sessions_durable = false});
   SafetyChecker c;
@@ -249,7 +253,7 @@ TEST(SafetyCheckerTest, DivergingStateHashes) {
 
 TEST(SafetyCheckerTest, SnapshotsMustMatchWhatWasApplied) {
   const Command put{1001, 1, OpKind::kPut, "k", "v", std::nullopt};
-  const Entry e1{1, 1, EntryType::kNormal, EncodeBatch({put})};
+  const Entry e1 = Write(1, put);
   KvStateMachine leader;
   SafetyChecker c;
   c.OnApplied(1, e1, *leader.Apply(e1), leader);

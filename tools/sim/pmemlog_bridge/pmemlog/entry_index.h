@@ -1,1 +1,0 @@
-../../../../pmemlog/entry_index.h

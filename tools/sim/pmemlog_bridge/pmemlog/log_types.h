@@ -1,1 +1,0 @@
-../../../../pmemlog/log_types.h

@@ -1,1 +1,0 @@
-../../../../pmemlog/persistence.h

@@ -1,1 +1,0 @@
-../../../../pmemlog/sim_persistence.h
