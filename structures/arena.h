@@ -165,6 +165,19 @@ class Arena {
     Write(offset, &v, sizeof(T));
   }
   void Zero(uint64_t offset, uint64_t bytes);
+  // Writes only the span between the first and last byte where `now`
+  // differs from `old` (the bytes at `offset`): small write sets for
+  // structures that edit a node in a local copy.
+  template <class T>
+  void PutChanged(uint64_t offset, const T& old, const T& now) {
+    static_assert(std::is_trivially_copyable_v<T>);
+    const auto* a = reinterpret_cast<const uint8_t*>(&old);
+    const auto* b = reinterpret_cast<const uint8_t*>(&now);
+    size_t lo = 0, hi = sizeof(T);
+    while (lo < hi && a[lo] == b[lo]) ++lo;
+    while (hi > lo && a[hi - 1] == b[hi - 1]) --hi;
+    if (lo < hi) Write(offset + lo, b + lo, hi - lo);
+  }
 
   // A block of at least `bytes` usable bytes (contents unspecified): its
   // payload offset, or 0 with the transaction failed (ResourceExhausted).
