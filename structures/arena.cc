@@ -171,6 +171,21 @@ uint64_t Arena::UsableBytes(uint64_t offset) const {
   return BlockBytes(bh.size_class) - kBlockHeaderBytes;
 }
 
+uint64_t Arena::BlockUsable(uint64_t offset) const {
+  const uint64_t bump = Load<uint64_t>(offsetof(Header, bump));
+  if (offset < arena_format::kHeapOffset + kBlockHeaderBytes || offset >= bump ||
+      offset % 8 != 0) {
+    return 0;
+  }
+  const BlockHeader bh = Load<BlockHeader>(offset - kBlockHeaderBytes);
+  if (bh.magic != arena_format::kBlockMagic || bh.state != arena_format::kBlockUsed ||
+      bh.size_class >= kClassCount ||
+      BlockBytes(bh.size_class) > bump - (offset - kBlockHeaderBytes)) {
+    return 0;
+  }
+  return BlockBytes(bh.size_class) - kBlockHeaderBytes;
+}
+
 void Arena::Free(uint64_t offset) {
   ABSL_RAW_CHECK(in_tx_, "Arena::Free outside a transaction");
   if (!ok()) return;

@@ -187,6 +187,9 @@ class Arena {
   void Free(uint64_t offset);
   // Usable bytes of a used block (asserts it is one).
   uint64_t UsableBytes(uint64_t offset) const;
+  // The same for untrusted offsets (verifiers): 0 unless `offset` is the
+  // payload of a used block inside the carved heap.
+  uint64_t BlockUsable(uint64_t offset) const;
 
   // Commits; with `out`, also returns the write set (merged ranges with
   // pre- and post-images). On failure the transaction is rolled back.

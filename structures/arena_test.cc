@@ -127,7 +127,9 @@ TEST(WriteSetTest, GoldenEncodingAndRejections) {
     std::string b = enc;
     b[rng() % b.size()] ^= static_cast<char>(1u << (rng() % 8));
     auto d = DecodeWriteSet(span(b), 1000);
-    if (d.ok()) EXPECT_EQ(EncodeWriteSet(*d), b);
+    if (d.ok()) {
+      EXPECT_EQ(EncodeWriteSet(*d), b);
+    }
     std::string r(rng() % 24, '\0');
     for (char& c : r) c = static_cast<char>(rng());
     (void)DecodeWriteSet(span(r), rng() % 2 ? 1000 : rng());

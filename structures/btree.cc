@@ -327,12 +327,12 @@ absl::Status BTree::CheckNode(uint64_t c, uint64_t depth, const uint64_t* lo, co
                               const std::function<absl::Status(uint64_t)>& own) const {
   if (!arena_.Contains(c, sizeof(Node))) return Damaged("node outside the arena");
   if (auto s = own(c); !s.ok()) return s;
-  if (arena_.UsableBytes(c) < sizeof(Node)) return Damaged("node block too small");
+  if (arena_.BlockUsable(c) < sizeof(Node)) return Damaged("node block too small");
   const Node node = LoadNode(c);
   auto element_ok = [&](uint64_t e) -> absl::Status {
     if (!arena_.Contains(e, kElementHeaderBytes)) return Damaged("element outside the arena");
     if (auto s = own(e); !s.ok()) return s;
-    if (kElementHeaderBytes + arena_.Load<uint32_t>(e + 8) > arena_.UsableBytes(e)) {
+    if (kElementHeaderBytes + arena_.Load<uint32_t>(e + 8) > arena_.BlockUsable(e)) {
       return Damaged("element larger than its block");
     }
     if (std::isnan(arena_.Load<double>(e))) return Damaged("NaN score");

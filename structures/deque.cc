@@ -205,13 +205,13 @@ absl::Status Deque::Check(const std::function<absl::Status(uint64_t block)>& own
   for (uint64_t c = h_.head; c != 0; c = arena_.Load<uint64_t>(c + 8)) {
     if (!arena_.Contains(c, sizeof(Chunk))) return Damaged("chunk outside the arena");
     if (auto s = own(c); !s.ok()) return s;  // Also catches cycles.
-    if (arena_.UsableBytes(c) < sizeof(Chunk)) return Damaged("chunk too small");
+    if (arena_.BlockUsable(c) < sizeof(Chunk)) return Damaged("chunk too small");
     if (arena_.Load<uint64_t>(c) != prev) return Damaged("bad prev link");
     for (uint32_t s = FirstSlot(c); s < EndSlot(c); ++s) {
       const uint64_t e = arena_.Load<uint64_t>(c + kSlotsAt + 8 * s);
       if (!arena_.Contains(e, 4)) return Damaged("element outside the arena");
       if (auto st = own(e); !st.ok()) return st;
-      if (4 + uint64_t{arena_.Load<uint32_t>(e)} > arena_.UsableBytes(e)) {
+      if (4 + uint64_t{arena_.Load<uint32_t>(e)} > arena_.BlockUsable(e)) {
         return Damaged("element larger than its block");
       }
       n++;

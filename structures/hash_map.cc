@@ -291,7 +291,7 @@ absl::Status HashMap::Check(const std::function<absl::Status(uint64_t block)>& o
   auto table = [&](uint64_t dir, uint64_t buckets, bool old) -> absl::Status {
     const uint64_t sb = SegmentBuckets(buckets);
     const uint64_t segments = buckets / sb;
-    if (!arena_.Contains(dir, 8 * segments) || arena_.UsableBytes(dir) < 8 * segments) {
+    if (!arena_.Contains(dir, 8 * segments) || arena_.BlockUsable(dir) < 8 * segments) {
       return Damaged("directory outside the arena or too small");
     }
     if (auto s = own(dir); !s.ok()) return s;
@@ -301,7 +301,7 @@ absl::Status HashMap::Check(const std::function<absl::Status(uint64_t block)>& o
       if (old && (sg + 1) * sb <= h_.cursor) return Damaged("old segment not freed");
       if (!arena_.Contains(segment, 8 * sb)) return Damaged("segment outside the arena");
       if (auto s = own(segment); !s.ok()) return s;
-      if (arena_.UsableBytes(segment) < 8 * sb) return Damaged("segment too small");
+      if (arena_.BlockUsable(segment) < 8 * sb) return Damaged("segment too small");
       for (uint64_t j = 0; j < sb; ++j) {
         const uint64_t b = sg * sb + j;
         uint64_t steps = 0;
@@ -311,7 +311,7 @@ absl::Status HashMap::Check(const std::function<absl::Status(uint64_t block)>& o
           if (auto s = own(e); !s.ok()) return s;  // Also catches cycles.
           const Entry entry = arena_.Load<Entry>(e);
           if (sizeof(Entry) + uint64_t{entry.key_bytes} + entry.value_bytes >
-              arena_.UsableBytes(e)) {
+              arena_.BlockUsable(e)) {
             return Damaged(absl::StrFormat("entry %d larger than its block", e));
           }
           const std::string_view key = Key(e);

@@ -149,7 +149,7 @@ absl::Status PmemArenaPool::Create(const PoolOptions& options) {
 }
 
 uint64_t ArenaBytesForPool(uint64_t pool_bytes) {
-  const uint64_t reserve = pool_bytes / 8 + (8ull << 20);
+  const uint64_t reserve = pool_bytes / 4 + (8ull << 20);
   return pool_bytes > reserve ? ((pool_bytes - reserve) & ~uint64_t{4095}) : 0;
 }
 

@@ -34,8 +34,10 @@ struct PoolIdentity {
   uint64_t pool_bytes = 0;  // File size.
 };
 
-// Pool bytes left to libpmemobj (metadata, undo logs of big transactions):
-// an eighth of the pool plus 8 MiB; the arena gets the rest.
+// Pool bytes left to libpmemobj (metadata, and the undo log of a
+// transaction, which holds a copy of every range it changes: a 16 MiB
+// value needs 16 MiB of it): a quarter of the pool plus 8 MiB; the arena
+// gets the rest.
 uint64_t ArenaBytesForPool(uint64_t pool_bytes);
 
 class PmemArenaPool : public ArenaMemory {
