@@ -267,7 +267,8 @@ void Arena::Abort() {
   pre_.clear();
 }
 
-absl::Status Arena::ApplyWriteSet(const WriteSet& ws, WriteSet* out) {
+absl::Status Arena::WritePostImages(const WriteSet& ws) {
+  ABSL_RAW_CHECK(in_tx_, "Arena::WritePostImages outside a transaction");
   if (ws.arena_bytes != size_) {
     return absl::InvalidArgumentError(
         absl::StrFormat("write set for an arena of %d bytes, this one has %d", ws.arena_bytes,
@@ -278,8 +279,29 @@ absl::Status Arena::ApplyWriteSet(const WriteSet& ws, WriteSet* out) {
       return absl::InvalidArgumentError("write set range outside the arena");
     }
   }
-  if (auto s = Begin(); !s.ok()) return s;
   for (const WriteRange& r : ws.ranges) Write(r.offset, r.post.data(), r.post.size());
+  return status_;
+}
+
+void Arena::ResetRecording() {
+  ABSL_RAW_CHECK(in_tx_, "Arena::ResetRecording outside a transaction");
+  records_.clear();
+  pre_.clear();
+}
+
+absl::Status Arena::RecordedWriteSet(WriteSet* out) const {
+  ABSL_RAW_CHECK(in_tx_, "Arena::RecordedWriteSet outside a transaction");
+  if (!status_.ok()) return status_;
+  BuildWriteSet(out);
+  return absl::OkStatus();
+}
+
+absl::Status Arena::ApplyWriteSet(const WriteSet& ws, WriteSet* out) {
+  if (auto s = Begin(); !s.ok()) return s;
+  if (auto s = WritePostImages(ws); !s.ok()) {
+    Abort();
+    return s;
+  }
   return Commit(out);
 }
 

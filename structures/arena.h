@@ -205,6 +205,19 @@ class Arena {
   // ApplyWriteSet's `out`) in one transaction: the state before it, byte
   // for byte, provided nothing committed since.
   absl::Status UndoWriteSet(const WriteSet& ws);
+  // Inside a transaction: writes the post-images of `ws` (recorded like any
+  // write). InvalidArgument, nothing written, if a range does not fit.
+  absl::Status WritePostImages(const WriteSet& ws);
+  // Inside a transaction: forgets what was recorded so far, so that
+  // Commit()'s write set holds only the writes from here on, while the
+  // backend still undoes everything on Abort(). Physical replication's
+  // leader uses it to execute a batch on top of not-yet-applied write sets
+  // and keep only the batch's own changes.
+  void ResetRecording();
+  // Inside a transaction: the write set recorded so far (as Commit() would
+  // return it), or the transaction's error. The transaction stays open
+  // (the leader then aborts it).
+  absl::Status RecordedWriteSet(WriteSet* out) const;
 
   // Walks every block from the heap start to the bump pointer, checks
   // headers and free lists (each free block on its class list exactly

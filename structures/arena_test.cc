@@ -197,6 +197,63 @@ TEST(ArenaTest, FollowerApplyingWriteSetsIsByteIdenticalAndUndoRestores) {
   ASSERT_TRUE(follower->CheckHeap(nullptr, nullptr).ok());
 }
 
+// Physical replication's leader: write sets B then C applied on top of A
+// inside one transaction, the recording reset after B; the write set holds
+// only C's change (computed on top of B), Abort restores the bytes before
+// everything, and a follower holding A+B that applies it matches a node
+// that committed A, B, C.
+TEST(ArenaTest, ResetRecordingKeepsOnlyLaterWritesAndAbortUndoesAll) {
+  SimMemory mem(kSimBytes), other_mem(kSimBytes);
+  auto arena = Fresh(mem);
+  auto other = Fresh(other_mem);
+  ASSERT_TRUE(other->Begin().ok());
+  const uint64_t p = other->Alloc(64);
+  other->Put<uint64_t>(p, 1);
+  WriteSet b;
+  ASSERT_TRUE(other->Commit(&b).ok());
+  const std::vector<uint8_t> before = mem.bytes();
+
+  ASSERT_TRUE(arena->Begin().ok());
+  ASSERT_TRUE(arena->WritePostImages(b).ok());
+  arena->ResetRecording();
+  const uint64_t q = arena->Alloc(32);  // Allocator metadata recorded too.
+  arena->Put<uint64_t>(p, 2);
+  arena->Put<uint64_t>(q, 3);
+  WriteSet c;
+  ASSERT_TRUE(arena->Commit(&c).ok());
+  // Nothing of B's ranges except what C rewrote: p's word.
+  for (const WriteRange& r : c.ranges) {
+    for (const WriteRange& rb : b.ranges) {
+      if (r.offset < rb.offset + rb.post.size() && rb.offset < r.offset + r.post.size()) {
+        EXPECT_TRUE((r.offset <= p && p + 8 <= r.offset + r.post.size()) ||
+                    r.offset < arena_format::kRootOffset)
+            << "range at " << r.offset << " came from B";
+      }
+    }
+  }
+  ASSERT_TRUE(other->ApplyWriteSet(c).ok());
+  EXPECT_EQ(mem.bytes(), other_mem.bytes());
+
+  // The same inside a transaction that is aborted: nothing stays.
+  mem.Reset(before);
+  auto again = Arena::Attach(&mem);
+  ASSERT_TRUE(again.ok());
+  ASSERT_TRUE((*again)->Begin().ok());
+  ASSERT_TRUE((*again)->WritePostImages(b).ok());
+  (*again)->ResetRecording();
+  (*again)->Put<uint64_t>(p, 2);
+  (*again)->Abort();
+  EXPECT_EQ(mem.bytes(), before);
+
+  // A write set for another arena size is refused inside the transaction.
+  WriteSet foreign = b;
+  foreign.arena_bytes = kSimBytes * 2;
+  ASSERT_TRUE((*again)->Begin().ok());
+  EXPECT_TRUE(absl::IsInvalidArgument((*again)->WritePostImages(foreign)));
+  (*again)->Abort();
+  EXPECT_EQ(mem.bytes(), before);
+}
+
 // Crash at every store of random transactions: recovery gives exactly the
 // bytes before or after the transaction, and the heap checks.
 TEST(ArenaCrashTest, EveryStoreRecoversBeforeOrAfter) {

@@ -8,6 +8,7 @@
 #include <limits>
 
 #include "absl/base/internal/raw_logging.h"
+#include "absl/cleanup/cleanup.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -127,6 +128,10 @@ class KvStore::Impl {
                                                    WriteSet* ws);
   absl::Status ApplyWriteSet(const WriteSet& ws, WriteSet* applied);
   absl::Status UndoWriteSet(const WriteSet& ws);
+  absl::StatusOr<std::vector<OpResult>> ExecuteOnTop(
+      uint64_t index, absl::Span<const KvStore::UnappliedEntry> unapplied,
+      absl::Span<const Op> ops, WriteSet* ws);
+  absl::Status ApplyEntryWriteSet(uint64_t index, const WriteSet& ws, uint64_t ops);
   absl::Status Verify(TableShape* shape) const;
   StoreInfo Info() const;
 
@@ -627,6 +632,98 @@ absl::Status KvStore::Impl::ApplyWriteSet(const WriteSet& ws, WriteSet* applied)
 
 absl::Status KvStore::Impl::UndoWriteSet(const WriteSet& ws) { return arena_->UndoWriteSet(ws); }
 
+absl::StatusOr<std::vector<OpResult>> KvStore::Impl::ExecuteOnTop(
+    uint64_t index, absl::Span<const KvStore::UnappliedEntry> unapplied,
+    absl::Span<const Op> ops, WriteSet* ws) {
+  ABSL_RAW_CHECK(ws != nullptr, "ExecuteOnTop needs a write set");
+  const uint64_t applied = root().applied_index;
+  for (size_t i = 0; i < unapplied.size(); ++i) {
+    if (unapplied[i].index != applied + 1 + i) {
+      return absl::FailedPreconditionError(absl::StrFormat(
+          "unapplied entry %d of %d has index %d, expected %d (applied index %d)", i,
+          unapplied.size(), unapplied[i].index, applied + 1 + i, applied));
+    }
+  }
+  if (index != applied + 1 + unapplied.size()) {
+    return absl::FailedPreconditionError(absl::StrFormat(
+        "entry %d does not follow the applied index %d and %d unapplied entries", index,
+        applied, unapplied.size()));
+  }
+  for (size_t i = 0; i < ops.size(); ++i) {
+    if (auto s = ValidateOp(ops[i]); !s.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat("op ", i, ": ", s.message()));
+    }
+  }
+  if (auto s = arena_->Begin(); !s.ok()) return s;
+  // Always aborted: the pool never holds what is not committed.
+  absl::Cleanup abort = [this] { arena_->Abort(); };
+  for (const KvStore::UnappliedEntry& e : unapplied) {
+    const Root before = root();
+    if (e.write_set != nullptr) {
+      if (auto s = arena_->WritePostImages(*e.write_set); !s.ok()) return s;
+    } else {
+      // What ApplyBatch(e.index, {}) writes: the applied index only.
+      Root now = before;
+      now.applied_index = e.index;
+      arena_->PutChanged(arena_format::kRootOffset, before, now);
+    }
+    if (!arena_->ok()) return arena_->status();
+    if (root().applied_index != e.index) {
+      return absl::InternalError(absl::StrFormat(
+          "unapplied write set of entry %d sets the applied index to %d", e.index,
+          root().applied_index));
+    }
+  }
+  arena_->ResetRecording();
+  const Root r = root();
+  state_hash_ = r.state_hash;
+  std::vector<OpResult> results;
+  results.reserve(ops.size());
+  for (const Op& op : ops) {
+    results.push_back(ApplyOp(op));
+    if (!arena_->ok()) break;
+  }
+  Root now = r;
+  now.applied_index = index;
+  now.state_hash = state_hash_;
+  arena_->PutChanged(arena_format::kRootOffset, r, now);
+  if (auto s = arena_->RecordedWriteSet(ws); !s.ok()) return s;
+  return results;
+}
+
+absl::Status KvStore::Impl::ApplyEntryWriteSet(uint64_t index, const WriteSet& ws,
+                                               uint64_t ops) {
+  const uint64_t applied = root().applied_index;
+  if (index <= applied) {
+    return absl::FailedPreconditionError(
+        absl::StrFormat("entry %d is not after the applied index %d", index, applied));
+  }
+  if (auto s = arena_->Begin(); !s.ok()) return s;
+  if (auto s = arena_->WritePostImages(ws); !s.ok()) {
+    arena_->Abort();
+    return absl::DataLossError(
+        absl::StrCat("write set of entry ", index, " does not apply: ", s.message()));
+  }
+  // O(1) sanity of what the entry leaves: the keyspace root, its applied
+  // index and its key map's place. (Arbitrary bytes elsewhere cannot be
+  // told from legitimate ones without the full Verify(): the replica
+  // trusts an authenticated leader's content, as in logical mode.)
+  const Root r = root();
+  const arena_format::Header h = arena_->header();
+  if (r.magic != keyspace_format::kMagic || r.applied_index != index || r.keys == 0 ||
+      !arena_->Contains(r.keys, sizeof(hash_map_format::Header)) ||
+      h.magic != arena_format::kMagic || h.arena_bytes != arena_->size() ||
+      h.bump < h.heap_offset || h.bump > h.arena_bytes) {
+    arena_->Abort();
+    return absl::DataLossError(absl::StrFormat(
+        "write set of entry %d would leave applied index %d (magic %x, bump %d): refused",
+        index, r.applied_index, r.magic, h.bump));
+  }
+  if (auto s = arena_->Commit(); !s.ok()) return s;
+  stats_.ops_applied += ops;
+  return absl::OkStatus();
+}
+
 // --- Verify -------------------------------------------------------------------
 
 absl::Status KvStore::Impl::CheckContainer(uint64_t entry,
@@ -830,6 +927,14 @@ absl::Status KvStore::ApplyWriteSet(const WriteSet& ws, WriteSet* applied) {
   return impl_->ApplyWriteSet(ws, applied);
 }
 absl::Status KvStore::UndoWriteSet(const WriteSet& ws) { return impl_->UndoWriteSet(ws); }
+absl::StatusOr<std::vector<OpResult>> KvStore::ExecuteOnTop(
+    uint64_t index, absl::Span<const UnappliedEntry> unapplied, absl::Span<const Op> ops,
+    WriteSet* ws) {
+  return impl_->ExecuteOnTop(index, unapplied, ops, ws);
+}
+absl::Status KvStore::ApplyEntryWriteSet(uint64_t index, const WriteSet& ws, uint64_t ops) {
+  return impl_->ApplyEntryWriteSet(index, ws, ops);
+}
 uint64_t KvStore::ArenaBytes() const { return impl_->arena().size(); }
 
 ValueType KvStore::Type(std::string_view key) const { return impl_->Lookup(key).second; }

@@ -111,6 +111,31 @@ class KvStore {
   absl::Status UndoWriteSet(const WriteSet& ws);
   uint64_t ArenaBytes() const;
 
+  // Physical replication (node/PHYSICAL.md). The leader's pool holds only
+  // committed state; to build log entry `index` it executes `ops` on top
+  // of the entries before it that are not applied yet (`unapplied`: the
+  // indices AppliedIndex()+1 .. index-1 in order; write_set nullptr for an
+  // entry without operations, which only advances the applied index), in
+  // ONE transaction that it then aborts. `*ws` gets the changes of `ops`
+  // alone (with AppliedIndex() = index), computed on top of the unapplied
+  // ones; the results are what applying would answer. The store is
+  // unchanged on return. FailedPrecondition if `unapplied` does not chain
+  // from AppliedIndex() to `index`; InvalidArgument as ApplyBatch or for a
+  // write set that does not fit; ResourceExhausted if the arena is full.
+  struct UnappliedEntry {
+    uint64_t index = 0;
+    const WriteSet* write_set = nullptr;
+  };
+  absl::StatusOr<std::vector<OpResult>> ExecuteOnTop(uint64_t index,
+                                                     absl::Span<const UnappliedEntry> unapplied,
+                                                     absl::Span<const Op> ops, WriteSet* ws);
+  // Every replica: applies the write set of committed entry `index` (which
+  // carried `ops` operations) in one transaction. The write set is
+  // untrusted: unless it leaves a keyspace root with AppliedIndex() ==
+  // `index`, nothing is applied and DataLoss (the replica must stop rather
+  // than diverge). FailedPrecondition if `index` <= AppliedIndex().
+  absl::Status ApplyEntryWriteSet(uint64_t index, const WriteSet& ws, uint64_t ops);
+
   // Reads (never fail: wrong types read as absent; callers check Type()).
   ValueType Type(std::string_view key) const;
   std::optional<std::string> Get(std::string_view key) const;  // Strings.

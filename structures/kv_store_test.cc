@@ -707,6 +707,98 @@ TEST_F(KvStoreTest, WriteSetsReplicateByteIdentically) {
               static_cast<unsigned long>(ops_total));
 }
 
+// Physical leader: entries executed on top of up to 5 unapplied ones
+// (some without ops) give the same results and, applied in order with
+// ApplyEntryWriteSet, the same bytes as a replica applying the batches;
+// the executing store is never changed.
+TEST(KvStoreExecuteOnTopTest, InFlightChainsMatchDirectApplication) {
+  const uint64_t seed = 0x6e7;
+  SCOPED_TRACE(absl::StrCat("seed=", seed));
+  constexpr uint64_t kBytes = 4u << 20;
+  SimMemory lm(kBytes), rm(kBytes);
+  auto leader = KvStore::OpenMemory(&lm);
+  auto replica = KvStore::OpenMemory(&rm);
+  ASSERT_TRUE(leader.ok() && replica.ok());
+  std::mt19937_64 rng(seed);
+  testing::RandomOpOptions gen;
+  gen.keys = 40;
+  gen.big_value_bytes = 600;
+  std::vector<WriteSet> built;  // Entry i at built[i - 1]; empty ranges: no ops.
+  std::vector<bool> has_ops;
+  uint64_t index = 0;
+  for (int round = 0; round < 150; ++round) {
+    // Build 0..5 entries, then commit a random prefix of what is in flight.
+    const int n = static_cast<int>(rng() % 6);
+    for (int k = 0; k < n; ++k) {
+      ++index;
+      const bool noop = rng() % 7 == 0;
+      std::vector<KvStore::UnappliedEntry> chain;
+      for (uint64_t j = (*leader)->AppliedIndex() + 1; j < index; ++j) {
+        chain.push_back({j, has_ops[j - 1] ? &built[j - 1] : nullptr});
+      }
+      const uint64_t hash = (*leader)->StateHash();
+      const std::vector<uint8_t> bytes_before = lm.bytes();
+      if (noop) {
+        built.emplace_back();
+        has_ops.push_back(false);
+        auto r = (*replica)->ApplyBatch(index, {});
+        ASSERT_TRUE(r.ok()) << r.status();
+        continue;
+      }
+      const auto ops = testing::RandomBatch(rng, gen);
+      WriteSet ws;
+      auto results = (*leader)->ExecuteOnTop(index, chain, ops, &ws);
+      ASSERT_TRUE(results.ok()) << results.status();
+      ASSERT_EQ(lm.bytes(), bytes_before) << "the leader's store changed";
+      ASSERT_EQ((*leader)->StateHash(), hash);
+      auto direct = (*replica)->ApplyBatch(index, ops);
+      ASSERT_TRUE(direct.ok()) << direct.status();
+      ASSERT_EQ(*results, *direct) << "index " << index;
+      built.push_back(std::move(ws));
+      has_ops.push_back(true);
+    }
+    const uint64_t applied = (*leader)->AppliedIndex();
+    const uint64_t commit = applied + (index > applied ? rng() % (index - applied + 1) : 0);
+    for (uint64_t j = applied + 1; j <= commit; ++j) {
+      if (has_ops[j - 1]) {
+        ASSERT_TRUE((*leader)->ApplyEntryWriteSet(j, built[j - 1], 1).ok());
+      } else {
+        ASSERT_TRUE((*leader)->ApplyBatch(j, {}).ok());
+      }
+    }
+  }
+  for (uint64_t j = (*leader)->AppliedIndex() + 1; j <= index; ++j) {
+    if (has_ops[j - 1]) {
+      ASSERT_TRUE((*leader)->ApplyEntryWriteSet(j, built[j - 1], 1).ok());
+    } else {
+      ASSERT_TRUE((*leader)->ApplyBatch(j, {}).ok());
+    }
+  }
+  EXPECT_EQ(lm.bytes(), rm.bytes());
+  EXPECT_TRUE((*leader)->Verify().ok()) << (*leader)->Verify();
+
+  // A chain that does not start after the applied index, or skips one.
+  WriteSet ws;
+  std::vector<KvStore::UnappliedEntry> gap = {{index + 2, nullptr}};
+  EXPECT_TRUE(absl::IsFailedPrecondition(
+      (*leader)->ExecuteOnTop(index + 3, gap, {}, &ws).status()));
+  EXPECT_TRUE(absl::IsFailedPrecondition((*leader)->ExecuteOnTop(index + 2, {}, {}, &ws).status()));
+  // A write set that leaves another applied index, or none at all, is
+  // refused and changes nothing.
+  ASSERT_TRUE((*leader)->ExecuteOnTop(index + 1, {}, {}, &ws).ok());
+  const std::vector<uint8_t> before = lm.bytes();
+  EXPECT_TRUE(absl::IsDataLoss((*leader)->ApplyEntryWriteSet(index + 2, ws, 0)));
+  WriteSet empty;
+  empty.arena_bytes = kBytes;
+  EXPECT_TRUE(absl::IsDataLoss((*leader)->ApplyEntryWriteSet(index + 1, empty, 0)));
+  WriteSet foreign = ws;
+  foreign.arena_bytes = kBytes * 2;
+  EXPECT_TRUE(absl::IsDataLoss((*leader)->ApplyEntryWriteSet(index + 1, foreign, 0)));
+  EXPECT_EQ(lm.bytes(), before);
+  EXPECT_TRUE((*leader)->ApplyEntryWriteSet(index + 1, ws, 0).ok());
+  EXPECT_TRUE(absl::IsFailedPrecondition((*leader)->ApplyEntryWriteSet(index + 1, ws, 0)));
+}
+
 // Damage anywhere in the keyspace is caught by Verify() on open.
 TEST_F(KvStoreTest, DamageIsCaughtOnOpen) {
   SimMemory mem(1 << 20);
