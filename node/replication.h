@@ -3,13 +3,17 @@
 // CreateReplicationMode, and each node variant binary links exactly one.
 //   //node:replication_logical   the entry carries the encoded operations;
 //                                every replica re-executes them.
-//   (physical: the entry carries the byte ranges the leader's transaction
-//    changed; a later issue.)
+//   //node:replication_physical  the entry carries the byte ranges (post-
+//                                images) that executing the operations
+//                                changes in the arena, allocator metadata
+//                                included; every replica writes them
+//                                (node/PHYSICAL.md).
 #ifndef BLIZZARD_NODE_REPLICATION_H_
 #define BLIZZARD_NODE_REPLICATION_H_
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -20,24 +24,62 @@
 
 namespace blizzard::node {
 
+// The leader's Raft log beyond the store's applied index, as a mode that
+// executes a batch on top of not-yet-applied entries sees it (physical).
+class UnappliedLog {
+ public:
+  virtual ~UnappliedLog() = default;
+  // The term of entry `index` (applied < index < the entry being built).
+  virtual absl::StatusOr<uint64_t> TermAt(uint64_t index) const = 0;
+  // Entry `index` from durable storage: nullopt if it carries no
+  // operations (a Raft no-op or configuration entry), else its payload.
+  // Unavailable if the entry is not durable yet.
+  virtual absl::StatusOr<std::optional<std::string>> OpsPayload(uint64_t index) const = 0;
+};
+
+struct BuiltEntry {
+  std::string payload;
+  // Physical: the ops' results, known when the entry is built (the leader
+  // answers with them once the entry commits). Logical: nullopt, the
+  // results come from ApplyEntry.
+  std::optional<std::vector<structures::OpResult>> results;
+};
+
+struct AppliedEntry {
+  uint64_t ops = 0;  // Operations the entry carried.
+  // Logical: one result per op. Physical: nullopt (see BuiltEntry).
+  std::optional<std::vector<structures::OpResult>> results;
+};
+
 class ReplicationMode {
  public:
   virtual ~ReplicationMode() = default;
 
-  // Leader only: the payload of one Raft entry for a batch of client ops.
-  // The ops are already validated.
-  virtual absl::StatusOr<std::string> BuildEntry(
-      absl::Span<const structures::Op> ops) = 0;
+  // Leader only: the payload of the Raft entry that will get `index` (the
+  // log's last index + 1) in `term`, for a batch of validated ops. `log`
+  // is read only for entries after the store's applied index. Errors:
+  // ResourceExhausted (the arena is full), Unavailable (an entry it must
+  // build on is not durable yet: retry), others are bugs or damage.
+  virtual absl::StatusOr<BuiltEntry> BuildEntry(uint64_t index, uint64_t term,
+                                                absl::Span<const structures::Op> ops,
+                                                const UnappliedLog& log) = 0;
+  // Raft accepted the entry BuildEntry just returned, at (index, term).
+  // An entry that was built but not proposed is forgotten at the next
+  // BuildEntry.
+  virtual void Proposed(uint64_t index, uint64_t term) = 0;
 
   // Every replica: applies the committed entry at `index` to the store
-  // (one failure-atomic transaction that also records `index`), returning
-  // one result per op (the leader replies with them). DataLoss/
-  // InvalidArgument if the payload does not decode: the replica must stop.
-  virtual absl::StatusOr<std::vector<structures::OpResult>> ApplyEntry(
-      uint64_t index, absl::Span<const uint8_t> payload) = 0;
+  // (one failure-atomic transaction that also records `index`).
+  // DataLoss/InvalidArgument if the payload does not decode or does not
+  // apply: the replica must stop rather than diverge.
+  virtual absl::StatusOr<AppliedEntry> ApplyEntry(uint64_t index,
+                                                  absl::Span<const uint8_t> payload) = 0;
 
   // Advances the applied index over an entry without operations (Raft no-op).
   virtual absl::Status ApplyEmpty(uint64_t index) = 0;
+
+  // Mode-specific INFO lines ("name:value\r\n" each), appended to `out`.
+  virtual void AppendInfo(std::string* out) const { (void)out; }
 };
 
 absl::StatusOr<std::unique_ptr<ReplicationMode>> CreateReplicationMode(

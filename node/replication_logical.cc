@@ -18,12 +18,14 @@ class LogicalReplication : public ReplicationMode {
  public:
   explicit LogicalReplication(structures::KvStore* store) : store_(store) {}
 
-  absl::StatusOr<std::string> BuildEntry(
-      absl::Span<const structures::Op> ops) override {
-    return structures::EncodeBatch(ops);
+  absl::StatusOr<BuiltEntry> BuildEntry(uint64_t, uint64_t, absl::Span<const structures::Op> ops,
+                                        const UnappliedLog&) override {
+    return BuiltEntry{structures::EncodeBatch(ops), std::nullopt};
   }
 
-  absl::StatusOr<std::vector<structures::OpResult>> ApplyEntry(
+  void Proposed(uint64_t, uint64_t) override {}
+
+  absl::StatusOr<AppliedEntry> ApplyEntry(
       uint64_t index, absl::Span<const uint8_t> payload) override {
     absl::StatusOr<std::vector<structures::Op>> ops =
         structures::DecodeBatch(payload);
@@ -32,7 +34,10 @@ class LogicalReplication : public ReplicationMode {
                                               " does not decode: ",
                                               ops.status().message()));
     }
-    return store_->ApplyBatch(index, *ops);
+    absl::StatusOr<std::vector<structures::OpResult>> results =
+        store_->ApplyBatch(index, *ops);
+    if (!results.ok()) return results.status();
+    return AppliedEntry{ops->size(), std::move(*results)};
   }
 
   absl::Status ApplyEmpty(uint64_t index) override {

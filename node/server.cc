@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdint>
 #include <cstring>
 #include <deque>
 #include <filesystem>
@@ -105,6 +106,8 @@ struct PendingRead {
 struct Proposal {
   consensus::Term term = 0;
   std::vector<Waiter> waiters;  // One per op, in op order.
+  // Results known when the entry was built (physical mode).
+  std::optional<std::vector<structures::OpResult>> results;
 };
 
 // Reads confirmed by a ReadIndex round, waiting for applied >= index.
@@ -114,6 +117,44 @@ struct ReadGroup {
 };
 
 }  // namespace
+
+// The leader's log beyond the applied index, for a replication mode that
+// builds entries on top of it (physical): terms from Raft, payloads from
+// the durable log.
+class ServerUnappliedLog : public UnappliedLog {
+ public:
+  ServerUnappliedLog(const consensus::Raft& raft, const PmemLogStorage& storage)
+      : raft_(raft), storage_(storage) {}
+  absl::StatusOr<uint64_t> TermAt(uint64_t index) const override {
+    return raft_.TermAt(index);
+  }
+  absl::StatusOr<std::optional<std::string>> OpsPayload(uint64_t index) const override {
+    if (index > storage_.LastIndex()) {
+      return absl::UnavailableError(absl::StrCat("entry ", index, " is not persisted yet"));
+    }
+    absl::StatusOr<std::vector<consensus::Entry>> e =
+        storage_.Entries(index, index + 1, UINT64_MAX);
+    if (!e.ok()) return e.status();
+    if (e->size() != 1) return absl::InternalError(absl::StrCat("log entry ", index, " missing"));
+    consensus::Entry& entry = e->front();
+    // Storage may still hold an entry that Raft's log already replaced
+    // (the replacement is not persisted yet).
+    absl::StatusOr<consensus::Term> term = raft_.TermAt(index);
+    if (!term.ok()) return term.status();
+    if (entry.term != *term) {
+      return absl::UnavailableError(absl::StrCat("entry ", index, " of term ", *term,
+                                                 " is not persisted yet"));
+    }
+    if (entry.type != consensus::EntryType::kNormal || entry.data.empty()) {
+      return std::optional<std::string>();
+    }
+    return std::optional<std::string>(std::move(entry.data));
+  }
+
+ private:
+  const consensus::Raft& raft_;
+  const PmemLogStorage& storage_;
+};
 
 class Server::Impl {
  public:
@@ -690,6 +731,7 @@ std::string Server::Impl::InfoText() const {
                   "state_hash:", absl::StrFormat("%016x", store_->StateHash()), "\r\n",
                   "entries_applied:", entries_applied_, "\r\n", "ops_applied:",
                   ops_applied_, "\r\n", "proposals:", proposals_made_, "\r\n");
+  replication_->AppendInfo(&s);
   absl::StrAppend(&s, "\r\n# Stats\r\n", "connected_clients:", connections_.size(),
                   "\r\n", "connections_accepted:", connections_accepted_, "\r\n",
                   "connections_rejected:", connections_rejected_, "\r\n",
@@ -733,12 +775,23 @@ void Server::Impl::FlushWriteBatch() {
   batch_bytes_ = 0;
 
   absl::StatusOr<consensus::Index> index = absl::FailedPreconditionError("not leader");
+  std::optional<std::vector<structures::OpResult>> results;
   if (raft_->role() == consensus::Role::kLeader) {
-    absl::StatusOr<std::string> entry = replication_->BuildEntry(ops);
+    const consensus::Index next = raft_->last_index() + 1;
+    absl::StatusOr<BuiltEntry> entry = replication_->BuildEntry(
+        next, raft_->term(), ops, ServerUnappliedLog(*raft_, *storage_));
     if (!entry.ok()) {
-      index = entry.status();
-    } else {
-      index = raft_->Propose(std::move(*entry));
+      std::string reply;
+      AppendError(reply, absl::StrCat(absl::IsUnavailable(entry.status()) ? "TRYAGAIN " : "ERR ",
+                                      entry.status().message()));
+      for (const Waiter& w : waiters) FillSlot(w, reply);
+      return;
+    }
+    results = std::move(entry->results);
+    index = raft_->Propose(std::move(entry->payload));
+    if (index.ok()) {
+      ABSL_RAW_CHECK(*index == next, "Raft proposed at another index than built for");
+      replication_->Proposed(*index, raft_->term());
     }
   }
   if (!index.ok()) {
@@ -759,6 +812,7 @@ void Server::Impl::FlushWriteBatch() {
   Proposal& p = proposals_[*index];
   p.term = raft_->term();
   p.waiters = std::move(waiters);
+  p.results = std::move(results);
 }
 
 void Server::Impl::IssueReads() {
@@ -833,10 +887,11 @@ absl::Status Server::Impl::ProcessReady() {
 }
 
 absl::Status Server::Impl::ApplyCommitted(const consensus::Entry& entry) {
+  static const std::vector<structures::OpResult> kNoResults;
   if (entry.index <= store_->AppliedIndex()) return absl::OkStatus();
-  std::vector<structures::OpResult> results;
+  AppliedEntry applied;
   if (entry.type == consensus::EntryType::kNormal && !entry.data.empty()) {
-    absl::StatusOr<std::vector<structures::OpResult>> r = replication_->ApplyEntry(
+    absl::StatusOr<AppliedEntry> r = replication_->ApplyEntry(
         entry.index, absl::MakeConstSpan(
                          reinterpret_cast<const uint8_t*>(entry.data.data()),
                          entry.data.size()));
@@ -845,19 +900,23 @@ absl::Status Server::Impl::ApplyCommitted(const consensus::Entry& entry) {
                           absl::StrCat("applying entry ", entry.index, ": ",
                                        r.status().message()));
     }
-    results = std::move(*r);
+    applied = std::move(*r);
   } else {
     absl::Status r = replication_->ApplyEmpty(entry.index);
     if (!r.ok()) return r;
   }
   ++entries_applied_;
-  ops_applied_ += results.size();
+  ops_applied_ += applied.ops;
 
   // Answer the clients of a proposal of ours, if this is it; a proposal at
   // this index from another term was overwritten by another leader.
   while (!proposals_.empty() && proposals_.begin()->first <= entry.index) {
     auto it = proposals_.begin();
     Proposal p = std::move(it->second);
+    // Physical mode computed the results when it built the entry.
+    const std::vector<structures::OpResult>& results =
+        p.results.has_value() ? *p.results
+                              : (applied.results.has_value() ? *applied.results : kNoResults);
     const bool ours = it->first == entry.index && p.term == entry.term &&
                       p.waiters.size() == results.size();
     proposals_.erase(it);
