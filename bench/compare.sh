@@ -27,8 +27,8 @@ if ((${#VARIANTS[@]} == 0)); then
   exit 1
 fi
 echo "compare.sh: building //bench:blizzard_load ${VARIANTS[*]/#/\/\/node:}"
-"${BAZEL[@]}" build //bench:blizzard_load "${VARIANTS[@]/#///node:}" 2>&1 | quiet | tail -2
-BIN=$("${BAZEL[@]}" info bazel-bin 2>/dev/null)
+"${BAZEL[@]}" build --symlink_prefix=/ //bench:blizzard_load "${VARIANTS[@]/#///node:}" 2>&1 | quiet | tail -2
+BIN=$("${BAZEL[@]}" info --symlink_prefix=/ bazel-bin 2>/dev/null)
 
 VARIANT_LIST=$(IFS=,; echo "${VARIANTS[*]}")
 exec /usr/bin/python3 bench/compare.py --bin-dir "$BIN" --variants "$VARIANT_LIST" "$@"
