@@ -799,6 +799,62 @@ TEST(KvStoreExecuteOnTopTest, InFlightChainsMatchDirectApplication) {
   EXPECT_TRUE(absl::IsFailedPrecondition((*leader)->ApplyEntryWriteSet(index + 1, ws, 0)));
 }
 
+// Crash at every store of the physical paths: during ExecuteOnTop (the
+// leader's speculative transaction) recovery always gives the committed
+// state; during ApplyEntryWriteSet, the state before or after the entry.
+TEST(KvStoreExecuteOnTopTest, CrashAtEveryStore) {
+  const uint64_t seed = 0xc4a5;
+  SCOPED_TRACE(absl::StrCat("seed=", seed));
+  constexpr uint64_t kBytes = 512u << 10;
+  SimMemory mem(kBytes);
+  auto store = KvStore::OpenMemory(&mem);
+  ASSERT_TRUE(store.ok());
+  std::mt19937_64 rng(seed);
+  testing::RandomOpOptions gen;
+  gen.keys = 20;
+  gen.big_value_bytes = 300;
+  uint64_t points = 0;
+  std::vector<WriteSet> in_flight;
+  for (uint64_t index = 1; index <= 60; ++index) {
+    std::vector<KvStore::UnappliedEntry> chain;
+    const uint64_t applied = (*store)->AppliedIndex();
+    for (uint64_t j = applied + 1; j < index; ++j) {
+      chain.push_back({j, &in_flight[j - applied - 1]});
+    }
+    const std::vector<uint8_t> before = mem.bytes();
+    bool bad = false;
+    mem.set_crash_hook([&] {
+      points++;
+      if (mem.RecoveredImage() != before) bad = true;
+    });
+    WriteSet ws;
+    auto r = (*store)->ExecuteOnTop(index, chain, testing::RandomBatch(rng, gen), &ws);
+    mem.set_crash_hook(nullptr);
+    ASSERT_TRUE(r.ok()) << r.status();
+    ASSERT_FALSE(bad) << "index " << index << ": a crash in ExecuteOnTop left other bytes";
+    ASSERT_EQ(mem.bytes(), before);
+    in_flight.push_back(std::move(ws));
+    if (rng() % 3 != 0) continue;
+    // Commit everything in flight, crashing at every store.
+    for (WriteSet& w : in_flight) {
+      const uint64_t i = (*store)->AppliedIndex() + 1;
+      const std::vector<uint8_t> b = mem.bytes();
+      std::vector<std::vector<uint8_t>> images;
+      mem.set_crash_hook([&] {
+        points++;
+        std::vector<uint8_t> image = mem.RecoveredImage();
+        if (image != b) images.push_back(std::move(image));
+      });
+      ASSERT_TRUE((*store)->ApplyEntryWriteSet(i, w, 1).ok());
+      mem.set_crash_hook(nullptr);
+      for (const auto& image : images) ASSERT_TRUE(image == mem.bytes()) << "entry " << i;
+    }
+    in_flight.clear();
+  }
+  EXPECT_GT(points, 1000u);
+  ASSERT_TRUE((*store)->Verify().ok()) << (*store)->Verify();
+}
+
 // Damage anywhere in the keyspace is caught by Verify() on open.
 TEST_F(KvStoreTest, DamageIsCaughtOnOpen) {
   SimMemory mem(1 << 20);
