@@ -32,7 +32,16 @@ MODES = [
     ("unreplicated", "blizzard_tcp_logical", 1),
     ("logical-3", "blizzard_tcp_logical", 3),
     ("physical-3", "blizzard_tcp_physical", 3),
+    ("logical-3-dpdk", "blizzard_dpdk_logical", 3),
+    ("physical-3-dpdk", "blizzard_dpdk_physical", 3),
 ]
+# DPDK variants run their nodes in network namespaces (root; the launcher's
+# netns mode) and only when --modes names them (bench/transport_compare.sh).
+OPT_IN_MODES = {"logical-3-dpdk", "physical-3-dpdk"}
+
+
+def is_dpdk(variant):
+    return variant.startswith("blizzard_dpdk_")
 WORKLOADS = ["set", "getset", "zadd", "list", "sadd"]
 FIELDS = ["mode", "variant", "nodes", "workload", "value_bytes", "status", "ops",
           "ops_per_s", "lat_p50_us", "lat_p99_us", "lat_p999_us", "lat_max_us", "errors",
@@ -314,7 +323,7 @@ def main():
     wanted = set(m for m in args.modes.split(",") if m)
     modes = []
     for mode, variant, nodes in MODES:
-        if wanted and mode not in wanted:
+        if (wanted and mode not in wanted) or (not wanted and mode in OPT_IN_MODES):
             continue
         if variant not in variants:
             print("compare: skipping %s: //node:%s does not exist yet" % (mode, variant))
@@ -355,6 +364,7 @@ def main():
             for group in groups:
                 name = "%s_%d_%s" % (mode, vs, group[0] if len(group) == 1 else "all")
                 cluster = testing.TestCluster(binary, nodes=nodes, name=name,
+                                              netns=is_dpdk(variant),
                                               log_pool_bytes=log_bytes,
                                               data_pool_bytes=data_bytes)
                 try:
