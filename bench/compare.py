@@ -78,6 +78,8 @@ def run_one(args, binary_load, cluster, mode, variant, nodes, workload, value_by
            "--zipf_s=%g" % args.zipf_s, "--seed=%d" % args.seed,
            "--max_error_pct=%g" % args.max_error_pct, "--label=" + mode,
            "--info_counters=" + INFO_COUNTERS]
+    if cluster.netns is not None:
+        cmd.append("--local_nodes")  # Namespaced nodes: not loopback, still local.
     row = {"mode": mode, "variant": variant, "nodes": nodes, "workload": workload,
            "value_bytes": value_bytes, "duration_s": args.duration_s, "loadavg_1m": loadavg(),
            "connections": args.connections, "pipeline": args.pipeline, "keys": args.keys,

@@ -10,6 +10,7 @@ and `close()` removes the namespaces too.
 
 import os
 import random
+import re
 import shutil
 import signal
 import socket
@@ -61,11 +62,30 @@ def netns_unavailable():
 
 def test_deadline(seconds):
     """Fails the test (AssertionError in the main thread, so `finally` blocks
-    still clean up) if it runs longer than `seconds`."""
+    still clean up) if it runs longer than `seconds`, or when it is sent
+    SIGTERM (Bazel's timeout)."""
     def expired(signum, frame):
         raise AssertionError("test did not finish within %d s" % seconds)
+
+    def terminated(signum, frame):
+        raise AssertionError("terminated (SIGTERM)")
     signal.signal(signal.SIGALRM, expired)
+    signal.signal(signal.SIGTERM, terminated)
     signal.alarm(seconds)
+
+
+def sweep_stale_test_netns():
+    """Removes the networks of earlier test runs that died without cleaning
+    up (SIGKILL): namespaces bzt<pid>n<i>/bzt<pid>sw whose pid is gone."""
+    out = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    names = set()
+    for line in out.splitlines():
+        m = re.match(r"^(bzt(\d+))(n\d|sw)\b", line)
+        if m and not os.path.exists("/proc/%s" % m.group(2)):
+            names.add(m.group(1))
+    for name in sorted(names):
+        print("removing the network of a dead test run: %s*" % name)
+        blizzard_cluster.NetnsLayout(name, {}).down()
 
 
 class TestCluster(blizzard_cluster.Cluster):
@@ -79,6 +99,8 @@ class TestCluster(blizzard_cluster.Cluster):
         # Namespaces are named after the pid: short (interface names), and a
         # crashed run's leftovers never collide with a later run.
         netns_name = "bzt%d" % (os.getpid() % 10000000) if netns else None
+        if netns:
+            sweep_stale_test_netns()
         with open(config, "w") as f:
             if netns:
                 f.write(blizzard_cluster.gen_netns_config(
