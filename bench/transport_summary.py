@@ -1,8 +1,11 @@
 #!/usr/bin/python3
 """Summarizes bench/transport_compare.sh's rounds: per mode, workload and
 value size, the median over the rounds of throughput, p99 latency, peer
-bytes and node CPU per op, with the throughput range. Writes
-<dir>/summary.csv and prints a table.
+bytes and node CPU per op, with the throughput range; then, because the
+machine's load changes between rounds more than the transports differ, the
+PAIRED ratios DPDK/TCP of throughput and node CPU per op (each round's DPDK
+run against the TCP run just before it) and their medians. Writes
+<dir>/summary.csv and prints both tables.
 
   bench/transport_summary.py bench/results/transport
 """
@@ -27,11 +30,16 @@ def main():
         sys.exit(__doc__)
     out_dir = sys.argv[1]
     cells = {}
+    by_round = {}  # (round dir prefix, workload, value) -> {mode: row}
     for path in sorted(glob.glob(os.path.join(out_dir, "round*", "compare.csv"))):
+        round_name = os.path.basename(os.path.dirname(path)).split("-", 1)[0]
         with open(path) as f:
             for r in csv.DictReader(f):
                 key = (r["mode"], r["workload"], int(r["value_bytes"]))
                 cells.setdefault(key, []).append(r)
+                if r["status"] == "ok":
+                    by_round.setdefault((round_name, r["workload"], int(r["value_bytes"])),
+                                        {})[r["mode"]] = r
     if not cells:
         sys.exit("transport_summary: no round*/compare.csv under %s" % out_dir)
     summary = []
@@ -69,6 +77,25 @@ def main():
             fmt(r["ops_per_entry"], ".1f")))
     print("medians over rounds; peer B = bytes sent between nodes per op (DPDK: whole "
           "frames), cpu us = node CPU per op summed over the 3 nodes, ops/e = ops per Raft entry")
+
+    ratios = {}
+    for (round_name, workload, value_bytes), modes in sorted(by_round.items()):
+        tcp, dpdk = modes.get("logical-3"), modes.get("logical-3-dpdk")
+        if not tcp or not dpdk:
+            continue
+        entry = ratios.setdefault((workload, value_bytes), {"ops": [], "cpu": []})
+        entry["ops"].append(float(dpdk["ops_per_s"]) / float(tcp["ops_per_s"]))
+        if tcp.get("node_cpu_us_per_op") and dpdk.get("node_cpu_us_per_op"):
+            entry["cpu"].append(float(dpdk["node_cpu_us_per_op"]) /
+                                float(tcp["node_cpu_us_per_op"]))
+    if ratios:
+        print("\npaired DPDK/TCP ratios per round (median; every round)")
+        for (workload, value_bytes), e in sorted(ratios.items()):
+            print("%-7s %5d B  throughput %4.2f  [%s]   node cpu/op %s  [%s]" % (
+                workload, value_bytes, statistics.median(e["ops"]),
+                " ".join("%.2f" % x for x in e["ops"]),
+                "%4.2f" % statistics.median(e["cpu"]) if e["cpu"] else " n/a",
+                " ".join("%.2f" % x for x in e["cpu"])))
 
 
 if __name__ == "__main__":
