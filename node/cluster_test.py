@@ -115,6 +115,28 @@ def partition_leader(cluster, w):
     old = cluster.wait_leader()
     cluster.partition([old])
     print("cut node %d (leader) off the bridge" % old)
+    # Writes sent to the cut-off leader can never reach a majority: none may
+    # be acknowledged (the leader still believes it leads for a while, so
+    # they are really proposed). Any that were would be verified below.
+    n = cluster.nodes[old]
+    stale = redis.Redis(host=n.host, port=n.client_port, socket_timeout=3,
+                        socket_connect_timeout=2)
+    pipe = stale.pipeline(transaction=False)
+    minority_keys = ["m%05d" % i for i in range(200)]
+    for k in minority_keys:
+        pipe.set(k, value_of(k))
+    try:
+        results = pipe.execute(raise_on_error=False)
+    except (redis.ConnectionError, redis.TimeoutError):
+        results = []
+    stale.close()
+    acked_by_minority = [k for k, r in zip(minority_keys, results) if r is True]
+    for k in acked_by_minority:
+        w.acked[k] = value_of(k)
+    print("cut-off leader: %d of %d writes answered, %d acknowledged" % (
+        len(results), len(minority_keys), len(acked_by_minority)))
+    check(not acked_by_minority, "a leader without a majority acknowledged %d writes" %
+          len(acked_by_minority))
     new = cluster.wait_leader(exclude=(old,))
     print("majority elected node %d" % new)
     w.client = None
@@ -211,6 +233,12 @@ def main():
         if not ok:
             cluster.dump_logs()
         cluster.close()
+    if args.netns:
+        left = cluster.netns.existing_namespaces() + [
+            p for p in ("/var/run/dpdk/%s" % cluster.netns.eal_prefix(i) for i in cluster.nodes)
+            if os.path.exists(p)]
+        check(not left, "left behind after close(): %s" % left)
+        print("network namespaces and EAL files removed")
     print("PASS")
 
 
