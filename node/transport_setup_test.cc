@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "gtest/gtest.h"
 #include "node/config.h"
@@ -12,39 +13,24 @@
 namespace blizzard::node {
 namespace {
 
-constexpr char kDpdkCluster[] = R"ini([cluster]
-id = 42
-busy_poll = true
-
-[node.1]
-host = 10.0.0.1
-client_port = 7001
-peer_port = 7101
-log_pool = /dev/shm/t/1/log.pool
-data_pool = /dev/shm/t/1/data.pool
-mac = 02:00:00:00:00:01
-eal_args = --vdev=net_af_packet0,iface=bzd1 --file-prefix=bzn1
-
-[node.2]
-host = 10.0.0.2
-client_port = 7002
-peer_port = 7102
-log_pool = /dev/shm/t/2/log.pool
-data_pool = /dev/shm/t/2/data.pool
-mac = 02:00:00:00:00:02
-eal_args = --vdev=net_af_packet0,iface=bzd2
-
-[node.3]
-host = 10.0.0.3
-client_port = 7003
-peer_port = 7103
-log_pool = /dev/shm/t/3/log.pool
-data_pool = /dev/shm/t/3/data.pool
-mac = 02:00:00:00:00:03
-)ini";
+// Three DPDK nodes; nodes 1 and 2 name their port, node 3 leaves eal_args
+// to the transport's defaults.
+std::string DpdkCluster() {
+  std::string text = "[cluster]\nid = 42\nbusy_poll = true\n";
+  for (int i = 1; i <= 3; ++i) {
+    absl::StrAppend(&text, "[node.", i, "]\nhost = 10.0.0.", i,
+                    "\nclient_port = ", 7000 + i, "\npeer_port = ", 7100 + i,
+                    "\nlog_pool = /dev/shm/t/", i, "/log.pool\ndata_pool = /dev/shm/t/",
+                    i, "/data.pool\nmac = 02:00:00:00:00:0", i, "\n");
+    if (i < 3) {
+      absl::StrAppend(&text, "eal_args = --vdev=net_af_packet0,iface=bzd", i, "\n");
+    }
+  }
+  return text;
+}
 
 TEST(TransportOptionsForTest, CarriesEveryKeyOfTheClusterFile) {
-  absl::StatusOr<ClusterConfig> cluster = ParseClusterConfig(kDpdkCluster);
+  absl::StatusOr<ClusterConfig> cluster = ParseClusterConfig(DpdkCluster());
   ASSERT_TRUE(cluster.ok()) << cluster.status();
   const transport::TransportOptions t =
       TransportOptionsFor(*cluster, *cluster->Find(2));
