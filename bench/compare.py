@@ -4,7 +4,8 @@
 Normally started by bench/compare.sh (which builds the binaries). For every
 mode (unreplicated = a 1-node cluster, logical = 3 nodes of
 blizzard_tcp_logical, physical = 3 nodes of blizzard_tcp_physical when it
-exists) and every value size, it starts a private cluster (free loopback
+exists; logical-3-dpdk / physical-3-dpdk only when --modes names them: root,
+nodes in network namespaces, see transport_compare.sh) and every value size, it starts a private cluster (free loopback
 ports, pools in its own /dev/shm directory), runs each workload for a fixed
 time, stops the cluster and removes its pools. Writes <out>/compare.csv,
 <out>/throughput.png, <out>/latency_p99.png, <out>/bytes_per_op.png and
