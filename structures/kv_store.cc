@@ -145,6 +145,10 @@ class KvStore::Impl {
   ArenaStats stats_base_;  // Stats count from the end of Open.
 
  private:
+  static absl::Status ValidateOps(absl::Span<const Op> ops);
+  // Inside a transaction: the ops' effects and the root's new applied
+  // index and state hash. Stops at the first arena failure.
+  std::vector<OpResult> ExecuteOps(uint64_t index, absl::Span<const Op> ops);
   OpResult ApplyOp(const Op& op);
   // Key terms of the state hash.
   uint64_t TermOfEntry(uint64_t entry) const;
@@ -246,12 +250,25 @@ absl::StatusOr<std::vector<OpResult>> KvStore::Impl::ApplyBatch(uint64_t index,
     return absl::FailedPreconditionError(absl::StrFormat(
         "entry %d is not after the applied index %d", index, r.applied_index));
   }
+  if (auto s = ValidateOps(ops); !s.ok()) return s;
+  if (auto s = arena_->Begin(); !s.ok()) return s;
+  std::vector<OpResult> results = ExecuteOps(index, ops);
+  if (auto s = arena_->Commit(ws); !s.ok()) return s;
+  stats_.ops_applied += ops.size();
+  return results;
+}
+
+absl::Status KvStore::Impl::ValidateOps(absl::Span<const Op> ops) {
   for (size_t i = 0; i < ops.size(); ++i) {
     if (auto s = ValidateOp(ops[i]); !s.ok()) {
       return absl::InvalidArgumentError(absl::StrCat("op ", i, ": ", s.message()));
     }
   }
-  if (auto s = arena_->Begin(); !s.ok()) return s;
+  return absl::OkStatus();
+}
+
+std::vector<OpResult> KvStore::Impl::ExecuteOps(uint64_t index, absl::Span<const Op> ops) {
+  const Root r = root();
   state_hash_ = r.state_hash;
   std::vector<OpResult> results;
   results.reserve(ops.size());
@@ -263,8 +280,6 @@ absl::StatusOr<std::vector<OpResult>> KvStore::Impl::ApplyBatch(uint64_t index,
   now.applied_index = index;
   now.state_hash = state_hash_;
   arena_->PutChanged(arena_format::kRootOffset, r, now);
-  if (auto s = arena_->Commit(ws); !s.ok()) return s;
-  stats_.ops_applied += ops.size();
   return results;
 }
 
@@ -649,11 +664,7 @@ absl::StatusOr<std::vector<OpResult>> KvStore::Impl::ExecuteOnTop(
         "entry %d does not follow the applied index %d and %d unapplied entries", index,
         applied, unapplied.size()));
   }
-  for (size_t i = 0; i < ops.size(); ++i) {
-    if (auto s = ValidateOp(ops[i]); !s.ok()) {
-      return absl::InvalidArgumentError(absl::StrCat("op ", i, ": ", s.message()));
-    }
-  }
+  if (auto s = ValidateOps(ops); !s.ok()) return s;
   if (auto s = arena_->Begin(); !s.ok()) return s;
   // Always aborted: the pool never holds what is not committed.
   absl::Cleanup abort = [this] { arena_->Abort(); };
@@ -675,18 +686,7 @@ absl::StatusOr<std::vector<OpResult>> KvStore::Impl::ExecuteOnTop(
     }
   }
   arena_->ResetRecording();
-  const Root r = root();
-  state_hash_ = r.state_hash;
-  std::vector<OpResult> results;
-  results.reserve(ops.size());
-  for (const Op& op : ops) {
-    results.push_back(ApplyOp(op));
-    if (!arena_->ok()) break;
-  }
-  Root now = r;
-  now.applied_index = index;
-  now.state_hash = state_hash_;
-  arena_->PutChanged(arena_format::kRootOffset, r, now);
+  std::vector<OpResult> results = ExecuteOps(index, ops);
   if (auto s = arena_->RecordedWriteSet(ws); !s.ok()) return s;
   return results;
 }

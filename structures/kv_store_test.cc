@@ -725,6 +725,16 @@ TEST(KvStoreExecuteOnTopTest, InFlightChainsMatchDirectApplication) {
   gen.big_value_bytes = 600;
   std::vector<WriteSet> built;  // Entry i at built[i - 1]; empty ranges: no ops.
   std::vector<bool> has_ops;
+  // Applies the built entries up to `commit` on the leader.
+  auto commit_to = [&](uint64_t commit) {
+    for (uint64_t j = (*leader)->AppliedIndex() + 1; j <= commit; ++j) {
+      if (has_ops[j - 1]) {
+        ASSERT_TRUE((*leader)->ApplyEntryWriteSet(j, built[j - 1], 1).ok());
+      } else {
+        ASSERT_TRUE((*leader)->ApplyBatch(j, {}).ok());
+      }
+    }
+  };
   uint64_t index = 0;
   for (int round = 0; round < 150; ++round) {
     // Build 0..5 entries, then commit a random prefix of what is in flight.
@@ -758,22 +768,9 @@ TEST(KvStoreExecuteOnTopTest, InFlightChainsMatchDirectApplication) {
       has_ops.push_back(true);
     }
     const uint64_t applied = (*leader)->AppliedIndex();
-    const uint64_t commit = applied + (index > applied ? rng() % (index - applied + 1) : 0);
-    for (uint64_t j = applied + 1; j <= commit; ++j) {
-      if (has_ops[j - 1]) {
-        ASSERT_TRUE((*leader)->ApplyEntryWriteSet(j, built[j - 1], 1).ok());
-      } else {
-        ASSERT_TRUE((*leader)->ApplyBatch(j, {}).ok());
-      }
-    }
+    commit_to(applied + (index > applied ? rng() % (index - applied + 1) : 0));
   }
-  for (uint64_t j = (*leader)->AppliedIndex() + 1; j <= index; ++j) {
-    if (has_ops[j - 1]) {
-      ASSERT_TRUE((*leader)->ApplyEntryWriteSet(j, built[j - 1], 1).ok());
-    } else {
-      ASSERT_TRUE((*leader)->ApplyBatch(j, {}).ok());
-    }
-  }
+  commit_to(index);
   EXPECT_EQ(lm.bytes(), rm.bytes());
   EXPECT_TRUE((*leader)->Verify().ok()) << (*leader)->Verify();
 
