@@ -57,6 +57,16 @@ inline absl::Status CheckOwnership(
   return absl::OkStatus();
 }
 
+// Runs `destroy` in a transaction and requires an empty heap after it.
+inline void ExpectDestroyFreesAll(Arena& arena, const std::function<void()>& destroy) {
+  ASSERT_TRUE(arena.Begin().ok());
+  destroy();
+  ASSERT_TRUE(arena.Commit().ok());
+  HeapShape shape;
+  ASSERT_TRUE(arena.CheckHeap(nullptr, &shape).ok());
+  EXPECT_EQ(shape.blocks_used, 0u);
+}
+
 // Crash harness: runs `tx` (which mutates inside an open transaction and
 // returns whether to commit) `txs` times; at every crash point the
 // recovered image must equal the bytes before or after the transaction.

@@ -77,18 +77,28 @@ uint32_t BTree::ChildIndex(const Node& node, ZKey key) const {
   return lo;
 }
 
-bool BTree::Insert(ZKey key) {
-  std::vector<std::pair<uint64_t, uint32_t>> path;
+uint64_t BTree::Descend(ZKey key, std::vector<std::pair<uint64_t, uint32_t>>* path) const {
   uint64_t c = h_.root;
   for (uint64_t level = 1; level < h_.height; ++level) {
     const Node node = LoadNode(c);
     const uint32_t i = ChildIndex(node, key);
-    path.emplace_back(c, i);
+    path->emplace_back(c, i);
     c = node.slots[i];
   }
-  const Node leaf = LoadNode(c);
+  return c;
+}
+
+uint32_t BTree::LowerBound(const Node& leaf, ZKey key) const {
   uint32_t pos = 0;
   while (pos < leaf.n && Compare(key, leaf.slots[pos]) > 0) ++pos;
+  return pos;
+}
+
+bool BTree::Insert(ZKey key) {
+  std::vector<std::pair<uint64_t, uint32_t>> path;
+  const uint64_t c = Descend(key, &path);
+  const Node leaf = LoadNode(c);
+  const uint32_t pos = LowerBound(leaf, key);
   if (pos < leaf.n && Compare(key, leaf.slots[pos]) == 0) return false;
   const uint64_t e = NewElement(key);
   if (e == 0) return false;
@@ -188,16 +198,9 @@ void BTree::InsertInParent(std::vector<std::pair<uint64_t, uint32_t>>& path, uin
 
 bool BTree::Erase(ZKey key) {
   std::vector<std::pair<uint64_t, uint32_t>> path;
-  uint64_t c = h_.root;
-  for (uint64_t level = 1; level < h_.height; ++level) {
-    const Node node = LoadNode(c);
-    const uint32_t i = ChildIndex(node, key);
-    path.emplace_back(c, i);
-    c = node.slots[i];
-  }
+  const uint64_t c = Descend(key, &path);
   const Node leaf = LoadNode(c);
-  uint32_t pos = 0;
-  while (pos < leaf.n && Compare(key, leaf.slots[pos]) > 0) ++pos;
+  const uint32_t pos = LowerBound(leaf, key);
   if (pos == leaf.n || Compare(key, leaf.slots[pos]) != 0) return false;
   arena_.Free(leaf.slots[pos]);
   h_.count--;

@@ -12,6 +12,8 @@
 #include <cstdint>
 #include <functional>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "structures/arena.h"
@@ -73,6 +75,11 @@ class BTree {
   uint64_t NewNode(bool leaf);
   int Compare(ZKey a, uint64_t element) const;
   uint32_t ChildIndex(const btree_format::Node& node, ZKey key) const;
+  // The leaf where `key` belongs, recording (inner node, child index) on
+  // the way down.
+  uint64_t Descend(ZKey key, std::vector<std::pair<uint64_t, uint32_t>>* path) const;
+  // The first slot of `leaf` whose key is >= `key`.
+  uint32_t LowerBound(const btree_format::Node& leaf, ZKey key) const;
   void InsertInParent(std::vector<std::pair<uint64_t, uint32_t>>& path, uint64_t sep,
                       uint64_t right);
   void RemoveFromParent(std::vector<std::pair<uint64_t, uint32_t>>& path);

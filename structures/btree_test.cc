@@ -97,12 +97,7 @@ TEST(BTreeTest, MatchesModelWithScans) {
     }
   }
   EXPECT_GE(max_height, 3u);
-  ASSERT_TRUE(a->Begin().ok());
-  BTree(*a, at).Destroy();
-  ASSERT_TRUE(a->Commit().ok());
-  HeapShape shape;
-  ASSERT_TRUE(a->CheckHeap(nullptr, &shape).ok());
-  EXPECT_EQ(shape.blocks_used, 0u);
+  testing::ExpectDestroyFreesAll(*a, [&] { BTree(*a, at).Destroy(); });
 }
 
 TEST(BTreeTest, CheckFindsDamage) {

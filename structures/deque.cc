@@ -51,15 +51,20 @@ uint32_t Deque::EndSlot(uint64_t chunk) const {
   return chunk == h_.tail ? h_.tail_pos : kChunkSlots;
 }
 
+bool Deque::FirstChunk() {
+  // Start in the middle: room for pushes at both ends.
+  const uint64_t c = NewChunk(0, 0);
+  if (c == 0) return false;
+  h_.head = h_.tail = c;
+  h_.head_pos = h_.tail_pos = kChunkSlots / 2;
+  return true;
+}
+
 bool Deque::PushBack(std::string_view value) {
   const uint64_t e = NewElement(value);
   if (e == 0) return false;
   if (h_.head == 0) {
-    // Start in the middle: room for pushes at both ends.
-    const uint64_t c = NewChunk(0, 0);
-    if (c == 0) return false;
-    h_.head = h_.tail = c;
-    h_.head_pos = h_.tail_pos = kChunkSlots / 2;
+    if (!FirstChunk()) return false;
   } else if (h_.tail_pos == kChunkSlots) {
     const uint64_t c = NewChunk(h_.tail, 0);
     if (c == 0) return false;
@@ -78,10 +83,7 @@ bool Deque::PushFront(std::string_view value) {
   const uint64_t e = NewElement(value);
   if (e == 0) return false;
   if (h_.head == 0) {
-    const uint64_t c = NewChunk(0, 0);
-    if (c == 0) return false;
-    h_.head = h_.tail = c;
-    h_.head_pos = h_.tail_pos = kChunkSlots / 2;
+    if (!FirstChunk()) return false;
   } else if (h_.head_pos == 0) {
     const uint64_t c = NewChunk(0, h_.head);
     if (c == 0) return false;

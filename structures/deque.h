@@ -59,6 +59,7 @@ class Deque {
   uint64_t NewElement(std::string_view value);
   std::string_view Element(uint64_t e) const;
   uint64_t NewChunk(uint64_t prev, uint64_t next);
+  bool FirstChunk();  // Of an empty deque.
   uint32_t FirstSlot(uint64_t chunk) const;  // Used slots of a chunk:
   uint32_t EndSlot(uint64_t chunk) const;    // [FirstSlot, EndSlot).
   void Reset();

@@ -79,12 +79,7 @@ TEST(DequeTest, MatchesModel) {
     ExpectEqual(*a, at, model, seq, rng);
     ASSERT_TRUE(CheckDeque(*a, at).ok()) << CheckDeque(*a, at) << " seed=" << seed;
   }
-  ASSERT_TRUE(a->Begin().ok());
-  Deque(*a, at).Destroy();
-  ASSERT_TRUE(a->Commit().ok());
-  HeapShape shape;
-  ASSERT_TRUE(a->CheckHeap(nullptr, &shape).ok());
-  EXPECT_EQ(shape.blocks_used, 0u);
+  testing::ExpectDestroyFreesAll(*a, [&] { Deque(*a, at).Destroy(); });
 }
 
 TEST(DequeTest, CheckFindsDamage) {

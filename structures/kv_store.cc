@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <optional>
 
 #include "absl/base/internal/raw_logging.h"
 #include "absl/cleanup/cleanup.h"
@@ -161,6 +162,16 @@ class KvStore::Impl {
   bool OpenContainer(std::string_view key, ValueType type, bool create, uint64_t* entry,
                      ContainerValue* cv, bool* wrong_type);
   void SaveContainer(std::string_view key, uint64_t old_term, const ContainerValue& cv);
+  // The container an op works on, and its key's term before the op.
+  struct Target {
+    uint64_t entry = 0;
+    ContainerValue cv{};
+    uint64_t old_term = 0;
+  };
+  // nullopt: proceed on *t. Otherwise the op's reply: WRONGTYPE, or
+  // `absent` when the key does not exist and `create` is false.
+  std::optional<OpResult> OpenTarget(std::string_view key, ValueType type, bool create,
+                                     OpResult absent, Target* t);
   OpResult Push(const Op& op, bool front);
   OpResult Pop(const Op& op, bool front);
   OpResult SetAddRem(const Op& op, bool add);
@@ -445,6 +456,16 @@ bool KvStore::Impl::OpenContainer(std::string_view key, ValueType type, bool cre
   return arena_->ok();
 }
 
+std::optional<OpResult> KvStore::Impl::OpenTarget(std::string_view key, ValueType type,
+                                                  bool create, OpResult absent, Target* t) {
+  bool wrong = false;
+  if (!OpenContainer(key, type, create, &t->entry, &t->cv, &wrong)) {
+    return wrong ? Error(kWrongTypeError) : std::move(absent);
+  }
+  t->old_term = TermOfEntry(t->entry);
+  return std::nullopt;
+}
+
 // Writes the container's digest into its key entry and moves the key's
 // term in the state hash; removes the key if the container emptied.
 void KvStore::Impl::SaveContainer(std::string_view key, uint64_t old_term,
@@ -474,13 +495,9 @@ void KvStore::Impl::SaveContainer(std::string_view key, uint64_t old_term,
 }
 
 OpResult KvStore::Impl::Push(const Op& op, bool front) {
-  uint64_t e = 0;
-  ContainerValue cv{};
-  bool wrong = false;
-  if (!OpenContainer(op.args[0], ValueType::kList, true, &e, &cv, &wrong)) {
-    return wrong ? Error(kWrongTypeError) : Ok();
-  }
-  const uint64_t old_term = TermOfEntry(e);
+  Target t;
+  if (auto r = OpenTarget(op.args[0], ValueType::kList, true, Ok(), &t)) return *r;
+  ContainerValue& cv = t.cv;
   Deque d(*arena_, cv.container);
   for (size_t i = 1; i < op.args.size() && arena_->ok(); ++i) {
     if (!(front ? d.PushFront(op.args[i]) : d.PushBack(op.args[i]))) break;
@@ -490,19 +507,16 @@ OpResult KvStore::Impl::Push(const Op& op, bool front) {
                                            keyspace_format::PowG(seq)));
   }
   const int64_t len = static_cast<int64_t>(d.size());
-  SaveContainer(op.args[0], old_term, cv);
+  SaveContainer(op.args[0], t.old_term, cv);
   return Integer(len);
 }
 
 OpResult KvStore::Impl::Pop(const Op& op, bool front) {
-  uint64_t e = 0;
-  ContainerValue cv{};
-  bool wrong = false;
-  if (!OpenContainer(op.args[0], ValueType::kList, false, &e, &cv, &wrong)) {
-    if (wrong) return Error(kWrongTypeError);
-    return Kind(op.delta == kNoCount ? OpResult::Kind::kNil : OpResult::Kind::kNilArray);
-  }
-  const uint64_t old_term = TermOfEntry(e);
+  Target t;
+  const OpResult absent =
+      Kind(op.delta == kNoCount ? OpResult::Kind::kNil : OpResult::Kind::kNilArray);
+  if (auto r = OpenTarget(op.args[0], ValueType::kList, false, absent, &t)) return *r;
+  ContainerValue& cv = t.cv;
   Deque d(*arena_, cv.container);
   const uint64_t want = op.delta == kNoCount ? 1 : static_cast<uint64_t>(op.delta);
   OpResult r = Kind(OpResult::Kind::kArray);
@@ -514,19 +528,15 @@ OpResult KvStore::Impl::Pop(const Op& op, bool front) {
         keyspace_format::MulMod(keyspace_format::ElementHash(v), keyspace_format::PowG(seq)));
     r.items.push_back(std::move(v));
   }
-  SaveContainer(op.args[0], old_term, cv);
+  SaveContainer(op.args[0], t.old_term, cv);
   if (op.delta == kNoCount) return Bulk(std::move(r.items.front()));
   return r;
 }
 
 OpResult KvStore::Impl::SetAddRem(const Op& op, bool add) {
-  uint64_t e = 0;
-  ContainerValue cv{};
-  bool wrong = false;
-  if (!OpenContainer(op.args[0], ValueType::kSet, add, &e, &cv, &wrong)) {
-    return wrong ? Error(kWrongTypeError) : Integer(0);
-  }
-  const uint64_t old_term = TermOfEntry(e);
+  Target t;
+  if (auto r = OpenTarget(op.args[0], ValueType::kSet, add, Integer(0), &t)) return *r;
+  ContainerValue& cv = t.cv;
   HashMap set(*arena_, cv.container);
   int64_t changed = 0;
   for (size_t i = 1; i < op.args.size() && arena_->ok(); ++i) {
@@ -541,18 +551,14 @@ OpResult KvStore::Impl::SetAddRem(const Op& op, bool add) {
     const uint64_t h = keyspace_format::MemberHash(m);
     cv.digest = add ? cv.digest + h : cv.digest - h;
   }
-  SaveContainer(op.args[0], old_term, cv);
+  SaveContainer(op.args[0], t.old_term, cv);
   return Integer(changed);
 }
 
 OpResult KvStore::Impl::ZAdd(const Op& op) {
-  uint64_t e = 0;
-  ContainerValue cv{};
-  bool wrong = false;
-  if (!OpenContainer(op.args[0], ValueType::kZSet, true, &e, &cv, &wrong)) {
-    return wrong ? Error(kWrongTypeError) : Ok();
-  }
-  const uint64_t old_term = TermOfEntry(e);
+  Target t;
+  if (auto r = OpenTarget(op.args[0], ValueType::kZSet, true, Ok(), &t)) return *r;
+  ContainerValue& cv = t.cv;
   const auto z = arena_->Load<keyspace_format::ZSet>(cv.container);
   HashMap members(*arena_, z.members);
   BTree tree(*arena_, z.tree);
@@ -574,18 +580,14 @@ OpResult KvStore::Impl::ZAdd(const Op& op) {
     tree.Insert({score, m});
     cv.digest += keyspace_format::ScoredHash(m, score);
   }
-  SaveContainer(op.args[0], old_term, cv);
+  SaveContainer(op.args[0], t.old_term, cv);
   return Integer(added);
 }
 
 OpResult KvStore::Impl::ZRem(const Op& op) {
-  uint64_t e = 0;
-  ContainerValue cv{};
-  bool wrong = false;
-  if (!OpenContainer(op.args[0], ValueType::kZSet, false, &e, &cv, &wrong)) {
-    return wrong ? Error(kWrongTypeError) : Integer(0);
-  }
-  const uint64_t old_term = TermOfEntry(e);
+  Target t;
+  if (auto r = OpenTarget(op.args[0], ValueType::kZSet, false, Integer(0), &t)) return *r;
+  ContainerValue& cv = t.cv;
   const auto z = arena_->Load<keyspace_format::ZSet>(cv.container);
   HashMap members(*arena_, z.members);
   BTree tree(*arena_, z.tree);
@@ -601,18 +603,15 @@ OpResult KvStore::Impl::ZRem(const Op& op) {
     cv.digest -= keyspace_format::ScoredHash(m, score);
     removed++;
   }
-  SaveContainer(op.args[0], old_term, cv);
+  SaveContainer(op.args[0], t.old_term, cv);
   return Integer(removed);
 }
 
 OpResult KvStore::Impl::ZPop(const Op& op, bool max) {
-  uint64_t e = 0;
-  ContainerValue cv{};
-  bool wrong = false;
-  if (!OpenContainer(op.args[0], ValueType::kZSet, false, &e, &cv, &wrong)) {
-    return wrong ? Error(kWrongTypeError) : Kind(OpResult::Kind::kArray);
-  }
-  const uint64_t old_term = TermOfEntry(e);
+  Target t;
+  const OpResult absent = Kind(OpResult::Kind::kArray);
+  if (auto r = OpenTarget(op.args[0], ValueType::kZSet, false, absent, &t)) return *r;
+  ContainerValue& cv = t.cv;
   const auto z = arena_->Load<keyspace_format::ZSet>(cv.container);
   HashMap members(*arena_, z.members);
   BTree tree(*arena_, z.tree);
@@ -637,7 +636,7 @@ OpResult KvStore::Impl::ZPop(const Op& op, bool max) {
     r.items.push_back(m);
     r.items.push_back(FormatScore(score));
   }
-  SaveContainer(op.args[0], old_term, cv);
+  SaveContainer(op.args[0], t.old_term, cv);
   return r;
 }
 

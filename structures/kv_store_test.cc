@@ -915,7 +915,7 @@ TEST(KeyspaceCrashTest, EveryStoreRecoversBeforeOrAfter) {
   gen.big_value_bytes = 512;
   gen.ops_max = 4;
   uint64_t points = 0, after_images = 0;
-  for (uint64_t i = 1; i <= 250; ++i) {
+  for (uint64_t i = 1; i <= 500; ++i) {
     const auto ops = testing::RandomBatch(rng, gen);
     const std::vector<uint8_t> before = mem.bytes();
     std::vector<std::vector<uint8_t>> images;
