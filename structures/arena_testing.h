@@ -67,6 +67,25 @@ inline void ExpectDestroyFreesAll(Arena& arena, const std::function<void()>& des
   EXPECT_EQ(shape.blocks_used, 0u);
 }
 
+// Runs `fn` with a crash hook on `mem` and returns the recovered images at
+// its crash points that differ from the bytes before it (a failure-atomic
+// `fn` leaves only images equal to the bytes after it). Adds the number of
+// crash points to `*points`.
+inline std::vector<std::vector<uint8_t>> CrashImages(SimMemory& mem,
+                                                     const std::function<void()>& fn,
+                                                     uint64_t* points) {
+  const std::vector<uint8_t> before = mem.bytes();
+  std::vector<std::vector<uint8_t>> images;
+  mem.set_crash_hook([&] {
+    (*points)++;
+    std::vector<uint8_t> image = mem.RecoveredImage();
+    if (image != before) images.push_back(std::move(image));
+  });
+  fn();
+  mem.set_crash_hook(nullptr);
+  return images;
+}
+
 // Crash harness: runs `tx` (which mutates inside an open transaction and
 // returns whether to commit) `txs` times; at every crash point the
 // recovered image must equal the bytes before or after the transaction.
@@ -80,23 +99,21 @@ inline void CrashEveryStore(uint64_t seed, uint64_t arena_bytes, int txs,
   auto arena = FreshArena(mem);
   uint64_t points = 0;
   for (int t = 0; t < txs; ++t) {
-    const std::vector<uint8_t> before = mem.bytes();
-    // Images equal to `before` are fine; the others must equal `after`.
-    std::vector<std::vector<uint8_t>> images;
+    // Images equal to the bytes before are fine; the others must equal `after`.
     uint64_t tx_points = 0;
-    mem.set_crash_hook([&] {
-      tx_points++;
-      std::vector<uint8_t> image = mem.RecoveredImage();
-      if (image != before) images.push_back(std::move(image));
-    });
-    ASSERT_TRUE(arena->Begin().ok());
-    tx(*arena, rng);
-    if (arena->ok()) {
-      ASSERT_TRUE(arena->Commit().ok());
-    } else {
-      arena->Abort();
-    }
-    mem.set_crash_hook(nullptr);
+    const std::vector<std::vector<uint8_t>> images = CrashImages(
+        mem,
+        [&] {
+          ASSERT_TRUE(arena->Begin().ok());
+          tx(*arena, rng);
+          if (arena->ok()) {
+            ASSERT_TRUE(arena->Commit().ok());
+          } else {
+            arena->Abort();
+          }
+        },
+        &tx_points);
+    if (::testing::Test::HasFatalFailure()) return;
     const std::vector<uint8_t>& after = mem.bytes();
     for (size_t i = 0; i < images.size(); ++i) {
       ASSERT_TRUE(images[i] == after) << "seed=" << seed << " tx " << t

@@ -15,6 +15,7 @@
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "structures/arena_testing.h"
 #include "structures/pmem_arena.h"
 #include "structures/sim_memory.h"
 #include "structures/test_util.h"
@@ -819,31 +820,24 @@ TEST(KvStoreExecuteOnTopTest, CrashAtEveryStore) {
       chain.push_back({j, &in_flight[j - applied - 1]});
     }
     const std::vector<uint8_t> before = mem.bytes();
-    bool bad = false;
-    mem.set_crash_hook([&] {
-      points++;
-      if (mem.RecoveredImage() != before) bad = true;
-    });
     WriteSet ws;
-    auto r = (*store)->ExecuteOnTop(index, chain, testing::RandomBatch(rng, gen), &ws);
-    mem.set_crash_hook(nullptr);
+    absl::StatusOr<std::vector<OpResult>> r;
+    const auto ops = testing::RandomBatch(rng, gen);
+    const auto images = testing::CrashImages(
+        mem, [&] { r = (*store)->ExecuteOnTop(index, chain, ops, &ws); }, &points);
     ASSERT_TRUE(r.ok()) << r.status();
-    ASSERT_FALSE(bad) << "index " << index << ": a crash in ExecuteOnTop left other bytes";
+    ASSERT_TRUE(images.empty()) << "index " << index
+                                << ": a crash in ExecuteOnTop left other bytes";
     ASSERT_EQ(mem.bytes(), before);
     in_flight.push_back(std::move(ws));
     if (rng() % 3 != 0) continue;
     // Commit everything in flight, crashing at every store.
     for (WriteSet& w : in_flight) {
       const uint64_t i = (*store)->AppliedIndex() + 1;
-      const std::vector<uint8_t> b = mem.bytes();
-      std::vector<std::vector<uint8_t>> images;
-      mem.set_crash_hook([&] {
-        points++;
-        std::vector<uint8_t> image = mem.RecoveredImage();
-        if (image != b) images.push_back(std::move(image));
-      });
-      ASSERT_TRUE((*store)->ApplyEntryWriteSet(i, w, 1).ok());
-      mem.set_crash_hook(nullptr);
+      absl::Status applied;
+      const auto images = testing::CrashImages(
+          mem, [&] { applied = (*store)->ApplyEntryWriteSet(i, w, 1); }, &points);
+      ASSERT_TRUE(applied.ok()) << applied;
       for (const auto& image : images) ASSERT_TRUE(image == mem.bytes()) << "entry " << i;
     }
     in_flight.clear();
@@ -918,14 +912,9 @@ TEST(KeyspaceCrashTest, EveryStoreRecoversBeforeOrAfter) {
   for (uint64_t i = 1; i <= 500; ++i) {
     const auto ops = testing::RandomBatch(rng, gen);
     const std::vector<uint8_t> before = mem.bytes();
-    std::vector<std::vector<uint8_t>> images;
-    mem.set_crash_hook([&] {
-      points++;
-      std::vector<uint8_t> image = mem.RecoveredImage();
-      if (image != before) images.push_back(std::move(image));
-    });
-    auto r = (*store)->ApplyBatch(i, ops);
-    mem.set_crash_hook(nullptr);
+    absl::StatusOr<std::vector<OpResult>> r;
+    const std::vector<std::vector<uint8_t>> images =
+        testing::CrashImages(mem, [&] { r = (*store)->ApplyBatch(i, ops); }, &points);
     ASSERT_TRUE(r.ok()) << r.status();
     ASSERT_EQ(*r, model.Apply(ops)) << "index " << i;
     for (const auto& image : images) {
