@@ -162,71 +162,57 @@ absl::Status LogCore::Append(absl::Span<const LogEntry> entries) {
 
 void LogCore::StageRecord(const LogEntry& entry, uint64_t offset) {
   const uint8_t* payload = reinterpret_cast<const uint8_t*>(entry.payload.data());
-  const uint64_t n = entry.payload.size();
+  uint64_t n = entry.payload.size();
   const uint64_t record_bytes = RecordBytes(n);
-  ABSL_RAW_CHECK(stage_offset_ + stage_used_ == offset, "record staged off its position");
-  if (n < format::kDirectCopyBytesMin) {
-    StageSmallRecord(entry, offset, record_bytes);
-    return;
-  }
-  // A large record: its whole-line middle streams straight from the caller's
-  // buffer, FIRST, so that hashing the payload runs while those stores drain
-  // to memory (hashing first left the core idle during the drain). Then the
-  // stage takes the header and the payload bytes up to the middle (that line
-  // is streamed), and the rest of the payload and the padding after it.
-  const uint64_t header_end = stage_used_ + kRecordHeaderBytes;
-  const uint64_t fill =
-      (format::kCacheLineBytes - header_end % format::kCacheLineBytes) % format::kCacheLineBytes;
-  const uint64_t middle = format::RoundDown(n - fill, format::kCacheLineBytes);
-  const uint64_t middle_offset = offset + kRecordHeaderBytes + fill;
-  RingStreamNoDrain(middle_offset, payload + fill, middle);
-  const uint64_t h[4] = {entry.index, entry.term, n | (uint64_t{entry.type} << 32),
-                         format::RecordChecksumOf(entry.index, entry.term,
-                                                  static_cast<uint32_t>(n), entry.type, offset,
-                                                  format::RecordPayloadHash({payload, n}))};
-  StageBytes(h, sizeof(h));
-  StageBytes(payload, fill);
-  StreamStageLines();
-  ABSL_RAW_CHECK(stage_used_ == 0 && stage_offset_ == middle_offset,
-                 "stage does not end where the streamed middle starts");
-  stage_offset_ += middle;
-  static constexpr uint8_t kZeros[format::kRecordAlignBytes] = {};
-  StageBytes(payload + fill + middle, n - fill - middle);
-  StageBytes(kZeros, record_bytes - kRecordHeaderBytes - n);
-}
-
-void LogCore::StageSmallRecord(const LogEntry& entry, uint64_t offset, uint64_t record_bytes) {
-  // Written into the stage in one piece (after making room), with no
-  // per-piece bookkeeping. The header is built as the four words RecordHeader
-  // lays out (reserved bytes zero), in registers. The bytes past the payload
-  // are zero padding: the last word is zeroed before the payload lands on its
-  // first bytes.
-  static_assert(sizeof(format::RecordHeader) == 4 * sizeof(uint64_t) &&
+  // The header as the four words RecordHeader lays out (reserved bytes zero),
+  // built in registers: no field-by-field stores read back as words.
+  const uint64_t word2 = n | (uint64_t{entry.type} << 32);
+  const uint64_t checksum =
+      format::RecordChecksumOf(entry.index, entry.term, static_cast<uint32_t>(n), entry.type,
+                               offset, format::RecordPayloadHash({payload, n}));
+  const uint64_t h[4] = {entry.index, entry.term, word2, checksum};
+  static_assert(sizeof(h) == sizeof(format::RecordHeader) &&
                 offsetof(format::RecordHeader, payload_bytes) == 16 &&
                 offsetof(format::RecordHeader, type) == 20 &&
                 offsetof(format::RecordHeader, checksum) == 24);
-  static_assert(format::kStageBytes >=
-                format::kStreamChunkBytes + format::RecordBytes(format::kDirectCopyBytesMin));
-  const uint8_t* payload = reinterpret_cast<const uint8_t*>(entry.payload.data());
-  const uint64_t n = entry.payload.size();
-  const uint64_t h[4] = {entry.index, entry.term, n | (uint64_t{entry.type} << 32),
-                         format::RecordChecksumOf(entry.index, entry.term,
-                                                  static_cast<uint32_t>(n), entry.type, offset,
-                                                  format::RecordPayloadHash({payload, n}))};
-  ABSL_RAW_CHECK(stage_.size() - stage_used_ >= record_bytes, "stage overflow");
-  uint8_t* const at = stage_.data() + stage_used_;
-  std::memcpy(at, h, sizeof(h));
-  if (n % format::kRecordAlignBytes != 0) {
-    const uint64_t zero = 0;
-    std::memcpy(at + record_bytes - format::kRecordAlignBytes, &zero, sizeof(zero));
+  if (n < format::kDirectCopyBytesMin) {
+    // The common small record: written into the stage in one piece (after
+    // making room), with no per-piece bookkeeping. Its bytes past the
+    // payload are zero padding; the last word is zeroed before the payload
+    // lands on its first bytes.
+    static_assert(format::kStageBytes >=
+                  format::kCacheLineBytes + format::RecordBytes(format::kDirectCopyBytesMin));
+    if (stage_.size() - stage_used_ < record_bytes) StreamStageLines();
+    uint8_t* const at = stage_.data() + stage_used_;
+    std::memcpy(at, h, sizeof(h));
+    if (n % format::kRecordAlignBytes != 0) {
+      const uint64_t zero = 0;
+      std::memcpy(at + record_bytes - format::kRecordAlignBytes, &zero, sizeof(zero));
+    }
+    std::memcpy(at + kRecordHeaderBytes, payload, n);
+    stage_used_ += record_bytes;
+    return;
   }
-  std::memcpy(at + kRecordHeaderBytes, payload, n);
-  stage_used_ += record_bytes;
-  // Streamed a chunk at a time rather than when the stage is full: a few
-  // lines of non-temporal stores fit the core's store queue, so staging the
-  // next records overlaps their drain; a whole stage of them stalls the core
-  // until most of it has reached memory.
-  if (stage_used_ >= format::kStreamChunkBytes) StreamStageLines();
+  static constexpr uint8_t kZeros[format::kRecordAlignBytes] = {};
+  const uint64_t padding = record_bytes - kRecordHeaderBytes - n;
+  StageBytes(h, sizeof(h));
+  // Complete the stage's partial line from the payload and stream the
+  // stage, then stream the payload's whole-line middle straight from the
+  // caller's buffer; the rest is staged below.
+  const uint64_t fill =
+      (format::kCacheLineBytes - stage_used_ % format::kCacheLineBytes) % format::kCacheLineBytes;
+  StageBytes(payload, fill);
+  payload += fill;
+  n -= fill;
+  StreamStageLines();
+  ABSL_RAW_CHECK(stage_used_ == 0, "stage not empty before a direct copy");
+  const uint64_t middle = format::RoundDown(n, format::kCacheLineBytes);
+  RingStreamNoDrain(stage_offset_, payload, middle);
+  stage_offset_ += middle;
+  payload += middle;
+  n -= middle;
+  StageBytes(payload, n);
+  StageBytes(kZeros, padding);
 }
 
 // Why the staging: on x86 a cache line written with ordinary stores is first

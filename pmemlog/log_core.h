@@ -70,8 +70,6 @@ class LogCore {
   // the batch's logical start, StageRecord per entry, FinishStage at its end.
   void BeginStage(uint64_t start);
   void StageRecord(const LogEntry& entry, uint64_t offset);
-  // A record of fewer than kDirectCopyBytesMin payload bytes.
-  void StageSmallRecord(const LogEntry& entry, uint64_t offset, uint64_t record_bytes);
   void StageBytes(const void* src, uint64_t len);
   // Streams the stage's whole lines; its partial last line stays staged.
   void StreamStageLines();

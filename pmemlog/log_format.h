@@ -44,15 +44,12 @@ inline constexpr uint64_t kPoolBytesMax = 1ull << 40;
 // ---- Implementation tunables (not part of the format) ----
 // A batch is written to the ring in whole cache lines with non-temporal
 // stores (log_core.cc): records are gathered in a DRAM staging buffer of
-// kStageBytes (a multiple of 64) and streamed whenever kStreamChunkBytes are
-// staged, except the whole-line middle of payloads of at least
-// kDirectCopyBytesMin bytes, streamed straight from the caller.
+// kStageBytes (a multiple of 64), except the whole-line middle of payloads of
+// at least kDirectCopyBytesMin bytes, streamed straight from the caller.
 inline constexpr uint64_t kStageBytes = 4096;
-inline constexpr uint64_t kStreamChunkBytes = 1024;
 inline constexpr uint64_t kDirectCopyBytesMin = 1024;
 
-static_assert(kStageBytes % kCacheLineBytes == 0 && kDirectCopyBytesMin >= kCacheLineBytes &&
-              kStreamChunkBytes <= kStageBytes);
+static_assert(kStageBytes % kCacheLineBytes == 0 && kDirectCopyBytesMin >= kCacheLineBytes);
 
 // ---- Tail word (section 2.2) ----
 inline constexpr int kTailPhysBits = 40;
