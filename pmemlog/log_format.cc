@@ -9,9 +9,9 @@
 #include <xxh_x86dispatch.h>
 #include <xxhash.h>
 // Short inputs (up to 240 bytes) take XXH3's scalar paths in every build;
-// compiled inline here they skip the library call and its length dispatch,
-// which for a 24-byte record header cost as much as the hash itself. From
-// here on, XXH3_64bits_withSeed names the inline copy (same hash).
+// compiled inline here they skip the library call and its length dispatch
+// (the same hash). From here on, XXH3_64bits_withSeed and XXH3_64bits name
+// the inline copies.
 #define XXH_INLINE_ALL
 #include <xxhash.h>
 

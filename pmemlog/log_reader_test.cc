@@ -2,6 +2,8 @@
 // recovery): the right error code and a message that names the place.
 #include "pmemlog/log_reader.h"
 
+#include <xxhash.h>
+
 #include <cstring>
 #include <string>
 #include <vector>
@@ -59,6 +61,23 @@ TEST(LogReaderTest, PayloadBitFlipNamesTheEntry) {
   std::vector<uint8_t> image = TenEntryImage();
   image[RecordAt(7) + format::kRecordHeaderBytes + 3] ^= 0x10;
   ExpectDataLoss(image, "entry 7 at log offset 432: checksum mismatch");
+}
+
+// A record whose checksum follows format version 1's definition (payload
+// hashed with a per-record seed derived from the header) does not verify
+// under version 2, even behind a version-2 header.
+TEST(LogReaderTest, VersionOneRecordChecksumDoesNotVerify) {
+  std::vector<uint8_t> image = TenEntryImage();
+  const uint64_t at = RecordAt(6);
+  format::RecordHeader h;
+  std::memcpy(&h, image.data() + at, sizeof(h));
+  const uint64_t logical = at - kSimRingOffset;
+  const uint64_t header_hash = XXH3_64bits_withSeed(&h, format::kRecordChecksummedHeaderBytes,
+                                                    logical ^ format::kRecordSeed);
+  h.checksum = XXH3_64bits_withSeed(image.data() + at + format::kRecordHeaderBytes, kPayload,
+                                    header_hash);
+  std::memcpy(image.data() + at, &h, sizeof(h));
+  ExpectDataLoss(image, "entry 6 at log offset 360: checksum mismatch");
 }
 
 TEST(LogReaderTest, EveryEntryHeaderBitFlipIsDetected) {
