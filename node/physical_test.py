@@ -119,7 +119,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--physical", required=True, help="the blizzard_tcp_physical binary")
     ap.add_argument("--logical", required=True, help="the blizzard_tcp_logical binary")
-    ap.add_argument("--seed", type=int, default=int.from_bytes(os.urandom(4), "little"))
+    ap.add_argument("--seed", type=int, default=20261127)
     ap.add_argument("--commands", type=int, default=1500)
     args = ap.parse_args()
     print("seed=%d" % args.seed)
