@@ -6,6 +6,7 @@
 #include <memory>
 #include <optional>
 #include <random>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -185,6 +186,29 @@ TEST_F(PhysicalGroupTest, ReplicasByteIdenticalAndMatchLogicalTwin) {
   std::string info;
   a.mode->AppendInfo(&info);
   EXPECT_THAT(info, HasSubstr("physical_reapplied_entries:"));
+  EXPECT_THAT(info, HasSubstr("physical_cacheline_bytes_built:"));
+}
+
+// Cache-line rounding of a write set for the comparison counter: ranges
+// sharing a line count it once.
+TEST(PhysicalInfoTest, CacheLineBytesCountDistinctLines) {
+  Replica a;
+  // One SET: the value's block and the root, lines counted once each.
+  const std::vector<Op> ops = {Op{structures::OpCode::kSet, {"k", std::string(100, 'v')}, 0, {}}};
+  ScriptedLog log;
+  auto built = a.mode->BuildEntry(1, 1, ops, log);
+  ASSERT_TRUE(built.ok());
+  auto entry = DecodePhysicalEntry(Span(built->payload), kArenaBytes);
+  ASSERT_TRUE(entry.ok());
+  std::set<uint64_t> lines;
+  for (const auto& r : entry->write_set.ranges) {
+    for (uint64_t o = r.offset; o < r.offset + r.post.size(); ++o) lines.insert(o / 64);
+  }
+  std::string info;
+  a.mode->AppendInfo(&info);
+  EXPECT_THAT(info, HasSubstr(absl::StrCat("physical_cacheline_bytes_built:", lines.size() * 64,
+                                           "\r\n")));
+  EXPECT_GT(lines.size() * 64, entry->write_set.bytes());
 }
 
 // A leader that built (and even replicated) entries that never commit
