@@ -39,7 +39,24 @@ struct ClusterConfig {
   uint32_t batch_ops_max = 4096;
   uint64_t batch_bytes_max = 4u << 20;
   uint32_t clients_max = 10000;  // Concurrent client connections per node.
+  // The bootstrap voters: the group as of an empty log. Empty: every node
+  // in the file. Nodes of the file outside it start as non-members and
+  // wait to be added (CLUSTER ADDLEARNER on the leader).
+  std::vector<uint64_t> voters;
+  // Log compaction: once the log pool's ring is this full (percent), the
+  // node snapshots its data pool at the applied index and drops the log up
+  // to it, keeping the last snapshot_keep_entries entries for followers
+  // that lag a little.
+  uint32_t snapshot_log_percent = 50;
+  uint32_t snapshot_keep_entries = 64;
+  uint64_t snapshot_chunk_bytes = 1u << 20;  // Per kSnapshot message.
+  // Client sessions kept (exactly-once retries); the least recently used
+  // is evicted beyond it.
+  uint32_t sessions_max = 10000;
   std::vector<NodeConfig> nodes; // 1..kNodesMax, sorted by id.
+
+  // `voters`, or every node id when it is empty.
+  std::vector<uint64_t> BootstrapVoters() const;
 
   const NodeConfig* Find(uint64_t id) const;
 };
