@@ -69,3 +69,94 @@ class TestCluster(blizzard_cluster.Cluster):
 def check(cond, message):
     if not cond:
         raise AssertionError(message)
+
+
+class AckWriter:
+    """Writes new keys to whichever node leads (pipelined SETs), following
+    leader changes, and records every acknowledged write. A write answered
+    with an error or not at all is not acknowledged (its outcome is unknown)."""
+
+    def __init__(self, cluster, prefix="k", value_bytes=100, pipeline=200):
+        self.cluster = cluster
+        self.prefix = prefix
+        self.value_bytes = value_bytes
+        self.pipeline = pipeline
+        self.acked = {}
+        self.next = 0
+        self.errors = 0
+        self.client = None
+
+    def value(self, i):
+        return ("%s%d:" % (self.prefix, i)).encode().ljust(self.value_bytes, b"v")
+
+    def _drop_client(self):
+        if self.client is not None:
+            self.client.close()
+        self.client = None
+
+    def write_batch(self, leader_timeout=30.0):
+        """One pipeline of new keys; returns how many were acknowledged."""
+        if self.client is None:
+            nid = self.cluster.wait_leader(timeout=leader_timeout)
+            self.client = self.cluster.client(nid, timeout=10.0)
+        first = self.next
+        self.next += self.pipeline
+        keys = ["%s%d" % (self.prefix, i) for i in range(first, self.next)]
+        try:
+            replies = self.client.pipeline(
+                [("SET", k, self.value(first + j)) for j, k in enumerate(keys)])
+        except (OSError, ConnectionError):
+            self._drop_client()
+            self.errors += 1
+            return 0
+        ok = 0
+        for j, (k, r) in enumerate(zip(keys, replies)):
+            if r == "OK":
+                self.acked[k] = self.value(first + j)
+                ok += 1
+            else:
+                self.errors += 1
+        if ok < len(keys):
+            self._drop_client()  # Leader changed or redirected: find it again.
+            time.sleep(0.05)
+        return ok
+
+    def run(self, stop, deadline_s=120.0):
+        """Writes until `stop` (a threading.Event) is set; for a thread."""
+        deadline = time.time() + deadline_s
+        while not stop.is_set() and time.time() < deadline:
+            try:
+                self.write_batch(leader_timeout=5.0)
+            except RuntimeError:
+                time.sleep(0.05)  # No leader for a moment.
+        self._drop_client()
+
+
+def verify_acked(cluster, nodes, acked, chunk=500):
+    """Every acknowledged key has its value on every node in `nodes` (local,
+    READONLY reads: call once the nodes have caught up)."""
+    keys = sorted(acked)
+    for nid in nodes:
+        c = cluster.client(nid, timeout=10.0)
+        try:
+            c.command("READONLY")
+            for i in range(0, len(keys), chunk):
+                part = keys[i:i + chunk]
+                got = c.command("MGET", *part)
+                for k, v in zip(part, got):
+                    check(v == acked[k], "node %d: acknowledged key %s is %r, expected %r" % (
+                        nid, k, v, acked[k]))
+        finally:
+            c.close()
+
+
+def wait_until(what, cond, timeout=60.0, interval=0.1):
+    """Polls cond() until it returns a true value (returned) or times out."""
+    deadline = time.time() + timeout
+    while True:
+        v = cond()
+        if v:
+            return v
+        if time.time() > deadline:
+            raise AssertionError("timed out waiting for " + what)
+        time.sleep(interval)
