@@ -1041,17 +1041,11 @@ void Server::Impl::IssueReads() {
 
 absl::Status Server::Impl::ProcessReady() {
   consensus::Ready ready = raft_->GetReady();
+  bool lost_leadership = false;
   if (ready.soft_state.has_value()) {
     const bool was_leader = soft_state_.role == consensus::Role::kLeader;
     soft_state_ = *ready.soft_state;
-    if (was_leader && soft_state_.role != consensus::Role::kLeader) {
-      // Pending writes may or may not commit under the next leader: their
-      // clients must not take them as acknowledged.
-      std::string err;
-      AppendError(err, "TRYAGAIN leadership changed before the request completed; "
-                       "its outcome is unknown");
-      FailAllPending(err);
-    }
+    lost_leadership = was_leader && soft_state_.role != consensus::Role::kLeader;
   }
   if (ready.membership.has_value()) {
     // The transport already knows every node of the cluster file (all that
@@ -1102,6 +1096,16 @@ absl::Status Server::Impl::ProcessReady() {
       fatal_ = a;
       return a;
     }
+  }
+  if (lost_leadership) {
+    // Entries of this Ready committed while we led (e.g. our own removal,
+    // after which we step down) were answered above. The rest may or may
+    // not commit under the next leader: their clients must not take them
+    // as acknowledged.
+    std::string err;
+    AppendError(err, "TRYAGAIN leadership changed before the request completed; "
+                     "its outcome is unknown");
+    FailAllPending(err);
   }
   for (const consensus::ReadState& rs : ready.read_states) {
     auto it = reads_by_context_.find(rs.context);
