@@ -78,7 +78,11 @@ def main():
         print("%d keys acknowledged; leader %d first_index %d, snapshot_index %d" % (
             len(w.acked), leader, info_int(cluster, leader, "first_index"),
             info_int(cluster, leader, "snapshot_index")))
-        check(info_int(cluster, leader, "snapshots_created") >= 1, "the leader took no snapshot")
+        li = cluster.info(leader)
+        check(int(li["snapshots_created"]) >= 1, "the leader took no snapshot")
+        print("leader: %s snapshots taken, last %s bytes in %s us, longest %s us" % (
+            li["snapshots_created"], li["snapshot_bytes"], li["snapshot_create_us_last"],
+            li["snapshot_create_us_max"]))
 
         check(cluster.signal_node(follower, signal.SIGCONT), "SIGCONT failed")
         wait_until("the follower to install a snapshot",
