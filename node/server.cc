@@ -18,6 +18,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -127,6 +128,7 @@ class Server::Impl {
       : cluster_(cluster), options_(options) {}
 
   ~Impl() {
+    if (snapshot_thread_.joinable()) snapshot_thread_.join();
     for (auto& [id, conn] : connections_) close(conn.fd);
     if (listen_fd_ >= 0) close(listen_fd_);
     if (timer_fd_ >= 0) close(timer_fd_);
@@ -175,6 +177,11 @@ class Server::Impl {
   absl::Status ApplyCommitted(const consensus::Entry& entry);
   absl::Status InstallSnapshot(const consensus::SnapshotMeta& meta);
   absl::Status MaybeCompact();
+  // Background snapshots: when the copy is done, commit it, compact the
+  // log and apply the entries held back meanwhile.
+  absl::Status FinishSnapshot();
+  absl::Status CompactToSnapshot();
+  void WaitForSnapshotThread();
   void ServeReads();
   void FailAllPending(const std::string& reply);
 
@@ -230,6 +237,15 @@ class Server::Impl {
   uint64_t membership_changes_ = 0;
   uint64_t session_retries_ = 0;  // Answered from the table without a proposal.
   int64_t install_us_last_ = 0;
+  // A snapshot being written by snapshot_thread_ (it only reads the data
+  // pool, which does not change meanwhile: committed entries wait in
+  // apply_backlog_). The result is written before done is set.
+  std::thread snapshot_thread_;
+  bool snapshot_running_ = false;
+  std::atomic<bool> snapshot_done_{false};
+  absl::StatusOr<SnapshotStore::Image> snapshot_result_ = absl::UnknownError("no snapshot");
+  std::deque<consensus::Entry> apply_backlog_;
+  uint64_t apply_backlog_max_ = 0;
   absl::Status fatal_;
 };
 
@@ -500,6 +516,12 @@ absl::Status Server::Impl::Run(const std::atomic<bool>& stop) {
       }
       if (!raft_->HasReady()) break;
       if (absl::Status r = ProcessReady(); !r.ok()) return r;
+    }
+    if (snapshot_running_ && snapshot_done_.load(std::memory_order_acquire)) {
+      if (absl::Status s = FinishSnapshot(); !s.ok()) {
+        fatal_ = absl::Status(s.code(), absl::StrCat("snapshot: ", s.message()));
+        return fatal_;
+      }
     }
     ServeReads();
     for (uint64_t id : std::vector<uint64_t>(dirty_.begin(), dirty_.end())) {
@@ -794,11 +816,12 @@ void Server::Impl::HandleCluster(const Waiter& waiter, const std::vector<std::st
     c.type = consensus::MembershipChangeType::kAddLearner;
   } else if (sub == "promote") {
     // Promote only a learner that has caught up, or the group may stall
-    // waiting for it to count in a quorum (consensus/raft.h).
+    // waiting for it to count in a quorum (consensus/raft.h): its log is
+    // within one append pipeline (Raft's in-flight window) of the commit.
     c.type = consensus::MembershipChangeType::kAddVoter;
     const consensus::Index match = raft_->match_index(node);
-    if (raft_->membership().IsLearner(node) &&
-        match + cluster_.snapshot_keep_entries < raft_->commit_index()) {
+    const uint64_t lag_max = static_cast<uint64_t>(consensus::Config{}.inflight_appends_max);
+    if (raft_->membership().IsLearner(node) && match + lag_max < raft_->commit_index()) {
       return error(absl::StrCat("ERR CLUSTER PROMOTE: node ", node, " has not caught up (match ",
                                 match, ", commit ", raft_->commit_index(), "); retry"));
     }
@@ -931,6 +954,8 @@ std::string Server::Impl::InfoText() const {
                   "snapshot_create_us_last:", ss.last_create_us, "\r\n",
                   "snapshot_create_us_max:", ss.create_us_max, "\r\n",
                   "snapshot_install_us_last:", install_us_last_, "\r\n",
+                  "snapshot_in_progress:", snapshot_running_ ? 1 : 0, "\r\n",
+                  "apply_backlog_max:", apply_backlog_max_, "\r\n",
                   "log_compactions:", compactions_, "\r\n");
   const structures::StoreStats st = store_->Stats();
   absl::StrAppend(&s, "\r\n# Data\r\n", "keys:", store_->Size() - sessions_->size(), "\r\n",
@@ -1092,6 +1117,12 @@ absl::Status Server::Impl::ProcessReady() {
                                      bytes.size()));
   }
   for (const consensus::Entry& e : ready.committed) {
+    if (snapshot_running_) {
+      // The data pool is being copied: apply once the copy is done.
+      apply_backlog_.push_back(e);
+      apply_backlog_max_ = std::max<uint64_t>(apply_backlog_max_, apply_backlog_.size());
+      continue;
+    }
     if (absl::Status a = ApplyCommitted(e); !a.ok()) {
       fatal_ = a;
       return a;
@@ -1099,9 +1130,9 @@ absl::Status Server::Impl::ProcessReady() {
   }
   if (lost_leadership) {
     // Entries of this Ready committed while we led (e.g. our own removal,
-    // after which we step down) were answered above. The rest may or may
-    // not commit under the next leader: their clients must not take them
-    // as acknowledged.
+    // after which we step down) were answered above, or will be once
+    // applied. The rest may or may not commit under the next leader: their
+    // clients must not take them as acknowledged.
     std::string err;
     AppendError(err, "TRYAGAIN leadership changed before the request completed; "
                      "its outcome is unknown");
@@ -1124,10 +1155,20 @@ absl::Status Server::Impl::ProcessReady() {
 }
 
 absl::Status Server::Impl::InstallSnapshot(const consensus::SnapshotMeta& meta) {
+  // A snapshot of our own being written is older than this one (Raft
+  // installs only beyond the commit index): let it finish, it is dropped
+  // when committed below, and so is the backlog the install supersedes.
+  WaitForSnapshotThread();
   // The meta's rename is the commit point; a crash after it is finished by
   // OpenPools on restart (RestoreFromSnapshot).
   if (absl::Status s = snapshots_->CommitStaged(meta); !s.ok()) return s;
-  const absl::Status s = RestoreFromSnapshot();
+  absl::Status s = RestoreFromSnapshot();
+  if (s.ok() && snapshot_result_.ok()) (void)snapshots_->CommitImage(*snapshot_result_);
+  snapshot_result_ = absl::UnknownError("no snapshot");
+  while (s.ok() && !apply_backlog_.empty()) {
+    s = ApplyCommitted(apply_backlog_.front());  // Skips what the snapshot holds.
+    apply_backlog_.pop_front();
+  }
   fprintf(stderr, "node %llu: installed snapshot %llu (term %llu, %llu bytes) in %lld us: %s\n",
           static_cast<unsigned long long>(self_->id),
           static_cast<unsigned long long>(meta.index),
@@ -1144,6 +1185,7 @@ absl::Status Server::Impl::InstallSnapshot(const consensus::SnapshotMeta& meta) 
 // snapshot_keep_entries applied entries (no snapshot storm while the log
 // is full of entries not yet applied); in between, the kept entries go.
 absl::Status Server::Impl::MaybeCompact() {
+  if (snapshot_running_) return absl::OkStatus();
   const uint64_t capacity = log_->BytesCapacity();
   auto over = [&] {
     return log_->BytesUsed() * 100 >= capacity * cluster_.snapshot_log_percent;
@@ -1157,19 +1199,62 @@ absl::Status Server::Impl::MaybeCompact() {
       (snap.index == 0 || applied >= snap.index + std::max<uint64_t>(keep, 1))) {
     absl::StatusOr<consensus::SnapshotMeta> meta = raft_->SnapshotMetaForApplied();
     if (!meta.ok()) return absl::OkStatus();  // E.g. a joining node: later.
-    ABSL_RAW_CHECK(meta->index == applied, "snapshot and data pool disagree");
-    absl::StatusOr<consensus::SnapshotMeta> taken = snapshots_->Create(self_->data_pool, *meta);
-    if (!taken.ok()) return taken.status();
-    snap = *taken;
-    upto = snap.index + 1 - std::min<uint64_t>(keep, snap.index);
-    fprintf(stderr, "node %llu: snapshot %llu (%llu bytes) taken in %lld us\n",
-            static_cast<unsigned long long>(self_->id),
-            static_cast<unsigned long long>(snap.index),
-            static_cast<unsigned long long>(snap.bytes),
-            static_cast<long long>(snapshots_->stats().last_create_us));
+    ABSL_RAW_CHECK(meta->index == applied && apply_backlog_.empty(),
+                   "snapshot and data pool disagree");
+    // Copy on another thread; the loop keeps running Raft (heartbeats,
+    // appends, votes) and holds back applying until FinishSnapshot.
+    snapshot_running_ = true;
+    snapshot_done_.store(false, std::memory_order_relaxed);
+    snapshot_thread_ = std::thread([this, meta = *meta, dir = snapshots_->dir(),
+                                    cluster_id = cluster_.cluster_id,
+                                    pool = self_->data_pool] {
+      snapshot_result_ = SnapshotStore::WriteImage(dir, cluster_id, pool, meta);
+      snapshot_done_.store(true, std::memory_order_release);
+    });
+    return absl::OkStatus();
   }
   if (snap.index == 0 || upto <= log_->FirstIndex()) return absl::OkStatus();
   ABSL_RAW_CHECK(upto <= snap.index + 1 && upto <= applied + 1, "compacting beyond the snapshot");
+  if (absl::Status s = log_->CompactPrefix(upto); !s.ok()) return s;
+  ++compactions_;
+  return absl::OkStatus();
+}
+
+void Server::Impl::WaitForSnapshotThread() {
+  if (!snapshot_running_) return;
+  snapshot_thread_.join();
+  snapshot_running_ = false;
+}
+
+absl::Status Server::Impl::FinishSnapshot() {
+  WaitForSnapshotThread();
+  absl::StatusOr<SnapshotStore::Image> image = std::move(snapshot_result_);
+  snapshot_result_ = absl::UnknownError("no snapshot");
+  if (!image.ok()) return image.status();
+  if (absl::Status s = snapshots_->CommitImage(*image); s.ok()) {
+    fprintf(stderr, "node %llu: snapshot %llu (%llu bytes) written in %lld us, %zu entries "
+            "held back\n",
+            static_cast<unsigned long long>(self_->id),
+            static_cast<unsigned long long>(image->meta.index),
+            static_cast<unsigned long long>(image->meta.bytes),
+            static_cast<long long>(image->took_us), apply_backlog_.size());
+    if (absl::Status c = CompactToSnapshot(); !c.ok()) return c;
+  } else if (!absl::IsFailedPrecondition(s)) {
+    return s;  // (FailedPrecondition: a newer snapshot was installed meanwhile.)
+  }
+  while (!apply_backlog_.empty()) {
+    if (absl::Status a = ApplyCommitted(apply_backlog_.front()); !a.ok()) return a;
+    apply_backlog_.pop_front();
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Server::Impl::CompactToSnapshot() {
+  const consensus::SnapshotMeta& snap = snapshots_->meta();
+  const uint64_t keep = std::min<uint64_t>(cluster_.snapshot_keep_entries, snap.index);
+  const consensus::Index upto = snap.index + 1 - keep;
+  if (upto <= log_->FirstIndex()) return absl::OkStatus();
+  ABSL_RAW_CHECK(upto <= store_->AppliedIndex() + 1, "compacting beyond the applied index");
   if (absl::Status s = log_->CompactPrefix(upto); !s.ok()) return s;
   ++compactions_;
   return absl::OkStatus();
@@ -1234,10 +1319,14 @@ void Server::Impl::ServeReads() {
 }
 
 void Server::Impl::FailAllPending(const std::string& reply) {
-  for (auto& [index, p] : proposals_) {
-    for (const Waiter& w : p.waiters) FillSlot(w, reply);
+  // Proposals at committed indices stay: their entries will be applied
+  // here (e.g. from the backlog held during a snapshot copy) and answered
+  // as usual, ours or overwritten, by ApplyCommitted.
+  const consensus::Index commit = raft_->commit_index();
+  for (auto it = proposals_.upper_bound(commit); it != proposals_.end(); ++it) {
+    for (const Waiter& w : it->second.waiters) FillSlot(w, reply);
   }
-  proposals_.clear();
+  proposals_.erase(proposals_.upper_bound(commit), proposals_.end());
   for (auto& [ctx, group] : reads_by_context_) {
     for (const PendingRead& r : group.reads) FillSlot(r.waiter, reply);
   }

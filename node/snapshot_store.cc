@@ -274,8 +274,9 @@ void SnapshotStore::CloseReader() {
   read_fd_ = -1;
 }
 
-std::string SnapshotStore::ImagePath(const consensus::SnapshotMeta& meta) const {
-  return absl::StrCat(dir_, "/snap-", meta.index, "-", meta.term, ".img");
+std::string SnapshotStore::ImagePathIn(const std::string& dir,
+                                       const consensus::SnapshotMeta& meta) {
+  return absl::StrCat(dir, "/snap-", meta.index, "-", meta.term, ".img");
 }
 
 absl::StatusOr<uint64_t> VerifySnapshotImage(const std::string& path, uint64_t cluster_id) {
@@ -387,6 +388,31 @@ absl::StatusOr<consensus::SnapshotMeta> SnapshotStore::Create(const std::string&
     return absl::InvalidArgumentError(absl::StrCat(
         "snapshot at ", meta.index, " is not above the kept one at ", meta_.index));
   }
+  absl::StatusOr<Image> image = WriteImage(dir_, cluster_id_, pool_path, std::move(meta));
+  if (!image.ok()) return image.status();
+  if (absl::Status s = CommitImage(*image); !s.ok()) return s;
+  return image->meta;
+}
+
+absl::Status SnapshotStore::CommitImage(const Image& image) {
+  if (image.meta.index <= meta_.index) {
+    // A snapshot installed from the leader overtook this one.
+    std::error_code ec;
+    if (ImagePath(image.meta) != ImagePath(meta_)) std::filesystem::remove(ImagePath(image.meta), ec);
+    return absl::FailedPreconditionError(absl::StrCat(
+        "snapshot at ", image.meta.index, " is not above the kept one at ", meta_.index));
+  }
+  if (absl::Status s = Commit(image.meta, image.checksum); !s.ok()) return s;
+  ++stats_.created;
+  stats_.last_create_us = image.took_us;
+  stats_.create_us_max = std::max(stats_.create_us_max, image.took_us);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<SnapshotStore::Image> SnapshotStore::WriteImage(const std::string& dir,
+                                                               uint64_t cluster_id,
+                                                               const std::string& pool_path,
+                                                               consensus::SnapshotMeta meta) {
   const int64_t start_us = MonotonicUs();
   int in = open(pool_path.c_str(), O_RDONLY | O_CLOEXEC);
   if (in < 0) return Errno("open", pool_path);
@@ -401,7 +427,7 @@ absl::StatusOr<consensus::SnapshotMeta> SnapshotStore::Create(const std::string&
     return absl::FailedPreconditionError(
         absl::StrCat("pool ", pool_path, " of ", pool_bytes, " bytes cannot be snapshotted"));
   }
-  const std::string image = ImagePath(meta);
+  const std::string image = ImagePathIn(dir, meta);
   const std::string tmp = image + ".tmp";
   int out = open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (out < 0) {
@@ -427,7 +453,7 @@ absl::StatusOr<consensus::SnapshotMeta> SnapshotStore::Create(const std::string&
   Put64(header, kImageMagic);
   Put32(header, kFormatVersion);
   Put32(header, kBlockBytes);
-  Put64(header, cluster_id_);
+  Put64(header, cluster_id);
   Put64(header, pool_bytes);
   Put64(header, 0);
   emit(header.data(), header.size());
@@ -477,12 +503,9 @@ absl::StatusOr<consensus::SnapshotMeta> SnapshotStore::Create(const std::string&
   }
   if (auto s = SyncClose(out, tmp); !s.ok()) return s;
   if (auto s = Rename(tmp, image); !s.ok()) return s;
+  if (auto s = SyncDir(dir); !s.ok()) return s;
   meta.bytes = written;
-  if (auto s = Commit(meta, sum); !s.ok()) return s;
-  ++stats_.created;
-  stats_.last_create_us = MonotonicUs() - start_us;
-  stats_.create_us_max = std::max(stats_.create_us_max, stats_.last_create_us);
-  return meta;
+  return Image{std::move(meta), sum, MonotonicUs() - start_us};
 }
 
 absl::Status SnapshotStore::Stage(const consensus::SnapshotChunk& chunk) {

@@ -59,10 +59,28 @@ class SnapshotStore {
 
   // Takes a snapshot of the pool file at `pool_path` (no transaction may be
   // running on it) described by `meta` (index, term, membership; bytes is
-  // filled in) and makes it the kept one. InvalidArgument if meta.index is
-  // not above the kept snapshot's.
+  // filled in) and makes it the kept one: WriteImage then CommitImage.
+  // InvalidArgument if meta.index is not above the kept snapshot's.
   absl::StatusOr<consensus::SnapshotMeta> Create(const std::string& pool_path,
                                                  consensus::SnapshotMeta meta);
+
+  // The two halves of Create, so that the copy can run on another thread
+  // while the owner keeps using the store (the event loop keeps running
+  // Raft and holds back applying: the pool must not change under the
+  // copy). WriteImage touches no member: it writes the image of
+  // `pool_path` to its final name in `dir` (durably) and returns what
+  // CommitImage needs; CommitImage (owner's thread) makes it the kept
+  // snapshot, or removes it if a newer one is kept by then
+  // (FailedPrecondition).
+  struct Image {
+    consensus::SnapshotMeta meta;  // bytes filled in.
+    uint64_t checksum = 0;
+    int64_t took_us = 0;
+  };
+  static absl::StatusOr<Image> WriteImage(const std::string& dir, uint64_t cluster_id,
+                                          const std::string& pool_path,
+                                          consensus::SnapshotMeta meta);
+  absl::Status CommitImage(const Image& image);
 
   // Follower: writes one received chunk to the staging file (a chunk at
   // offset 0 starts a new staged snapshot). InvalidArgument for a chunk
@@ -84,7 +102,10 @@ class SnapshotStore {
 
  private:
   SnapshotStore(std::string dir, uint64_t cluster_id);
-  std::string ImagePath(const consensus::SnapshotMeta& meta) const;
+  std::string ImagePath(const consensus::SnapshotMeta& meta) const {
+    return ImagePathIn(dir_, meta);
+  }
+  static std::string ImagePathIn(const std::string& dir, const consensus::SnapshotMeta& meta);
   absl::Status WriteMeta(const consensus::SnapshotMeta& meta, uint64_t image_checksum);
   // Makes `meta` (image at ImagePath(meta), already durable) the kept one.
   absl::Status Commit(const consensus::SnapshotMeta& meta, uint64_t image_checksum);

@@ -30,11 +30,25 @@ def _ports_free(host, ports):
     return True
 
 
+def _ephemeral_range():
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            lo, hi = (int(x) for x in f.read().split())
+            return lo, hi
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
 def free_base_port(nodes, host="127.0.0.1"):
-    """A base port b such that b+1..b+nodes and b+101..b+100+nodes are free."""
+    """A base port b such that b+1..b+nodes and b+101..b+100+nodes are free,
+    below the kernel's ephemeral range: a node started late (a joining
+    member) must not find its port taken by another node's outgoing
+    connection attempts, which bind ephemeral ports."""
     rng = random.Random(os.getpid() ^ int(time.time() * 1000))
+    ephemeral_lo, _ = _ephemeral_range()
+    top = max(ephemeral_lo - 200, 10200)
     for _ in range(200):
-        base = rng.randrange(20000, 55000, 200)
+        base = rng.randrange(10000, top, 200)
         ports = [base + i for i in range(1, nodes + 1)] + \
                 [base + 100 + i for i in range(1, nodes + 1)]
         if _ports_free(host, ports):
