@@ -998,7 +998,15 @@ void Server::Impl::OnTransportMessage(transport::NodeId from,
     ++malformed_peer_messages_;
     return;
   }
-  if (!raft_->Step(*msg).ok()) ++malformed_peer_messages_;
+  if (absl::Status s = raft_->Step(*msg); !s.ok()) {
+    // Logged for the first few only: a peer that keeps sending them
+    // would flood the log.
+    if (++malformed_peer_messages_ <= 10) {
+      fprintf(stderr, "node %llu: refused a message from node %llu: %s\n",
+              static_cast<unsigned long long>(self_->id), static_cast<unsigned long long>(from),
+              s.ToString().c_str());
+    }
+  }
 }
 
 void Server::Impl::FlushWriteBatch() {

@@ -82,6 +82,23 @@ TEST_F(SnapshotStoreTest, CreateReopenRestoreRoundTrip) {
   EXPECT_TRUE(std::filesystem::exists(dir_ + "/snaps/snap-20-3.img"));
 }
 
+// The node writes images on another thread and commits them on its own;
+// an image overtaken by an installed snapshot is dropped.
+TEST_F(SnapshotStoreTest, WriteImageThenCommitAndOvertakenImages) {
+  auto store = OpenStore();
+  auto image = SnapshotStore::WriteImage(store->dir(), 7, dir_ + "/data.pool", Meta(10, 2));
+  ASSERT_TRUE(image.ok()) << image.status();
+  EXPECT_EQ(store->meta().index, 0u);  // Not kept until committed.
+  ASSERT_TRUE(store->CommitImage(*image).ok());
+  EXPECT_EQ(store->meta(), image->meta);
+  EXPECT_EQ(store->stats().created, 1u);
+  auto older = SnapshotStore::WriteImage(store->dir(), 7, dir_ + "/data.pool", Meta(5, 1));
+  ASSERT_TRUE(older.ok());
+  EXPECT_TRUE(absl::IsFailedPrecondition(store->CommitImage(*older)));
+  EXPECT_FALSE(std::filesystem::exists(store->dir() + "/snap-5-1.img"));
+  EXPECT_EQ(store->meta().index, 10u);
+}
+
 TEST_F(SnapshotStoreTest, ChunksStreamToAnotherStoreAndInstall) {
   auto leader = OpenStore("leader");
   auto meta = leader->Create(dir_ + "/data.pool", Meta(10, 2));

@@ -78,6 +78,12 @@ class TestCluster(blizzard_cluster.Cluster):
     def dump_logs(self):
         for nid in sorted(self.nodes):
             print("---- node %d log (tail) ----\n%s" % (nid, self.tail_log(nid, 40)))
+        keys = ("role", "term", "leader_id", "commit_index", "applied_index", "first_index",
+                "last_index", "voters", "learners", "snapshot_index", "snapshots_installed",
+                "snapshot_chunks_received", "snapshot_chunks_sent", "peer_messages_malformed")
+        for nid, info in sorted(self.infos().items()):
+            print("---- node %d INFO: %s" % (nid, " ".join(
+                "%s=%s" % (k, info.get(k)) for k in keys)))
 
 
 def check(cond, message):
