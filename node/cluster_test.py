@@ -8,7 +8,6 @@ stops all nodes, restarts all, and reads everything back.
 Run by //node:cluster_test (Debian's /usr/bin/python3 with python3-redis).
 """
 
-import argparse
 import os
 import signal
 import subprocess
@@ -18,7 +17,7 @@ import time
 import redis
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
-from testing import TestCluster, check  # noqa: E402
+from testing import check, run_test  # noqa: E402
 
 KEYS_FIRST = 10000
 KEYS_DURING_FAILOVER = 3000
@@ -101,67 +100,55 @@ def verify_everywhere(cluster, acked, label):
         label, len(keys), len(cluster.nodes), next(iter(hashes.values()))))
 
 
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--binary", required=True)
-    ap.add_argument("--inspect", required=True, help="the blizzard_inspect binary")
-    args = ap.parse_args()
-    cluster = TestCluster(args.binary, nodes=3, name="failover")
-    ok = False
-    try:
-        cluster.start()
-        leader = cluster.wait_leader()
-        print("leader: node %d" % leader)
+def body(cluster, args):
+    cluster.start()
+    leader = cluster.wait_leader()
+    print("leader: node %d" % leader)
 
-        w = Writer(cluster)
-        t0 = time.time()
-        w.write(["k%05d" % i for i in range(KEYS_FIRST)])
-        print("wrote %d keys in %.2fs" % (KEYS_FIRST, time.time() - t0))
-        check(len(w.acked) == KEYS_FIRST, "first phase: not all writes acknowledged")
+    w = Writer(cluster)
+    t0 = time.time()
+    w.write(["k%05d" % i for i in range(KEYS_FIRST)])
+    print("wrote %d keys in %.2fs" % (KEYS_FIRST, time.time() - t0))
+    check(len(w.acked) == KEYS_FIRST, "first phase: not all writes acknowledged")
 
-        leader = cluster.wait_leader()
-        cluster.kill(leader, signal.SIGKILL)
-        print("SIGKILLed leader node %d" % leader)
-        w.write(["f%05d" % i for i in range(KEYS_DURING_FAILOVER)])
-        new_leader = cluster.wait_leader(exclude=(leader,))
-        print("new leader: node %d; %d keys acknowledged in total" % (new_leader, len(w.acked)))
-        check(len(w.acked) == KEYS_FIRST + KEYS_DURING_FAILOVER,
-              "failover phase: not all writes acknowledged")
+    leader = cluster.wait_leader()
+    cluster.kill(leader, signal.SIGKILL)
+    print("SIGKILLed leader node %d" % leader)
+    w.write(["f%05d" % i for i in range(KEYS_DURING_FAILOVER)])
+    new_leader = cluster.wait_leader(exclude=(leader,))
+    print("new leader: node %d; %d keys acknowledged in total" % (new_leader, len(w.acked)))
+    check(len(w.acked) == KEYS_FIRST + KEYS_DURING_FAILOVER,
+          "failover phase: not all writes acknowledged")
 
-        cluster.start_node(leader)
-        cluster.wait_ports(nodes=[leader])
-        print("restarted node %d" % leader)
-        verify_everywhere(cluster, w.acked, "after failover")
+    cluster.start_node(leader)
+    cluster.wait_ports(nodes=[leader])
+    print("restarted node %d" % leader)
+    verify_everywhere(cluster, w.acked, "after failover")
 
-        cluster.stop()
-        # The pool inspector verifies every checksum of every node's pools.
-        for nid in sorted(cluster.nodes):
-            out = subprocess.run([args.inspect, "--config=%s" % cluster.config_path,
-                                  "--id=%d" % nid, "--entries=3"],
-                                 capture_output=True, text=True, timeout=120)
-            check(out.returncode == 0, "inspector on node %d failed:\n%s%s" % (
-                nid, out.stdout, out.stderr))
-            check(": OK" in out.stdout and "keys" in out.stdout,
-                  "inspector output for node %d:\n%s" % (nid, out.stdout))
-        print("pool inspector: every node's log and data pools verified")
-        print("stopped all nodes; restarting")
-        cluster.start()
-        cluster.wait_leader()
-        verify_everywhere(cluster, w.acked, "after full restart")
+    cluster.stop()
+    # The pool inspector verifies every checksum of every node's pools.
+    for nid in sorted(cluster.nodes):
+        out = subprocess.run([args.inspect, "--config=%s" % cluster.config_path,
+                              "--id=%d" % nid, "--entries=3"],
+                             capture_output=True, text=True, timeout=120)
+        check(out.returncode == 0, "inspector on node %d failed:\n%s%s" % (
+            nid, out.stdout, out.stderr))
+        check(": OK" in out.stdout and "keys" in out.stdout,
+              "inspector output for node %d:\n%s" % (nid, out.stdout))
+    print("pool inspector: every node's log and data pools verified")
+    print("stopped all nodes; restarting")
+    cluster.start()
+    cluster.wait_leader()
+    verify_everywhere(cluster, w.acked, "after full restart")
 
-        # Linearizable reads through the leader see everything too.
-        w2 = Writer(cluster)
-        w2._connect()
-        keys = sorted(w.acked)
-        got = w2.client.mget(keys[:5000])
-        check(all(v == w.acked[k] for k, v in zip(keys[:5000], got)), "leader reads differ")
-        ok = True
-    finally:
-        if not ok:
-            cluster.dump_logs()
-        cluster.close()
-    print("PASS")
+    # Linearizable reads through the leader see everything too.
+    w2 = Writer(cluster)
+    w2._connect()
+    keys = sorted(w.acked)
+    got = w2.client.mget(keys[:5000])
+    check(all(v == w.acked[k] for k, v in zip(keys[:5000], got)), "leader reads differ")
 
 
 if __name__ == "__main__":
-    main()
+    run_test("failover", body, nodes=3,
+             extra_args=[("--inspect", "the blizzard_inspect binary")])

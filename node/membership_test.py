@@ -11,14 +11,12 @@ is transferred once more through CLUSTER TRANSFER.
 Run by //node:membership_test.
 """
 
-import argparse
 import os
 import sys
 import threading
-import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
-from testing import AckWriter, TestCluster, check, verify_acked, wait_until  # noqa: E402
+from testing import AckWriter, check, run_test, verify_acked, wait_until  # noqa: E402
 
 CONFIG = dict(log_pool_bytes="8M", data_pool_bytes="32M", election_timeout_ticks=50,
               heartbeat_interval_ticks=5,
@@ -26,12 +24,7 @@ CONFIG = dict(log_pool_bytes="8M", data_pool_bytes="32M", election_timeout_ticks
                              "snapshot_keep_entries": 8, "snapshot_chunk_bytes": "256K"})
 
 
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--binary", required=True)
-    args = ap.parse_args()
-    cluster = TestCluster(args.binary, nodes=4, name="membership", **CONFIG)
-    ok = False
+def body(cluster, args):
     stop = threading.Event()
     thread = None
     try:
@@ -89,16 +82,11 @@ def main():
                    lambda: cluster.leader() == target, timeout=30)
         w.write_batch()
         print("leadership transferred from node %d to node %d" % (leader, target))
-        ok = True
     finally:
         stop.set()
         if thread is not None:
             thread.join()
-        if not ok:
-            cluster.dump_logs()
-        cluster.close()
-    print("PASS")
 
 
 if __name__ == "__main__":
-    main()
+    run_test("membership", body, nodes=4, **CONFIG)

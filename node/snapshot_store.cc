@@ -56,19 +56,6 @@ uint32_t Get32(const char* p) {
   return v;
 }
 
-absl::Status WriteAll(int fd, const char* data, size_t n, const std::string& path) {
-  while (n > 0) {
-    ssize_t w = write(fd, data, n);
-    if (w < 0) {
-      if (errno == EINTR) continue;
-      return Errno("write", path);
-    }
-    data += w;
-    n -= static_cast<size_t>(w);
-  }
-  return absl::OkStatus();
-}
-
 absl::Status PwriteAll(int fd, const char* data, size_t n, uint64_t offset,
                        const std::string& path) {
   while (n > 0) {
@@ -359,7 +346,7 @@ absl::Status SnapshotStore::WriteMeta(const consensus::SnapshotMeta& meta,
   const std::string bytes = EncodeMeta(meta, cluster_id_, image_checksum);
   int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) return Errno("open", tmp);
-  if (auto s = WriteAll(fd, bytes.data(), bytes.size(), tmp); !s.ok()) {
+  if (auto s = PwriteAll(fd, bytes.data(), bytes.size(), 0, tmp); !s.ok()) {
     close(fd);
     return s;
   }
@@ -438,16 +425,17 @@ absl::StatusOr<SnapshotStore::Image> SnapshotStore::WriteImage(const std::string
   XXH3_state_t* xs = XXH3_createState();
   XXH3_64bits_reset(xs);
   std::string buf;
-  uint64_t written = 0;
+  uint64_t written = 0;  // Bytes emitted; those not in buf are in the file.
   absl::Status status;
+  auto flush = [&] {
+    if (status.ok()) status = PwriteAll(out, buf.data(), buf.size(), written - buf.size(), tmp);
+    buf.clear();
+  };
   auto emit = [&](const char* p, size_t n) {
     XXH3_64bits_update(xs, p, n);
     buf.append(p, n);
     written += n;
-    if (buf.size() >= (4u << 20) && status.ok()) {
-      status = WriteAll(out, buf.data(), buf.size(), tmp);
-      buf.clear();
-    }
+    if (buf.size() >= (4u << 20)) flush();
   };
   std::string header;
   Put64(header, kImageMagic);
@@ -495,7 +483,7 @@ absl::StatusOr<SnapshotStore::Image> SnapshotStore::WriteImage(const std::string
   XXH3_freeState(xs);
   Put64(buf, sum);
   written += 8;
-  if (status.ok()) status = WriteAll(out, buf.data(), buf.size(), tmp);
+  flush();
   if (!status.ok()) {
     close(out);
     unlink(tmp.c_str());

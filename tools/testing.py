@@ -5,6 +5,7 @@ A test gets a private cluster: free loopback ports, pools under its own
 only the processes this cluster started and removes its pools.
 """
 
+import argparse
 import os
 import random
 import shutil
@@ -84,6 +85,28 @@ class TestCluster(blizzard_cluster.Cluster):
         for nid, info in sorted(self.infos().items()):
             print("---- node %d INFO: %s" % (nid, " ".join(
                 "%s=%s" % (k, info.get(k)) for k in keys)))
+
+
+def run_test(name, body, nodes=3, extra_args=(), **config_args):
+    """The frame of an end-to-end test: parses --binary (and each
+    (flag, help) of extra_args, all required), runs body(cluster, args) on a
+    private TestCluster, dumps the nodes' logs and INFO if it fails, always
+    stops the cluster and removes its pools, and prints PASS."""
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--binary", required=True)
+    for flag, help_text in extra_args:
+        ap.add_argument(flag, required=True, help=help_text)
+    args = ap.parse_args()
+    cluster = TestCluster(args.binary, nodes=nodes, name=name, **config_args)
+    ok = False
+    try:
+        body(cluster, args)
+        ok = True
+    finally:
+        if not ok:
+            cluster.dump_logs()
+        cluster.close()
+    print("PASS")
 
 
 def check(cond, message):
