@@ -141,7 +141,9 @@ class Server::Impl {
  private:
   // Set-up.
   absl::Status OpenPools();
-  absl::Status OpenStore();
+  // adopt: accept the pool of another node of this cluster (a snapshot
+  // installed from it) and re-stamp it with this node's id.
+  absl::Status OpenStore(bool adopt);
   // Makes the kept snapshot the data pool (install, or finishing one a
   // crash interrupted) and resets the log to it when needed.
   absl::Status RestoreFromSnapshot();
@@ -285,7 +287,13 @@ absl::Status Server::Impl::OpenPools() {
   if (!snapshots.ok()) return snapshots.status();
   snapshots_ = std::move(*snapshots);
   storage_ = std::make_unique<PmemLogStorage>(log_.get(), snapshots_.get());
-  if (absl::Status s = OpenStore(); !s.ok()) return s;
+  if (absl::Status s = OpenStore(/*adopt=*/false); !s.ok()) {
+    // A crash between an install's pool rename and its re-stamp leaves the
+    // snapshot's pool with the sender's node id: accept exactly that.
+    if (!absl::IsFailedPrecondition(s) || snapshots_->meta().index == 0) return s;
+    if (absl::Status a = OpenStore(/*adopt=*/true); !a.ok()) return a;
+    if (store_->AppliedIndex() != snapshots_->meta().index) return s;
+  }
 
   // A crash during a snapshot install: the snapshot's meta (the commit
   // point) is newer than the data pool. Finish the install.
@@ -311,7 +319,7 @@ absl::Status Server::Impl::OpenPools() {
   return absl::OkStatus();
 }
 
-absl::Status Server::Impl::OpenStore() {
+absl::Status Server::Impl::OpenStore(bool adopt) {
   replication_.reset();
   sessions_.reset();
   store_.reset();
@@ -322,7 +330,7 @@ absl::Status Server::Impl::OpenStore() {
   store_options.node_id = self_->id;
   // A pool installed from another replica's snapshot carries that node's
   // id until it is re-stamped here (node/SNAPSHOT.md).
-  store_options.adopt_node_id = snapshots_->meta().index > 0;
+  store_options.adopt_node_id = adopt;
   absl::StatusOr<std::unique_ptr<structures::KvStore>> store =
       structures::KvStore::Open(store_options);
   if (!store.ok()) {
@@ -350,7 +358,7 @@ absl::Status Server::Impl::RestoreFromSnapshot() {
   sessions_.reset();
   store_.reset();  // Closes the pool before its file is replaced.
   if (absl::Status s = snapshots_->RestorePool(self_->data_pool); !s.ok()) return s;
-  if (absl::Status s = OpenStore(); !s.ok()) return s;
+  if (absl::Status s = OpenStore(/*adopt=*/true); !s.ok()) return s;
   if (store_->AppliedIndex() != meta.index) {
     return absl::DataLossError(absl::StrCat("snapshot ", meta.index,
                                             " holds a pool at applied index ",
