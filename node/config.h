@@ -39,6 +39,9 @@ struct ClusterConfig {
   uint32_t batch_ops_max = 4096;
   uint64_t batch_bytes_max = 4u << 20;
   uint32_t clients_max = 10000;  // Concurrent client connections per node.
+  // DPDK transport only: true spins on the port (a dedicated core per
+  // node); false backs off when idle (nodes sharing cores). TCP ignores it.
+  bool busy_poll = false;
   // The bootstrap voters: the group as of an empty log. Empty: every node
   // in the file. Nodes of the file outside it start as non-members and
   // wait to be added (CLUSTER ADDLEARNER on the leader).

@@ -20,8 +20,10 @@ from testing import AckWriter, check, run_test, verify_acked, wait_until  # noqa
 
 CONFIG = dict(log_pool_bytes="8M", data_pool_bytes="32M", election_timeout_ticks=50,
               heartbeat_interval_ticks=5,
-              extra_cluster={"voters": "1,2,3", "snapshot_log_percent": 25,
-                             "snapshot_keep_entries": 8, "snapshot_chunk_bytes": "256K"})
+              cluster_extra=["voters = 1,2,3",
+                             "snapshot_log_percent = 25",
+                             "snapshot_keep_entries = 8",
+                             "snapshot_chunk_bytes = 256K"])
 
 
 def body(cluster, args):

@@ -20,7 +20,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from blizzard_cluster import RespError  # noqa: E402
 from testing import check, run_test  # noqa: E402
 
-CONFIG = dict(extra_cluster={"sessions_max": 4})
+CONFIG = dict(cluster_extra=["sessions_max = 4"])
 
 
 def on_leader(cluster, *cmd):

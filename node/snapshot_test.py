@@ -29,8 +29,9 @@ from testing import AckWriter, check, run_test, verify_acked, wait_until  # noqa
 # out a snapshot's pause on a loaded 2-core machine (node/README.md).
 CONFIG = dict(log_pool_bytes="8M", data_pool_bytes="32M", election_timeout_ticks=50,
               heartbeat_interval_ticks=5,
-              extra_cluster={"snapshot_log_percent": 25, "snapshot_keep_entries": 8,
-                             "snapshot_chunk_bytes": "256K"})
+              cluster_extra=["snapshot_log_percent = 25",
+                             "snapshot_keep_entries = 8",
+                             "snapshot_chunk_bytes = 256K"])
 WRITE_BATCHES_MAX = 1500
 # Entries the leader may have pipelined into the stopped follower's socket
 # before it stopped (Raft's inflight_appends_max is 64 appends): compact
