@@ -15,6 +15,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"
+#include "node/session_table.h"
 #include "structures/kv_store.h"
 #include "structures/op.h"
 
@@ -30,8 +31,9 @@ class ReplicationMode {
       absl::Span<const structures::Op> ops) = 0;
 
   // Every replica: applies the committed entry at `index` to the store
-  // (one failure-atomic transaction that also records `index`), returning
-  // one result per op (the leader replies with them). DataLoss/
+  // (one failure-atomic transaction that also records `index` and the
+  // session table's changes: session_table.h), returning one result per
+  // client op (the leader replies with them). DataLoss/
   // InvalidArgument if the payload does not decode: the replica must stop.
   virtual absl::StatusOr<std::vector<structures::OpResult>> ApplyEntry(
       uint64_t index, absl::Span<const uint8_t> payload) = 0;
@@ -40,8 +42,9 @@ class ReplicationMode {
   virtual absl::Status ApplyEmpty(uint64_t index) = 0;
 };
 
+// `sessions` may be null (no client sessions). Both must outlive the mode.
 absl::StatusOr<std::unique_ptr<ReplicationMode>> CreateReplicationMode(
-    structures::KvStore* store);
+    structures::KvStore* store, SessionTable* sessions);
 
 // "logical" or "physical", for INFO and logs.
 const char* ReplicationModeName();

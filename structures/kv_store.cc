@@ -313,7 +313,8 @@ class KvStore::Impl {
   ~Impl() { pmemobj_close(pop_); }
 
   absl::StatusOr<std::vector<OpResult>> ApplyBatch(uint64_t index,
-                                                   absl::Span<const Op> ops);
+                                                   absl::Span<const Op> ops,
+                                                   const KvStore::Epilogue& epilogue);
   std::optional<std::string> Get(std::string_view key) const {
     const Slot s = Find(key, kv_format::KeyHash(key));
     if (s.entry == nullptr) return std::nullopt;
@@ -521,7 +522,9 @@ absl::Status KvStore::Impl::CheckRoot(const StoreOptions& options) {
         absl::StrFormat("%slayout version %d, this build reads version %d", where,
                         h.layout_version, kv_format::kLayoutVersion));
   }
-  if (options.check_identity &&
+  const bool adopt = options.check_identity && options.adopt_node_id &&
+                     h.cluster_id == options.cluster_id && h.node_id != options.node_id;
+  if (options.check_identity && !adopt &&
       (h.cluster_id != options.cluster_id || h.node_id != options.node_id)) {
     return absl::FailedPreconditionError(absl::StrFormat(
         "%sbelongs to cluster %d node %d, expected cluster %d node %d", where, h.cluster_id,
@@ -575,6 +578,23 @@ absl::Status KvStore::Impl::CheckRoot(const StoreOptions& options) {
       return s;
     }
   }
+  if (adopt) {
+    // Node id and checksum change together or not at all.
+    int err = pmemobj_tx_begin(pop_, nullptr, TX_PARAM_NONE);
+    if (err == 0) {
+      Tx tx;
+      tx.Snapshot(&root_->header, sizeof(Header));
+      if (tx.ok()) {
+        root_->header.node_id = options.node_id;
+        root_->header.checksum = kv_format::HeaderChecksum(root_->header);
+        pmemobj_tx_commit();
+      } else if (pmemobj_tx_stage() == TX_STAGE_WORK) {
+        pmemobj_tx_abort(tx.err());
+      }
+      err = pmemobj_tx_end();
+    }
+    if (err != 0) return PmemError(err, absl::StrCat(where, "re-stamping the node id"));
+  }
   RefreshTables();
   return absl::OkStatus();
 }
@@ -589,8 +609,8 @@ KvStore::Impl::Slot KvStore::Impl::Find(std::string_view key, uint64_t hash) con
   return {};
 }
 
-absl::StatusOr<std::vector<OpResult>> KvStore::Impl::ApplyBatch(uint64_t index,
-                                                                absl::Span<const Op> ops) {
+absl::StatusOr<std::vector<OpResult>> KvStore::Impl::ApplyBatch(
+    uint64_t index, absl::Span<const Op> ops, const KvStore::Epilogue& epilogue) {
   if (index <= root_->applied_index) {
     return absl::FailedPreconditionError(absl::StrFormat(
         "index %d is not above the applied index %d", index, root_->applied_index));
@@ -607,6 +627,7 @@ absl::StatusOr<std::vector<OpResult>> KvStore::Impl::ApplyBatch(uint64_t index,
   std::vector<OpResult> results;
   results.reserve(ops.size());
   const uint64_t hash_before = root_->state_hash;
+  bool epilogue_invalid = false;
   int err = pmemobj_tx_begin(pop_, nullptr, TX_PARAM_NONE);
   Tx tx;
   migrate_debt_ = 0;
@@ -620,11 +641,23 @@ absl::StatusOr<std::vector<OpResult>> KvStore::Impl::ApplyBatch(uint64_t index,
       if (!tx.ok()) break;
       results.push_back(ApplyOp(tx, op));
     }
+    if (tx.ok() && epilogue) {
+      const std::vector<Op> extra = epilogue(results);
+      for (size_t i = 0; i < extra.size() && tx.ok(); ++i) {
+        if (!ValidateOp(extra[i]).ok()) {
+          epilogue_invalid = true;
+          break;
+        }
+        (void)ApplyOp(tx, extra[i]);
+      }
+    }
     // Every batch moves a quantum of a resize in progress (also one that
     // inserts nothing), plus what its inserts still owe.
     if (tx.ok() && Resizing()) Migrate(tx, migrate_debt_ + kv_format::kMigrateBucketsPerBatch);
     migrate_debt_ = 0;
-    if (tx.ok()) {
+    if (epilogue_invalid) {
+      pmemobj_tx_abort(EINVAL);
+    } else if (tx.ok()) {
       root_->applied_index = index;
       pmemobj_tx_commit();
     } else if (pmemobj_tx_stage() == TX_STAGE_WORK) {
@@ -639,6 +672,9 @@ absl::StatusOr<std::vector<OpResult>> KvStore::Impl::ApplyBatch(uint64_t index,
   if (err != 0) {
     ABSL_RAW_CHECK(root_->applied_index < index && root_->state_hash == hash_before,
                    "aborted transaction left changes behind");
+    if (epilogue_invalid) {
+      return absl::InvalidArgumentError(absl::StrFormat("apply index %d: an epilogue op is invalid", index));
+    }
     return PmemError(err, absl::StrFormat("apply index %d", index));
   }
   ABSL_RAW_CHECK(root_->applied_index == index, "commit lost the applied index");
@@ -1202,8 +1238,9 @@ KvStore::KvStore(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 KvStore::~KvStore() = default;
 
 absl::StatusOr<std::vector<OpResult>> KvStore::ApplyBatch(uint64_t index,
-                                                          absl::Span<const Op> ops) {
-  return impl_->ApplyBatch(index, ops);
+                                                          absl::Span<const Op> ops,
+                                                          const Epilogue& epilogue) {
+  return impl_->ApplyBatch(index, ops, epilogue);
 }
 std::optional<std::string> KvStore::Get(std::string_view key) const { return impl_->Get(key); }
 uint64_t KvStore::Size() const { return impl_->Size(); }

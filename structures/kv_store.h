@@ -38,6 +38,11 @@ struct StoreOptions {
   bool verify_on_open = true;
   // false: accept any cluster/node id (the pool inspector only).
   bool check_identity = true;
+  // Accept a pool of this cluster stamped with another node id (a snapshot
+  // of another replica's pool installed here: node/SNAPSHOT.md) and
+  // re-stamp it with node_id, in one transaction. The cluster id is still
+  // checked.
+  bool adopt_node_id = false;
 };
 
 struct StoreStats {
@@ -93,8 +98,15 @@ class KvStore {
   // non-integer) are OpResult errors, not a failed Status; ResourceExhausted
   // if the pool is full (the transaction is rolled back, nothing applied).
   // InvalidArgument (nothing applied) if an op fails ValidateOp.
+  // `epilogue` (optional): called inside the same transaction with the
+  // ops' results; the ops it returns are applied after them, results
+  // discarded (node/ records client sessions this way, atomically with
+  // the ops and the applied index). InvalidArgument (nothing applied) if
+  // one fails ValidateOp.
+  using Epilogue = std::function<std::vector<Op>(absl::Span<const OpResult> results)>;
   absl::StatusOr<std::vector<OpResult>> ApplyBatch(uint64_t index,
-                                                   absl::Span<const Op> ops);
+                                                   absl::Span<const Op> ops,
+                                                   const Epilogue& epilogue = nullptr);
 
   std::optional<std::string> Get(std::string_view key) const;
   uint64_t Size() const;  // Number of keys.
