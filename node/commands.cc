@@ -49,6 +49,9 @@ constexpr Spec kSpecs[] = {
     // Redis Cluster's replica reads: opt-in, stale, never the default.
     {"readonly", 1, CommandKind::kReadOnly},
     {"readwrite", 1, CommandKind::kReadWrite},
+    // Membership admin and client sessions: handled by the event loop.
+    {"cluster", -2, CommandKind::kCluster},
+    {"session", -4, CommandKind::kSession},
 };
 
 const Spec* FindSpec(const std::string& lower) {
@@ -203,7 +206,9 @@ Command ParseCommand(const std::vector<std::string>& args) {
     case CommandKind::kRead:
     case CommandKind::kQuit:
     case CommandKind::kReadOnly:
-    case CommandKind::kReadWrite: {
+    case CommandKind::kReadWrite:
+    case CommandKind::kCluster:
+    case CommandKind::kSession: {
       Command c;
       c.kind = spec->kind;
       return c;

@@ -21,6 +21,8 @@ enum class CommandKind {
   kQuit,   // Reply +OK, then close the connection.
   kReadOnly,   // READONLY: this connection accepts stale reads on followers.
   kReadWrite,  // READWRITE: back to linearizable reads only (the default).
+  kCluster,    // CLUSTER <sub> ...: membership admin (the event loop parses it).
+  kSession,    // SESSION <client> <seq> <command...>: exactly-once wrapper.
 };
 
 struct Command {

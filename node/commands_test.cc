@@ -41,6 +41,17 @@ TEST(CommandsTest, UnknownCommandAndArityErrorsAreRedisStyle) {
   EXPECT_EQ(Parse({}).kind, CommandKind::kReply);
 }
 
+// CLUSTER and SESSION are the event loop's: the table checks their arity.
+TEST(CommandsTest, ClusterAndSessionGoToTheEventLoop) {
+  EXPECT_EQ(Parse({"CLUSTER", "MEMBERS"}).kind, CommandKind::kCluster);
+  EXPECT_EQ(Parse({"cluster", "addlearner", "4"}).kind, CommandKind::kCluster);
+  EXPECT_EQ(Parse({"CLUSTER"}).reply,
+            "-ERR wrong number of arguments for 'cluster' command\r\n");
+  EXPECT_EQ(Parse({"SESSION", "1", "1", "INCR", "k"}).kind, CommandKind::kSession);
+  EXPECT_EQ(Parse({"session", "1", "1"}).reply,
+            "-ERR wrong number of arguments for 'session' command\r\n");
+}
+
 TEST(CommandsTest, WritesBecomeOps) {
   Command set = Parse({"SET", "k", "v"});
   ASSERT_EQ(set.kind, CommandKind::kWrite);

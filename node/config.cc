@@ -11,8 +11,11 @@
 
 #include "absl/base/internal/raw_logging.h"
 #include "absl/status/status.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "absl/types/span.h"
+#include "consensus/types.h"
 
 namespace blizzard::node {
 namespace {
@@ -133,7 +136,8 @@ std::optional<uint64_t> ParseMac(std::string_view s) {
 enum class Field : uint8_t {
   // [cluster]
   kClusterId, kTickMs, kElectionTimeoutTicks, kHeartbeatIntervalTicks,
-  kBatchOpsMax, kBatchBytesMax, kClientsMax, kBusyPoll,
+  kBatchOpsMax, kBatchBytesMax, kClientsMax, kBusyPoll, kVoters, kSnapshotLogPercent,
+  kSnapshotKeepEntries, kSnapshotChunkBytes, kSessionsMax,
   // [node.N]
   kHost, kClientPort, kPeerPort, kLogPool, kLogPoolBytes, kDataPool,
   kDataPoolBytes, kMac, kEalArgs,
@@ -154,6 +158,11 @@ constexpr KeySpec kClusterKeys[] = {
     {"batch_bytes_max", Field::kBatchBytesMax, false},
     {"clients_max", Field::kClientsMax, false},
     {"busy_poll", Field::kBusyPoll, false},
+    {"voters", Field::kVoters, false},
+    {"snapshot_log_percent", Field::kSnapshotLogPercent, false},
+    {"snapshot_keep_entries", Field::kSnapshotKeepEntries, false},
+    {"snapshot_chunk_bytes", Field::kSnapshotChunkBytes, false},
+    {"sessions_max", Field::kSessionsMax, false},
 };
 
 constexpr KeySpec kNodeKeys[] = {
@@ -220,6 +229,7 @@ class Parser {
   ClusterConfig config_;
   std::optional<Section> cluster_section_;
   std::vector<Section> node_sections_;  // Parallel to config_.nodes.
+  size_t voters_line_ = 0;
   Section* current_ = nullptr;
   bool current_is_cluster_ = false;
 };
@@ -366,7 +376,25 @@ absl::Status Parser::SetCluster(size_t line, Field field, std::string_view key,
   }
   constexpr uint64_t kU32Max = std::numeric_limits<uint32_t>::max();
   constexpr uint64_t kU64Max = std::numeric_limits<uint64_t>::max();
-  const bool is_size = field == Field::kBatchBytesMax;
+  if (field == Field::kVoters) {
+    // A comma-separated list of node ids, checked against the nodes in
+    // Validate (they may come later in the file).
+    for (absl::string_view piece : absl::StrSplit(AV(value), ',')) {
+      piece = absl::StripAsciiWhitespace(piece);
+      const std::string_view part(piece.data(), piece.size());
+      uint64_t id = 0;
+      if (ParseUnsigned(part, false, id) != NumberResult::kOk || id == 0) {
+        return LineError(line, absl::StrCat("voters: '", AV(part), "' is not a node id"));
+      }
+      if (std::find(config_.voters.begin(), config_.voters.end(), id) != config_.voters.end()) {
+        return LineError(line, absl::StrCat("voters: node ", id, " listed twice"));
+      }
+      config_.voters.push_back(id);
+    }
+    voters_line_ = line;
+    return absl::OkStatus();
+  }
+  const bool is_size = field == Field::kBatchBytesMax || field == Field::kSnapshotChunkBytes;
   const uint64_t max = (field == Field::kClusterId || is_size) ? kU64Max
                                                                 : kU32Max;
   absl::StatusOr<uint64_t> number =
@@ -385,6 +413,21 @@ absl::Status Parser::SetCluster(size_t line, Field field, std::string_view key,
     case Field::kBatchOpsMax: config_.batch_ops_max = as_u32; break;
     case Field::kBatchBytesMax: config_.batch_bytes_max = *number; break;
     case Field::kClientsMax: config_.clients_max = as_u32; break;
+    case Field::kSnapshotLogPercent:
+      if (*number > 100) {
+        return LineError(line, "snapshot_log_percent must be in 1..100");
+      }
+      config_.snapshot_log_percent = as_u32;
+      break;
+    case Field::kSnapshotKeepEntries: config_.snapshot_keep_entries = as_u32; break;
+    case Field::kSnapshotChunkBytes:
+      if (*number > consensus::kSnapshotChunkBytesMax) {
+        return LineError(line, absl::StrCat("snapshot_chunk_bytes must be at most ",
+                                            consensus::kSnapshotChunkBytesMax));
+      }
+      config_.snapshot_chunk_bytes = *number;
+      break;
+    case Field::kSessionsMax: config_.sessions_max = as_u32; break;
     default:
       ABSL_RAW_CHECK(false, "node field in [cluster]");
   }
@@ -539,12 +582,26 @@ absl::Status Parser::Validate(size_t last_line) {
   }
   std::sort(config_.nodes.begin(), config_.nodes.end(),
             [](const NodeConfig& a, const NodeConfig& b) { return a.id < b.id; });
+  for (uint64_t id : config_.voters) {
+    if (config_.Find(id) == nullptr) {
+      return LineError(voters_line_, absl::StrCat("voters: node ", id,
+                                                  " has no [node.", id, "] section"));
+    }
+  }
+  std::sort(config_.voters.begin(), config_.voters.end());
   ABSL_RAW_CHECK(!config_.nodes.empty() && config_.nodes.size() <= kNodesMax,
                  "node count out of bounds after validation");
   return absl::OkStatus();
 }
 
 }  // namespace
+
+std::vector<uint64_t> ClusterConfig::BootstrapVoters() const {
+  if (!voters.empty()) return voters;
+  std::vector<uint64_t> out;
+  for (const NodeConfig& n : nodes) out.push_back(n.id);
+  return out;
+}
 
 const NodeConfig* ClusterConfig::Find(uint64_t id) const {
   const auto it = std::lower_bound(

@@ -42,7 +42,24 @@ struct ClusterConfig {
   // DPDK transport only: true spins on the port (a dedicated core per
   // node); false backs off when idle (nodes sharing cores). TCP ignores it.
   bool busy_poll = false;
+  // The bootstrap voters: the group as of an empty log. Empty: every node
+  // in the file. Nodes of the file outside it start as non-members and
+  // wait to be added (CLUSTER ADDLEARNER on the leader).
+  std::vector<uint64_t> voters;
+  // Log compaction: once the log pool's ring is this full (percent), the
+  // node snapshots its data pool at the applied index and drops the log up
+  // to it, keeping the last snapshot_keep_entries entries for followers
+  // that lag a little.
+  uint32_t snapshot_log_percent = 50;
+  uint32_t snapshot_keep_entries = 64;
+  uint64_t snapshot_chunk_bytes = 1u << 20;  // Per kSnapshot message.
+  // Client sessions kept (exactly-once retries); the least recently used
+  // is evicted beyond it.
+  uint32_t sessions_max = 10000;
   std::vector<NodeConfig> nodes; // 1..kNodesMax, sorted by id.
+
+  // `voters`, or every node id when it is empty.
+  std::vector<uint64_t> BootstrapVoters() const;
 
   const NodeConfig* Find(uint64_t id) const;
 };

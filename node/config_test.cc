@@ -429,6 +429,39 @@ TEST(ClusterConfigTest, ElectionTimeoutMustExceedHeartbeat) {
                   .ok());
 }
 
+TEST(ClusterConfigTest, VotersSnapshotAndSessionKeys) {
+  absl::StatusOr<ClusterConfig> c = ParseClusterConfig(kMinimal);
+  ASSERT_TRUE(c.ok());
+  EXPECT_TRUE(c->voters.empty());
+  EXPECT_EQ(c->BootstrapVoters(), (std::vector<uint64_t>{1}));
+  EXPECT_EQ(c->snapshot_log_percent, 50u);
+  EXPECT_EQ(c->snapshot_keep_entries, 64u);
+  EXPECT_EQ(c->snapshot_chunk_bytes, 1u << 20);
+  EXPECT_EQ(c->sessions_max, 10000u);
+  std::string two = absl::StrCat(MinimalWithClusterKey("voters", "2, 1"),
+                                 "[node.2]\nhost = 10.0.0.2\nclient_port = 6379\n"
+                                 "peer_port = 6380\nlog_pool = /q/log\ndata_pool = /q/data\n");
+  c = ParseClusterConfig(two);
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->voters, (std::vector<uint64_t>{1, 2}));
+  c = ParseClusterConfig(absl::StrReplaceAll(two, {{"voters = 2, 1", "voters = 2"}}));
+  ASSERT_TRUE(c.ok());
+  EXPECT_EQ(c->BootstrapVoters(), (std::vector<uint64_t>{2}));
+  ExpectError(MinimalWithClusterKey("voters", "1,3"), 3, "voters: node 3 has no [node.3]");
+  ExpectError(MinimalWithClusterKey("voters", "1,1"), 3, "listed twice");
+  ExpectError(MinimalWithClusterKey("voters", "1,x"), 3, "'x' is not a node id");
+  ExpectError(MinimalWithClusterKey("voters", "0"), 3, "'0' is not a node id");
+  ExpectError(MinimalWithClusterKey("snapshot_log_percent", "101"), 3, "1..100");
+  ExpectError(MinimalWithClusterKey("snapshot_log_percent", "0"), 3, "");
+  ExpectError(MinimalWithClusterKey("snapshot_chunk_bytes", "33M"), 3, "at most");
+  c = ParseClusterConfig(MinimalWithClusterKey("snapshot_chunk_bytes", "64K"));
+  ASSERT_TRUE(c.ok());
+  EXPECT_EQ(c->snapshot_chunk_bytes, 64u << 10);
+  c = ParseClusterConfig(MinimalWithClusterKey("sessions_max", "5"));
+  ASSERT_TRUE(c.ok());
+  EXPECT_EQ(c->sessions_max, 5u);
+}
+
 TEST(ClusterConfigTest, MissingSectionsAndRequiredKeys) {
   ExpectError("", 0, "missing [cluster] section");
   ExpectError("# nothing\n", 1, "missing [cluster] section");

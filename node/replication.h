@@ -19,6 +19,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"
+#include "node/session_table.h"
 #include "structures/kv_store.h"
 #include "structures/op.h"
 
@@ -69,7 +70,8 @@ class ReplicationMode {
   virtual void Proposed(uint64_t index, uint64_t term) = 0;
 
   // Every replica: applies the committed entry at `index` to the store
-  // (one failure-atomic transaction that also records `index`).
+  // (one failure-atomic transaction that also records `index` and, in
+  // logical mode, the session table's changes: session_table.h).
   // DataLoss/InvalidArgument if the payload does not decode or does not
   // apply: the replica must stop rather than diverge.
   virtual absl::StatusOr<AppliedEntry> ApplyEntry(uint64_t index,
@@ -82,8 +84,10 @@ class ReplicationMode {
   virtual void AppendInfo(std::string* out) const { (void)out; }
 };
 
+// `sessions` may be null (no client sessions). Both must outlive the mode.
+// Physical mode does not record sessions yet (node/PHYSICAL.md).
 absl::StatusOr<std::unique_ptr<ReplicationMode>> CreateReplicationMode(
-    structures::KvStore* store);
+    structures::KvStore* store, SessionTable* sessions);
 
 // "logical" or "physical", for INFO and logs.
 const char* ReplicationModeName();

@@ -16,7 +16,8 @@ namespace {
 
 class LogicalReplication : public ReplicationMode {
  public:
-  explicit LogicalReplication(structures::KvStore* store) : store_(store) {}
+  LogicalReplication(structures::KvStore* store, SessionTable* sessions)
+      : store_(store), sessions_(sessions) {}
 
   absl::StatusOr<BuiltEntry> BuildEntry(uint64_t, uint64_t, absl::Span<const structures::Op> ops,
                                         const UnappliedLog&) override {
@@ -34,10 +35,30 @@ class LogicalReplication : public ReplicationMode {
                                               " does not decode: ",
                                               ops.status().message()));
     }
+    if (sessions_ == nullptr) {
+      absl::StatusOr<std::vector<structures::OpResult>> results =
+          store_->ApplyBatch(index, *ops);
+      if (!results.ok()) return results.status();
+      return AppliedEntry{ops->size(), std::move(*results)};
+    }
+    absl::StatusOr<SessionTable::Plan> plan = sessions_->PlanBatch(std::move(*ops));
+    if (!plan.ok()) {
+      return absl::DataLossError(absl::StrCat("committed entry ", index, ": ",
+                                              plan.status().message()));
+    }
+    structures::KvStore::Epilogue record;
+    if (plan->has_sessions) {
+      record = [&](absl::Span<const structures::OpResult> results) {
+        return sessions_->RecordOps(*plan, results, index);
+      };
+    }
     absl::StatusOr<std::vector<structures::OpResult>> results =
-        store_->ApplyBatch(index, *ops);
+        store_->ApplyBatch(index, plan->execute, record);
     if (!results.ok()) return results.status();
-    return AppliedEntry{ops->size(), std::move(*results)};
+    if (plan->has_sessions) sessions_->Commit();
+    std::vector<structures::OpResult> replies = sessions_->Results(*plan, *results);
+    const uint64_t count = replies.size();
+    return AppliedEntry{count, std::move(replies)};
   }
 
   absl::Status ApplyEmpty(uint64_t index) override {
@@ -46,13 +67,14 @@ class LogicalReplication : public ReplicationMode {
 
  private:
   structures::KvStore* store_;
+  SessionTable* sessions_;
 };
 
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<ReplicationMode>> CreateReplicationMode(
-    structures::KvStore* store) {
-  return std::make_unique<LogicalReplication>(store);
+    structures::KvStore* store, SessionTable* sessions) {
+  return std::make_unique<LogicalReplication>(store, sessions);
 }
 
 const char* ReplicationModeName() { return "logical"; }

@@ -200,8 +200,11 @@ class PhysicalReplication : public ReplicationMode {
 
 }  // namespace
 
+// Client sessions (exactly-once retries) are not recorded by physical mode
+// yet: a retried request is executed again (node/PHYSICAL.md).
 absl::StatusOr<std::unique_ptr<ReplicationMode>> CreateReplicationMode(
-    structures::KvStore* store) {
+    structures::KvStore* store, SessionTable* sessions) {
+  (void)sessions;
   return std::make_unique<PhysicalReplication>(store);
 }
 

@@ -59,7 +59,7 @@ struct Replica {
     auto s = KvStore::OpenMemory(&memory);
     EXPECT_TRUE(s.ok()) << s.status();
     store = std::move(*s);
-    auto m = CreateReplicationMode(store.get());
+    auto m = CreateReplicationMode(store.get(), nullptr);
     EXPECT_TRUE(m.ok()) << m.status();
     mode = std::move(*m);
   }
@@ -323,7 +323,7 @@ TEST_F(PhysicalGroupTest, MalformedPayloadsAreRefused) {
       auto s = KvStore::OpenMemory(&b.memory);
       ASSERT_TRUE(s.ok());
       b.store = std::move(*s);
-      b.mode = std::move(*CreateReplicationMode(b.store.get()));
+      b.mode = std::move(*CreateReplicationMode(b.store.get(), nullptr));
     } else {
       EXPECT_EQ(b.memory.bytes(), before);
     }

@@ -19,6 +19,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -26,14 +27,19 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 #include "consensus/codec.h"
 #include "consensus/raft.h"
 #include "node/commands.h"
 #include "node/log_storage.h"
 #include "node/replication.h"
 #include "node/resp.h"
+#include "node/session_table.h"
+#include "node/snapshot_store.h"
 #include "node/transport_setup.h"
 #include "pmemlog/pmem_log.h"
 #include "structures/kv_store.h"
@@ -109,6 +115,7 @@ struct Proposal {
   std::vector<Waiter> waiters;  // One per op, in op order.
   // Results known when the entry was built (physical mode).
   std::optional<std::vector<structures::OpResult>> results;
+  bool membership = false;      // A CLUSTER change: one waiter, "+OK" on commit.
 };
 
 // Reads confirmed by a ReadIndex round, waiting for applied >= index.
@@ -163,6 +170,7 @@ class Server::Impl {
       : cluster_(cluster), options_(options) {}
 
   ~Impl() {
+    if (snapshot_thread_.joinable()) snapshot_thread_.join();
     for (auto& [id, conn] : connections_) close(conn.fd);
     if (listen_fd_ >= 0) close(listen_fd_);
     if (timer_fd_ >= 0) close(timer_fd_);
@@ -175,6 +183,13 @@ class Server::Impl {
  private:
   // Set-up.
   absl::Status OpenPools();
+  // adopt: accept the pool of another node of this cluster (a snapshot
+  // installed from it) and re-stamp it with this node's id.
+  absl::Status OpenStore(bool adopt);
+  // Makes the kept snapshot the data pool (install, or finishing one a
+  // crash interrupted) and resets the log to it when needed.
+  absl::Status RestoreFromSnapshot();
+  absl::Status ResetLogToSnapshot();
   absl::Status StartRaft();
   absl::Status StartTransport();
   absl::Status Listen();
@@ -193,6 +208,9 @@ class Server::Impl {
   void UpdateInterest(uint64_t id, Connection& conn);
   void ResumePausedClients();
   std::string RedirectError() const;
+  void HandleCluster(const Waiter& waiter, const std::vector<std::string>& args);
+  std::string MembersText() const;
+  std::string ExecuteClientRead(const std::vector<std::string>& args) const;
   std::string InfoText() const;
 
   // Replication side.
@@ -201,6 +219,13 @@ class Server::Impl {
   void IssueReads();
   absl::Status ProcessReady();
   absl::Status ApplyCommitted(const consensus::Entry& entry);
+  absl::Status InstallSnapshot(const consensus::SnapshotMeta& meta);
+  absl::Status MaybeCompact();
+  // Background snapshots: when the copy is done, commit it, compact the
+  // log and apply the entries held back meanwhile.
+  absl::Status FinishSnapshot();
+  absl::Status CompactToSnapshot();
+  void WaitForSnapshotThread();
   void ServeReads();
   void FailAllPending(const std::string& reply);
 
@@ -209,8 +234,10 @@ class Server::Impl {
   const NodeConfig* self_ = nullptr;
 
   std::unique_ptr<pmemlog::PmemLog> log_;
+  std::unique_ptr<SnapshotStore> snapshots_;
   std::unique_ptr<PmemLogStorage> storage_;
   std::unique_ptr<structures::KvStore> store_;
+  std::unique_ptr<SessionTable> sessions_;
   std::unique_ptr<ReplicationMode> replication_;
   std::unique_ptr<transport::Transport> transport_;
   std::unique_ptr<consensus::Raft> raft_;
@@ -250,6 +277,19 @@ class Server::Impl {
   uint64_t malformed_peer_messages_ = 0;
   uint64_t connections_accepted_ = 0;
   uint64_t connections_rejected_ = 0;
+  uint64_t compactions_ = 0;
+  uint64_t membership_changes_ = 0;
+  uint64_t session_retries_ = 0;  // Answered from the table without a proposal.
+  int64_t install_us_last_ = 0;
+  // A snapshot being written by snapshot_thread_ (it only reads the data
+  // pool, which does not change meanwhile: committed entries wait in
+  // apply_backlog_). The result is written before done is set.
+  std::thread snapshot_thread_;
+  bool snapshot_running_ = false;
+  std::atomic<bool> snapshot_done_{false};
+  absl::StatusOr<SnapshotStore::Image> snapshot_result_ = absl::UnknownError("no snapshot");
+  std::deque<consensus::Entry> apply_backlog_;
+  uint64_t apply_backlog_max_ = 0;
   absl::Status fatal_;
 };
 
@@ -284,13 +324,55 @@ absl::Status Server::Impl::OpenPools() {
                                      log.status().message()));
   }
   log_ = std::move(*log);
-  storage_ = std::make_unique<PmemLogStorage>(log_.get());
+  absl::StatusOr<std::unique_ptr<SnapshotStore>> snapshots =
+      SnapshotStore::Open(self_->data_pool + ".snapshots", cluster_.cluster_id);
+  if (!snapshots.ok()) return snapshots.status();
+  snapshots_ = std::move(*snapshots);
+  storage_ = std::make_unique<PmemLogStorage>(log_.get(), snapshots_.get());
+  if (absl::Status s = OpenStore(/*adopt=*/false); !s.ok()) {
+    // A crash between an install's pool rename and its re-stamp leaves the
+    // snapshot's pool with the sender's node id: accept exactly that.
+    if (!absl::IsFailedPrecondition(s) || snapshots_->meta().index == 0) return s;
+    if (absl::Status a = OpenStore(/*adopt=*/true); !a.ok()) return a;
+    if (store_->AppliedIndex() != snapshots_->meta().index) return s;
+  }
 
+  // A crash during a snapshot install: the snapshot's meta (the commit
+  // point) is newer than the data pool. Finish the install.
+  const consensus::SnapshotMeta& snap = snapshots_->meta();
+  if (snap.index > store_->AppliedIndex()) {
+    if (absl::Status s = RestoreFromSnapshot(); !s.ok()) return s;
+  } else if (absl::Status s = ResetLogToSnapshot(); !s.ok()) {
+    return s;
+  }
+
+  // The data pool may never be ahead of the log: that would mean the log
+  // pool was replaced or lost, and applied operations could be re-applied.
+  // (Up to the kept snapshot it may: an install is durable before the
+  // hard state that carries its commit.)
+  const uint64_t applied = store_->AppliedIndex();
+  const pmemlog::HardState hs = log_->GetHardState();
+  if (applied > std::max(hs.commit, snap.index) || applied > log_->LastIndex()) {
+    return absl::FailedPreconditionError(absl::StrFormat(
+        "data pool %s has applied index %d but the log pool %s ends at %d "
+        "(commit %d): the pools do not belong together; refusing to serve",
+        self_->data_pool, applied, self_->log_pool, log_->LastIndex(), hs.commit));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Server::Impl::OpenStore(bool adopt) {
+  replication_.reset();
+  sessions_.reset();
+  store_.reset();
   structures::StoreOptions store_options;
   store_options.path = self_->data_pool;
   store_options.pool_bytes = self_->data_pool_bytes;
   store_options.cluster_id = cluster_.cluster_id;
   store_options.node_id = self_->id;
+  // A pool installed from another replica's snapshot carries that node's
+  // id until it is re-stamped here (node/SNAPSHOT.md).
+  store_options.adopt_node_id = adopt;
   absl::StatusOr<std::unique_ptr<structures::KvStore>> store =
       structures::KvStore::Open(store_options);
   if (!store.ok()) {
@@ -299,28 +381,59 @@ absl::Status Server::Impl::OpenPools() {
                                      store.status().message()));
   }
   store_ = std::move(*store);
-
-  // The data pool may never be ahead of the log: that would mean the log
-  // pool was replaced or lost, and applied operations could be re-applied.
-  const uint64_t applied = store_->AppliedIndex();
-  const pmemlog::HardState hs = log_->GetHardState();
-  if (applied > hs.commit || applied > log_->LastIndex()) {
-    return absl::FailedPreconditionError(absl::StrFormat(
-        "data pool %s has applied index %d but the log pool %s ends at %d "
-        "(commit %d): the pools do not belong together; refusing to serve",
-        self_->data_pool, applied, self_->log_pool, log_->LastIndex(), hs.commit));
+  sessions_ = std::make_unique<SessionTable>(cluster_.sessions_max);
+  if (absl::Status s = sessions_->Load(*store_); !s.ok()) {
+    return absl::Status(s.code(), absl::StrCat("data pool ", self_->data_pool,
+                                               ": session table: ", s.message()));
   }
   absl::StatusOr<std::unique_ptr<ReplicationMode>> mode =
-      CreateReplicationMode(store_.get());
+      CreateReplicationMode(store_.get(), sessions_.get());
   if (!mode.ok()) return mode.status();
   replication_ = std::move(*mode);
   return absl::OkStatus();
 }
 
+absl::Status Server::Impl::RestoreFromSnapshot() {
+  const consensus::SnapshotMeta& meta = snapshots_->meta();
+  const int64_t start_us = MonotonicUs();
+  replication_.reset();
+  sessions_.reset();
+  store_.reset();  // Closes the pool before its file is replaced.
+  if (absl::Status s = snapshots_->RestorePool(self_->data_pool); !s.ok()) return s;
+  if (absl::Status s = OpenStore(/*adopt=*/true); !s.ok()) return s;
+  if (store_->AppliedIndex() != meta.index) {
+    return absl::DataLossError(absl::StrCat("snapshot ", meta.index,
+                                            " holds a pool at applied index ",
+                                            store_->AppliedIndex()));
+  }
+  install_us_last_ = MonotonicUs() - start_us;
+  return ResetLogToSnapshot();
+}
+
+absl::Status Server::Impl::ResetLogToSnapshot() {
+  const consensus::SnapshotMeta& meta = snapshots_->meta();
+  if (meta.index == 0) return absl::OkStatus();
+  if (meta.index + 1 < log_->FirstIndex()) {
+    return absl::DataLossError(absl::StrCat("the log is compacted to ", log_->FirstIndex(),
+                                            ", beyond the kept snapshot ", meta.index));
+  }
+  if (meta.index <= log_->LastIndex()) {
+    absl::StatusOr<uint64_t> t = log_->TermAt(meta.index);
+    if (t.ok() && *t == meta.term) return absl::OkStatus();  // The log holds it.
+  }
+  return log_->Reset(meta.index, meta.term);
+}
+
 absl::Status Server::Impl::StartRaft() {
   consensus::Config config;
   config.id = self_->id;
-  for (const NodeConfig& n : cluster_.nodes) config.voters.push_back(n.id);
+  // A node outside the bootstrap voters waits to be added (no voters: it
+  // never campaigns and learns the membership from the leader).
+  const std::vector<uint64_t> voters = cluster_.BootstrapVoters();
+  if (std::find(voters.begin(), voters.end(), self_->id) != voters.end()) {
+    config.voters = voters;
+  }
+  config.snapshot_chunk_bytes = cluster_.snapshot_chunk_bytes;
   config.election_timeout_ticks = static_cast<int>(cluster_.election_timeout_ticks);
   config.heartbeat_interval_ticks = static_cast<int>(cluster_.heartbeat_interval_ticks);
   config.random_seed = options_.random_seed != 0
@@ -450,6 +563,12 @@ absl::Status Server::Impl::Run(const std::atomic<bool>& stop) {
       if (!raft_->HasReady()) break;
       if (absl::Status r = ProcessReady(); !r.ok()) return r;
     }
+    if (snapshot_running_ && snapshot_done_.load(std::memory_order_acquire)) {
+      if (absl::Status s = FinishSnapshot(); !s.ok()) {
+        fatal_ = absl::Status(s.code(), absl::StrCat("snapshot: ", s.message()));
+        return fatal_;
+      }
+    }
     ServeReads();
     for (uint64_t id : std::vector<uint64_t>(dirty_.begin(), dirty_.end())) {
       auto it = connections_.find(id);
@@ -567,7 +686,45 @@ void Server::Impl::HandleRequest(uint64_t id, Connection& conn,
   Command cmd = ParseCommand(args);
   const uint64_t seq = AddSlot(conn);
   const Waiter waiter{id, seq};
+  // SESSION <client> <seq> <command...>: unwrap, remember the session.
+  uint64_t session_client = 0;
+  uint64_t session_seq = 0;
+  if (cmd.kind == CommandKind::kSession) {
+    if (!absl::SimpleAtoi(args[1], &session_client) || session_client == 0 ||
+        !absl::SimpleAtoi(args[2], &session_seq) || session_seq == 0) {
+      std::string err;
+      AppendError(err, "ERR SESSION client id and sequence number must be positive integers");
+      FillSlot(waiter, std::move(err));
+      return;
+    }
+    args.erase(args.begin(), args.begin() + 3);
+    cmd = ParseCommand(args);
+    if (cmd.kind == CommandKind::kSession || cmd.kind == CommandKind::kCluster) {
+      std::string err;
+      AppendError(err, "ERR SESSION wraps data commands only");
+      FillSlot(waiter, std::move(err));
+      return;
+    }
+  }
+  if (cmd.kind == CommandKind::kRead || cmd.kind == CommandKind::kWrite) {
+    // The node's own keys (the session table) are not addressable.
+    for (size_t i = 1; i < args.size(); ++i) {
+      if (IsReservedArgument(args[i])) {
+        std::string err;
+        AppendError(err, "ERR arguments starting with the reserved prefix \\xffblz\\x00 "
+                         "are not allowed");
+        FillSlot(waiter, std::move(err));
+        return;
+      }
+    }
+  }
   switch (cmd.kind) {
+    case CommandKind::kCluster:
+      HandleCluster(waiter, args);
+      return;
+    case CommandKind::kSession:
+      ABSL_RAW_CHECK(false, "SESSION unwrapped above");
+      return;
     case CommandKind::kReply:
       FillSlot(waiter, std::move(cmd.reply));
       return;
@@ -600,12 +757,30 @@ void Server::Impl::HandleRequest(uint64_t id, Connection& conn,
       raft_->role() != consensus::Role::kLeader) {
     // Opt-in follower read: the state as of this replica's applied index,
     // possibly behind the leader. Linearizable reads never take this path.
-    FillSlot(waiter, ExecuteRead(args, *store_));
+    FillSlot(waiter, ExecuteClientRead(args));
     return;
   }
   if (raft_->role() != consensus::Role::kLeader) {
     FillSlot(waiter, RedirectError());
     return;
+  }
+  if (session_client != 0 && cmd.kind == CommandKind::kWrite) {
+    // A retry of the session's last applied request is answered from the
+    // table; an older one gets an error. Retries that race their original
+    // into the log are filtered when applied (session_table.h).
+    if (const SessionTable::Record* r = sessions_->Find(session_client);
+        r != nullptr && session_seq <= r->seq) {
+      ++session_retries_;
+      std::string reply;
+      if (session_seq == r->seq) {
+        reply = FormatResult(r->result);
+      } else {
+        AppendError(reply, absl::StrCat("ERR SESSION stale sequence number ", session_seq,
+                                        " (the session is at ", r->seq, ")"));
+      }
+      FillSlot(waiter, std::move(reply));
+      return;
+    }
   }
   if (cmd.kind == CommandKind::kRead) {
     new_reads_.push_back(PendingRead{waiter, std::move(args)});
@@ -617,9 +792,99 @@ void Server::Impl::HandleRequest(uint64_t id, Connection& conn,
                               batch_bytes_ + op_bytes > cluster_.batch_bytes_max)) {
     FlushWriteBatch();
   }
-  batch_ops_.push_back(std::move(cmd.op));
+  if (session_client != 0) {
+    SessionTable::AppendTagged(batch_ops_, session_client, session_seq, std::move(cmd.op));
+    op_bytes += 48;
+  } else {
+    batch_ops_.push_back(std::move(cmd.op));
+  }
   batch_waiters_.push_back(waiter);
   batch_bytes_ += op_bytes;
+}
+
+std::string Server::Impl::ExecuteClientRead(const std::vector<std::string>& args) const {
+  if (absl::AsciiStrToLower(args[0]) == "dbsize") {
+    // The session table's records are not client keys.
+    std::string out;
+    AppendInteger(out, static_cast<int64_t>(store_->Size() - sessions_->size()));
+    return out;
+  }
+  return ExecuteRead(args, *store_);
+}
+
+std::string Server::Impl::MembersText() const {
+  const consensus::Membership& m = raft_->membership();
+  return absl::StrCat("voters:", absl::StrJoin(m.voters, ","), "\r\n",
+                      "learners:", absl::StrJoin(m.learners, ","), "\r\n",
+                      "leader_id:", raft_->leader(), "\r\n");
+}
+
+// CLUSTER MEMBERS | ADDLEARNER id | PROMOTE id | REMOVE id | TRANSFER id.
+// Changes go to the leader (others redirect) and are answered +OK once
+// their kConfig entry commits; TRANSFER answers at once (the transfer
+// itself takes up to an election timeout: watch INFO leader_id).
+void Server::Impl::HandleCluster(const Waiter& waiter, const std::vector<std::string>& args) {
+  const std::string sub = absl::AsciiStrToLower(args[1]);
+  std::string reply;
+  auto error = [&](const std::string& message) {
+    AppendError(reply, message);
+    FillSlot(waiter, std::move(reply));
+  };
+  if (sub == "members" && args.size() == 2) {
+    AppendBulk(reply, MembersText());
+    FillSlot(waiter, std::move(reply));
+    return;
+  }
+  const bool change = sub == "addlearner" || sub == "promote" || sub == "remove";
+  if ((!change && sub != "transfer") || args.size() != 3) {
+    return error("ERR CLUSTER: MEMBERS, ADDLEARNER <id>, PROMOTE <id>, REMOVE <id> or "
+                 "TRANSFER <id>");
+  }
+  uint64_t node = 0;
+  if (!absl::SimpleAtoi(args[2], &node) || cluster_.Find(node) == nullptr) {
+    return error(absl::StrCat("ERR CLUSTER: node '", args[2].substr(0, 32),
+                              "' is not in the cluster file"));
+  }
+  if (raft_->role() != consensus::Role::kLeader) {
+    FillSlot(waiter, RedirectError());
+    return;
+  }
+  if (sub == "transfer") {
+    const absl::Status s = raft_->TransferLeadership(node);
+    if (!s.ok()) return error(absl::StrCat("ERR CLUSTER TRANSFER: ", s.message()));
+    AppendSimpleString(reply, "OK");
+    FillSlot(waiter, std::move(reply));
+    return;
+  }
+  consensus::MembershipChange c;
+  c.node = node;
+  if (sub == "addlearner") {
+    c.type = consensus::MembershipChangeType::kAddLearner;
+  } else if (sub == "promote") {
+    // Promote only a learner that has caught up, or the group may stall
+    // waiting for it to count in a quorum (consensus/raft.h): its log is
+    // within one append pipeline (Raft's in-flight window) of the commit.
+    c.type = consensus::MembershipChangeType::kAddVoter;
+    const consensus::Index match = raft_->match_index(node);
+    const uint64_t lag_max = static_cast<uint64_t>(consensus::Config{}.inflight_appends_max);
+    if (raft_->membership().IsLearner(node) && match + lag_max < raft_->commit_index()) {
+      return error(absl::StrCat("ERR CLUSTER PROMOTE: node ", node, " has not caught up (match ",
+                                match, ", commit ", raft_->commit_index(), "); retry"));
+    }
+  } else {
+    c.type = consensus::MembershipChangeType::kRemoveNode;
+  }
+  // The write batch goes first so that index order is request order.
+  FlushWriteBatch();
+  absl::StatusOr<consensus::Index> index = raft_->ProposeMembershipChange(c);
+  if (!index.ok()) return error(absl::StrCat("ERR CLUSTER ", absl::AsciiStrToUpper(sub), ": ",
+                                             index.status().message()));
+  ++proposals_made_;
+  last_proposed_index_ = *index;
+  Proposal& p = proposals_[*index];
+  p.term = raft_->term();
+  p.waiters = {waiter};
+  p.membership = true;
 }
 
 std::string Server::Impl::RedirectError() const {
@@ -720,9 +985,29 @@ std::string Server::Impl::InfoText() const {
                   "\r\n", "commit_index:", raft_->commit_index(), "\r\n",
                   "applied_index:", store_->AppliedIndex(), "\r\n",
                   "last_index:", raft_->last_index(), "\r\n", "first_index:",
-                  log_->FirstIndex(), "\r\n", "nodes:", cluster_.nodes.size(), "\r\n");
+                  log_->FirstIndex(), "\r\n", "nodes:", cluster_.nodes.size(), "\r\n",
+                  MembersText().substr(0, MembersText().find("leader_id:")),
+                  "membership_changes:", membership_changes_, "\r\n");
+  const SnapshotStats& ss = snapshots_->stats();
+  absl::StrAppend(&s, "\r\n# Snapshots\r\n", "snapshot_index:", snapshots_->meta().index,
+                  "\r\n", "snapshot_term:", snapshots_->meta().term, "\r\n",
+                  "snapshot_bytes:", snapshots_->meta().bytes, "\r\n",
+                  "snapshots_created:", ss.created, "\r\n",
+                  "snapshots_installed:", ss.installed, "\r\n",
+                  "snapshot_chunks_sent:", ss.chunks_read, "\r\n",
+                  "snapshot_bytes_sent:", ss.bytes_read, "\r\n",
+                  "snapshot_chunks_received:", ss.chunks_staged, "\r\n",
+                  "snapshot_create_us_last:", ss.last_create_us, "\r\n",
+                  "snapshot_create_us_max:", ss.create_us_max, "\r\n",
+                  "snapshot_install_us_last:", install_us_last_, "\r\n",
+                  "snapshot_in_progress:", snapshot_running_ ? 1 : 0, "\r\n",
+                  "apply_backlog_max:", apply_backlog_max_, "\r\n",
+                  "log_compactions:", compactions_, "\r\n");
   const structures::StoreStats st = store_->Stats();
-  absl::StrAppend(&s, "\r\n# Data\r\n", "keys:", store_->Size(), "\r\n",
+  absl::StrAppend(&s, "\r\n# Data\r\n", "keys:", store_->Size() - sessions_->size(), "\r\n",
+                  "sessions:", sessions_->size(), "\r\n",
+                  "session_retries_answered:", session_retries_ + sessions_->retries_answered(),
+                  "\r\n",
                   "data_transactions:", st.transactions, "\r\n",
                   "data_bytes_written:", st.bytes_written, "\r\n",
                   "state_hash:", absl::StrFormat("%016x", store_->StateHash()), "\r\n",
@@ -761,7 +1046,15 @@ void Server::Impl::OnTransportMessage(transport::NodeId from,
     ++malformed_peer_messages_;
     return;
   }
-  if (!raft_->Step(*msg).ok()) ++malformed_peer_messages_;
+  if (absl::Status s = raft_->Step(*msg); !s.ok()) {
+    // Logged for the first few only: a peer that keeps sending them
+    // would flood the log.
+    if (++malformed_peer_messages_ <= 10) {
+      fprintf(stderr, "node %llu: refused a message from node %llu: %s\n",
+              static_cast<unsigned long long>(self_->id), static_cast<unsigned long long>(from),
+              s.ToString().c_str());
+    }
+  }
 }
 
 void Server::Impl::FlushWriteBatch() {
@@ -841,19 +1134,44 @@ void Server::Impl::IssueReads() {
 
 absl::Status Server::Impl::ProcessReady() {
   consensus::Ready ready = raft_->GetReady();
+  bool lost_leadership = false;
   if (ready.soft_state.has_value()) {
     const bool was_leader = soft_state_.role == consensus::Role::kLeader;
     soft_state_ = *ready.soft_state;
-    if (was_leader && soft_state_.role != consensus::Role::kLeader) {
-      // Pending writes may or may not commit under the next leader: their
-      // clients must not take them as acknowledged.
-      std::string err;
-      AppendError(err, "TRYAGAIN leadership changed before the request completed; "
-                       "its outcome is unknown");
-      FailAllPending(err);
+    lost_leadership = was_leader && soft_state_.role != consensus::Role::kLeader;
+  }
+  if (ready.membership.has_value()) {
+    // The transport already knows every node of the cluster file (all that
+    // may ever join); Raft only talks to members.
+    ++membership_changes_;
+    fprintf(stderr, "node %llu: membership voters [%s] learners [%s]\n",
+            static_cast<unsigned long long>(self_->id),
+            absl::StrJoin(ready.membership->voters, ",").c_str(),
+            absl::StrJoin(ready.membership->learners, ",").c_str());
+  }
+  // 1-2. Stage snapshot chunks; install a complete snapshot, durable before
+  // the rest. A new term and vote go first: the snapshot's last entry may
+  // be of the term this Ready raises (tools/sim/README.md, finding 1).
+  for (const consensus::SnapshotChunk& c : ready.snapshot_chunks) {
+    if (absl::Status st = snapshots_->Stage(c); !st.ok()) {
+      fatal_ = absl::Status(st.code(), absl::StrCat("staging a snapshot: ", st.message()));
+      return fatal_;
     }
   }
-  // Persist BEFORE sending: a vote or an acknowledgement must be durable.
+  if (ready.snapshot.has_value()) {
+    if (ready.hard_state.has_value()) {
+      if (absl::Status st = storage_->PersistTermAndVote(*ready.hard_state); !st.ok()) {
+        fatal_ = st;
+        return st;
+      }
+    }
+    if (absl::Status st = InstallSnapshot(*ready.snapshot); !st.ok()) {
+      fatal_ = absl::Status(st.code(), absl::StrCat("installing snapshot ",
+                                                    ready.snapshot->index, ": ", st.message()));
+      return fatal_;
+    }
+  }
+  // 3. Persist BEFORE sending: a vote or an acknowledgement must be durable.
   absl::Status s = storage_->Persist(ready.entries, ready.hard_state);
   if (!s.ok()) {
     return absl::Status(s.code(), absl::StrCat("persisting the Raft log failed: ",
@@ -867,10 +1185,26 @@ absl::Status Server::Impl::ProcessReady() {
                                      bytes.size()));
   }
   for (const consensus::Entry& e : ready.committed) {
+    if (snapshot_running_) {
+      // The data pool is being copied: apply once the copy is done.
+      apply_backlog_.push_back(e);
+      apply_backlog_max_ = std::max<uint64_t>(apply_backlog_max_, apply_backlog_.size());
+      continue;
+    }
     if (absl::Status a = ApplyCommitted(e); !a.ok()) {
       fatal_ = a;
       return a;
     }
+  }
+  if (lost_leadership) {
+    // Entries of this Ready committed while we led (e.g. our own removal,
+    // after which we step down) were answered above, or will be once
+    // applied. The rest may or may not commit under the next leader: their
+    // clients must not take them as acknowledged.
+    std::string err;
+    AppendError(err, "TRYAGAIN leadership changed before the request completed; "
+                     "its outcome is unknown");
+    FailAllPending(err);
   }
   for (const consensus::ReadState& rs : ready.read_states) {
     auto it = reads_by_context_.find(rs.context);
@@ -881,6 +1215,116 @@ absl::Status Server::Impl::ProcessReady() {
     confirmed_reads_.push_back(std::move(group));
   }
   raft_->Advance(ready);
+  if (absl::Status c = MaybeCompact(); !c.ok()) {
+    fatal_ = absl::Status(c.code(), absl::StrCat("log compaction: ", c.message()));
+    return fatal_;
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Server::Impl::InstallSnapshot(const consensus::SnapshotMeta& meta) {
+  // A snapshot of our own being written is older than this one (Raft
+  // installs only beyond the commit index): let it finish, it is dropped
+  // when committed below, and so is the backlog the install supersedes.
+  WaitForSnapshotThread();
+  // The meta's rename is the commit point; a crash after it is finished by
+  // OpenPools on restart (RestoreFromSnapshot).
+  if (absl::Status s = snapshots_->CommitStaged(meta); !s.ok()) return s;
+  absl::Status s = RestoreFromSnapshot();
+  if (s.ok() && snapshot_result_.ok()) (void)snapshots_->CommitImage(*snapshot_result_);
+  snapshot_result_ = absl::UnknownError("no snapshot");
+  while (s.ok() && !apply_backlog_.empty()) {
+    s = ApplyCommitted(apply_backlog_.front());  // Skips what the snapshot holds.
+    apply_backlog_.pop_front();
+  }
+  fprintf(stderr, "node %llu: installed snapshot %llu (term %llu, %llu bytes) in %lld us: %s\n",
+          static_cast<unsigned long long>(self_->id),
+          static_cast<unsigned long long>(meta.index),
+          static_cast<unsigned long long>(meta.term),
+          static_cast<unsigned long long>(meta.bytes), static_cast<long long>(install_us_last_),
+          s.ToString().c_str());
+  return s;
+}
+
+// Compaction (consensus/raft.h, driver obligation 3): once the log pool's
+// ring passes snapshot_log_percent, snapshot the data pool at the applied
+// index and drop the log below it, keeping snapshot_keep_entries entries
+// for followers that lag a little. A new snapshot at most every
+// snapshot_keep_entries applied entries (no snapshot storm while the log
+// is full of entries not yet applied); in between, the kept entries go.
+absl::Status Server::Impl::MaybeCompact() {
+  if (snapshot_running_) return absl::OkStatus();
+  const uint64_t capacity = log_->BytesCapacity();
+  auto over = [&] {
+    return log_->BytesUsed() * 100 >= capacity * cluster_.snapshot_log_percent;
+  };
+  if (!over()) return absl::OkStatus();
+  const consensus::Index applied = store_->AppliedIndex();
+  const uint64_t keep = cluster_.snapshot_keep_entries;
+  consensus::SnapshotMeta snap = snapshots_->meta();
+  consensus::Index upto = snap.index + 1;
+  if (applied > snap.index &&
+      (snap.index == 0 || applied >= snap.index + std::max<uint64_t>(keep, 1))) {
+    absl::StatusOr<consensus::SnapshotMeta> meta = raft_->SnapshotMetaForApplied();
+    if (!meta.ok()) return absl::OkStatus();  // E.g. a joining node: later.
+    ABSL_RAW_CHECK(meta->index == applied && apply_backlog_.empty(),
+                   "snapshot and data pool disagree");
+    // Copy on another thread; the loop keeps running Raft (heartbeats,
+    // appends, votes) and holds back applying until FinishSnapshot.
+    snapshot_running_ = true;
+    snapshot_done_.store(false, std::memory_order_relaxed);
+    snapshot_thread_ = std::thread([this, meta = *meta, dir = snapshots_->dir(),
+                                    cluster_id = cluster_.cluster_id,
+                                    pool = self_->data_pool] {
+      snapshot_result_ = SnapshotStore::WriteImage(dir, cluster_id, pool, meta);
+      snapshot_done_.store(true, std::memory_order_release);
+    });
+    return absl::OkStatus();
+  }
+  if (snap.index == 0 || upto <= log_->FirstIndex()) return absl::OkStatus();
+  ABSL_RAW_CHECK(upto <= snap.index + 1 && upto <= applied + 1, "compacting beyond the snapshot");
+  if (absl::Status s = log_->CompactPrefix(upto); !s.ok()) return s;
+  ++compactions_;
+  return absl::OkStatus();
+}
+
+void Server::Impl::WaitForSnapshotThread() {
+  if (!snapshot_running_) return;
+  snapshot_thread_.join();
+  snapshot_running_ = false;
+}
+
+absl::Status Server::Impl::FinishSnapshot() {
+  WaitForSnapshotThread();
+  absl::StatusOr<SnapshotStore::Image> image = std::move(snapshot_result_);
+  snapshot_result_ = absl::UnknownError("no snapshot");
+  if (!image.ok()) return image.status();
+  if (absl::Status s = snapshots_->CommitImage(*image); s.ok()) {
+    fprintf(stderr, "node %llu: snapshot %llu (%llu bytes) written in %lld us, %zu entries "
+            "held back\n",
+            static_cast<unsigned long long>(self_->id),
+            static_cast<unsigned long long>(image->meta.index),
+            static_cast<unsigned long long>(image->meta.bytes),
+            static_cast<long long>(image->took_us), apply_backlog_.size());
+    if (absl::Status c = CompactToSnapshot(); !c.ok()) return c;
+  } else if (!absl::IsFailedPrecondition(s)) {
+    return s;  // (FailedPrecondition: a newer snapshot was installed meanwhile.)
+  }
+  while (!apply_backlog_.empty()) {
+    if (absl::Status a = ApplyCommitted(apply_backlog_.front()); !a.ok()) return a;
+    apply_backlog_.pop_front();
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Server::Impl::CompactToSnapshot() {
+  const consensus::SnapshotMeta& snap = snapshots_->meta();
+  const uint64_t keep = std::min<uint64_t>(cluster_.snapshot_keep_entries, snap.index);
+  const consensus::Index upto = snap.index + 1 - keep;
+  if (upto <= log_->FirstIndex()) return absl::OkStatus();
+  ABSL_RAW_CHECK(upto <= store_->AppliedIndex() + 1, "compacting beyond the applied index");
+  if (absl::Status s = log_->CompactPrefix(upto); !s.ok()) return s;
+  ++compactions_;
   return absl::OkStatus();
 }
 
@@ -916,10 +1360,15 @@ absl::Status Server::Impl::ApplyCommitted(const consensus::Entry& entry) {
         p.results.has_value() ? *p.results
                               : (applied.results.has_value() ? *applied.results : kNoResults);
     const bool ours = it->first == entry.index && p.term == entry.term &&
-                      p.waiters.size() == results.size();
+                      (p.membership ? entry.type == consensus::EntryType::kConfig
+                                    : p.waiters.size() == results.size());
     proposals_.erase(it);
     for (size_t i = 0; i < p.waiters.size(); ++i) {
-      if (ours) {
+      if (ours && p.membership) {
+        std::string ok;
+        AppendSimpleString(ok, "OK");
+        FillSlot(p.waiters[i], std::move(ok));
+      } else if (ours) {
         FillSlot(p.waiters[i], FormatResult(results[i]));
       } else {
         std::string err;
@@ -937,16 +1386,20 @@ void Server::Impl::ServeReads() {
     ReadGroup group = std::move(confirmed_reads_.front());
     confirmed_reads_.pop_front();
     for (const PendingRead& r : group.reads) {
-      FillSlot(r.waiter, ExecuteRead(r.args, *store_));
+      FillSlot(r.waiter, ExecuteClientRead(r.args));
     }
   }
 }
 
 void Server::Impl::FailAllPending(const std::string& reply) {
-  for (auto& [index, p] : proposals_) {
-    for (const Waiter& w : p.waiters) FillSlot(w, reply);
+  // Proposals at committed indices stay: their entries will be applied
+  // here (e.g. from the backlog held during a snapshot copy) and answered
+  // as usual, ours or overwritten, by ApplyCommitted.
+  const consensus::Index commit = raft_->commit_index();
+  for (auto it = proposals_.upper_bound(commit); it != proposals_.end(); ++it) {
+    for (const Waiter& w : it->second.waiters) FillSlot(w, reply);
   }
-  proposals_.clear();
+  proposals_.erase(proposals_.upper_bound(commit), proposals_.end());
   for (auto& [ctx, group] : reads_by_context_) {
     for (const PendingRead& r : group.reads) FillSlot(r.waiter, reply);
   }

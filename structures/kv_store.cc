@@ -126,7 +126,8 @@ class KvStore::Impl {
 
   absl::Status Init();
   absl::StatusOr<std::vector<OpResult>> ApplyBatch(uint64_t index, absl::Span<const Op> ops,
-                                                   WriteSet* ws);
+                                                   WriteSet* ws,
+                                                   const KvStore::Epilogue& epilogue);
   absl::Status ApplyWriteSet(const WriteSet& ws, WriteSet* applied);
   absl::Status UndoWriteSet(const WriteSet& ws);
   absl::StatusOr<std::vector<OpResult>> ExecuteOnTop(
@@ -149,7 +150,10 @@ class KvStore::Impl {
   static absl::Status ValidateOps(absl::Span<const Op> ops);
   // Inside a transaction: the ops' effects and the root's new applied
   // index and state hash. Stops at the first arena failure.
-  std::vector<OpResult> ExecuteOps(uint64_t index, absl::Span<const Op> ops);
+  // `epilogue` as in KvStore::ApplyBatch; InvalidArgument if one of its
+  // ops is invalid (the caller aborts).
+  absl::StatusOr<std::vector<OpResult>> ExecuteOps(uint64_t index, absl::Span<const Op> ops,
+                                                   const KvStore::Epilogue& epilogue = nullptr);
   OpResult ApplyOp(const Op& op);
   // Key terms of the state hash.
   uint64_t TermOfEntry(uint64_t entry) const;
@@ -253,9 +257,8 @@ absl::Status KvStore::Impl::Init() {
 
 // --- Apply --------------------------------------------------------------------
 
-absl::StatusOr<std::vector<OpResult>> KvStore::Impl::ApplyBatch(uint64_t index,
-                                                                absl::Span<const Op> ops,
-                                                                WriteSet* ws) {
+absl::StatusOr<std::vector<OpResult>> KvStore::Impl::ApplyBatch(
+    uint64_t index, absl::Span<const Op> ops, WriteSet* ws, const KvStore::Epilogue& epilogue) {
   const Root r = root();
   if (index <= r.applied_index) {
     return absl::FailedPreconditionError(absl::StrFormat(
@@ -263,7 +266,11 @@ absl::StatusOr<std::vector<OpResult>> KvStore::Impl::ApplyBatch(uint64_t index,
   }
   if (auto s = ValidateOps(ops); !s.ok()) return s;
   if (auto s = arena_->Begin(); !s.ok()) return s;
-  std::vector<OpResult> results = ExecuteOps(index, ops);
+  absl::StatusOr<std::vector<OpResult>> results = ExecuteOps(index, ops, epilogue);
+  if (!results.ok()) {
+    arena_->Abort();
+    return results.status();
+  }
   if (auto s = arena_->Commit(ws); !s.ok()) return s;
   stats_.ops_applied += ops.size();
   return results;
@@ -278,7 +285,8 @@ absl::Status KvStore::Impl::ValidateOps(absl::Span<const Op> ops) {
   return absl::OkStatus();
 }
 
-std::vector<OpResult> KvStore::Impl::ExecuteOps(uint64_t index, absl::Span<const Op> ops) {
+absl::StatusOr<std::vector<OpResult>> KvStore::Impl::ExecuteOps(
+    uint64_t index, absl::Span<const Op> ops, const KvStore::Epilogue& epilogue) {
   const Root r = root();
   state_hash_ = r.state_hash;
   std::vector<OpResult> results;
@@ -286,6 +294,16 @@ std::vector<OpResult> KvStore::Impl::ExecuteOps(uint64_t index, absl::Span<const
   for (const Op& op : ops) {
     results.push_back(ApplyOp(op));
     if (!arena_->ok()) break;
+  }
+  if (arena_->ok() && epilogue) {
+    const std::vector<Op> extra = epilogue(results);
+    for (size_t i = 0; i < extra.size() && arena_->ok(); ++i) {
+      if (!ValidateOp(extra[i]).ok()) {
+        return absl::InvalidArgumentError(
+            absl::StrFormat("apply index %d: an epilogue op is invalid", index));
+      }
+      (void)ApplyOp(extra[i]);
+    }
   }
   Root now = r;
   now.applied_index = index;
@@ -685,7 +703,8 @@ absl::StatusOr<std::vector<OpResult>> KvStore::Impl::ExecuteOnTop(
     }
   }
   arena_->ResetRecording();
-  std::vector<OpResult> results = ExecuteOps(index, ops);
+  absl::StatusOr<std::vector<OpResult>> results = ExecuteOps(index, ops);
+  if (!results.ok()) return results.status();
   if (auto s = arena_->RecordedWriteSet(ws); !s.ok()) return s;
   return results;
 }
@@ -880,6 +899,7 @@ absl::StatusOr<std::unique_ptr<KvStore>> KvStore::Open(const StoreOptions& optio
   po.node_id = options.node_id;
   po.create_if_missing = options.create_if_missing;
   po.check_identity = options.check_identity;
+  po.adopt_node_id = options.adopt_node_id;
   absl::StatusOr<std::unique_ptr<PmemArenaPool>> pool = PmemArenaPool::Open(po);
   if (!pool.ok()) return pool.status();
   absl::StatusOr<std::unique_ptr<Arena>> arena = Arena::Attach(pool->get());
@@ -919,8 +939,9 @@ KvStore::~KvStore() = default;
 
 absl::StatusOr<std::vector<OpResult>> KvStore::ApplyBatch(uint64_t index,
                                                           absl::Span<const Op> ops,
-                                                          WriteSet* write_set) {
-  return impl_->ApplyBatch(index, ops, write_set);
+                                                          WriteSet* write_set,
+                                                          const Epilogue& epilogue) {
+  return impl_->ApplyBatch(index, ops, write_set, epilogue);
 }
 absl::Status KvStore::ApplyWriteSet(const WriteSet& ws, WriteSet* applied) {
   return impl_->ApplyWriteSet(ws, applied);

@@ -41,6 +41,11 @@ struct StoreOptions {
   bool verify_on_open = true;
   // false: accept any cluster/node id (the pool inspector only).
   bool check_identity = true;
+  // Accept a pool of this cluster stamped with another node id (a snapshot
+  // of another replica's pool installed here: node/SNAPSHOT.md) and
+  // re-stamp it with node_id, in one transaction. The cluster id is still
+  // checked.
+  bool adopt_node_id = false;
 };
 
 struct StoreStats {
@@ -102,8 +107,19 @@ class KvStore {
   // integer) are OpResult errors; ResourceExhausted if the arena is full
   // (rolled back, nothing applied); InvalidArgument (nothing applied) if
   // an op fails ValidateOp. With `write_set`, returns what changed.
+  // `epilogue` (optional): called inside the same transaction with the
+  // ops' results; the ops it returns are applied after them, results
+  // discarded (node/ records client sessions this way, atomically with
+  // the ops and the applied index). InvalidArgument (nothing applied) if
+  // one fails ValidateOp.
+  using Epilogue = std::function<std::vector<Op>(absl::Span<const OpResult> results)>;
   absl::StatusOr<std::vector<OpResult>> ApplyBatch(uint64_t index, absl::Span<const Op> ops,
-                                                   WriteSet* write_set = nullptr);
+                                                   WriteSet* write_set = nullptr,
+                                                   const Epilogue& epilogue = nullptr);
+  absl::StatusOr<std::vector<OpResult>> ApplyBatch(uint64_t index, absl::Span<const Op> ops,
+                                                   const Epilogue& epilogue) {
+    return ApplyBatch(index, ops, nullptr, epilogue);
+  }
   // Physical replication: a write set applied in one transaction (the
   // applied index travels inside it), and the undo of one this store
   // committed (its pre-images). Both re-read the root afterwards.

@@ -459,6 +459,55 @@ TEST_F(KvStoreTest, OtherClusterOrNodeIsForeign) {
   EXPECT_TRUE(KvStore::Open(o).ok());
 }
 
+// A snapshot of another replica's pool (node/SNAPSHOT.md) is adopted: its
+// node id is re-stamped, durably; another cluster's pool still is not.
+TEST_F(KvStoreTest, AdoptNodeIdRestampsAPoolOfThisCluster) {
+  {
+    auto store = OpenOrDie();
+    ASSERT_NE(store, nullptr);
+    ASSERT_TRUE(store->ApplyBatch(1, {Op{OpCode::kSet, {"k", "v"}}}).ok());
+  }
+  StoreOptions o = options_;
+  o.node_id = 3;
+  o.adopt_node_id = true;
+  {
+    auto s = KvStore::Open(o);
+    ASSERT_TRUE(s.ok()) << s.status();
+    EXPECT_EQ((*s)->Info().node_id, 3u);
+    EXPECT_EQ((*s)->Get("k"), "v");
+    EXPECT_EQ((*s)->AppliedIndex(), 1u);
+  }
+  o.adopt_node_id = false;
+  EXPECT_TRUE(KvStore::Open(o).ok());  // Now it is node 3's pool.
+  EXPECT_EQ(KvStore::Open(options_).status().code(), absl::StatusCode::kFailedPrecondition);
+  o.cluster_id = 8;
+  o.adopt_node_id = true;
+  EXPECT_EQ(KvStore::Open(o).status().code(), absl::StatusCode::kFailedPrecondition);
+}
+
+// The epilogue's ops land in the same transaction as the batch, after it,
+// and see its results; an invalid epilogue op applies nothing.
+TEST_F(KvStoreTest, EpilogueRunsInTheSameTransaction) {
+  auto store = OpenOrDie();
+  ASSERT_NE(store, nullptr);
+  auto r = store->ApplyBatch(1, {Op{OpCode::kIncrBy, {"n"}, 5}},
+                             [](absl::Span<const OpResult> results) {
+                               return std::vector<Op>{
+                                   Op{OpCode::kSet, {"seen", std::to_string(results[0].integer)}}};
+                             });
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(store->Get("seen"), "5");
+  EXPECT_EQ(store->AppliedIndex(), 1u);
+  const uint64_t hash = store->StateHash();
+  auto bad = store->ApplyBatch(2, {Op{OpCode::kIncrBy, {"n"}, 1}}, [](absl::Span<const OpResult>) {
+    return std::vector<Op>{Op{OpCode::kSet, {"only-a-key"}}};
+  });
+  EXPECT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(store->AppliedIndex(), 1u);
+  EXPECT_EQ(store->StateHash(), hash);
+  EXPECT_EQ(store->Get("n"), "5");
+}
+
 TEST_F(KvStoreTest, PoolInUse) {
   auto store = OpenOrDie();
   ASSERT_NE(store, nullptr);

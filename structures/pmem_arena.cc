@@ -194,7 +194,9 @@ absl::StatusOr<std::unique_ptr<PmemArenaPool>> PmemArenaPool::Open(const PoolOpt
         "%slayout version %d, this build reads version %d", where, r.layout_version,
         kLayoutVersion)));
   }
-  if (options.check_identity &&
+  const bool adopt = options.check_identity && options.adopt_node_id &&
+                     r.cluster_id == options.cluster_id && r.node_id != options.node_id;
+  if (options.check_identity && !adopt &&
       (r.cluster_id != options.cluster_id || r.node_id != options.node_id)) {
     return fail(absl::FailedPreconditionError(absl::StrFormat(
         "%sbelongs to cluster %d node %d, expected cluster %d node %d", where, r.cluster_id,
@@ -208,7 +210,26 @@ absl::StatusOr<std::unique_ptr<PmemArenaPool>> PmemArenaPool::Open(const PoolOpt
         "%sbad root: arena {%#x, %#x} of %d bytes", where, r.arena.pool_uuid_lo, r.arena.off,
         r.arena_bytes)));
   }
-  PoolIdentity id{r.layout_version, r.cluster_id, r.node_id, file_bytes};
+  uint64_t node_id = r.node_id;
+  if (adopt) {
+    // Node id and checksum change together or not at all.
+    auto* root = static_cast<Root*>(pmemobj_direct(root_oid));
+    int err = pmemobj_tx_begin(pop, nullptr, TX_PARAM_NONE);
+    if (err == 0) {
+      err = pmemobj_tx_add_range_direct(root, offsetof(Root, arena));
+      if (err == 0) {
+        root->node_id = options.node_id;
+        root->checksum = RootChecksum(*root);
+        pmemobj_tx_commit();
+      } else {
+        pmemobj_tx_abort(err);
+      }
+      err = pmemobj_tx_end();
+    }
+    if (err != 0) return fail(PmemError(err, absl::StrCat(where, "re-stamping the node id")));
+    node_id = options.node_id;
+  }
+  PoolIdentity id{r.layout_version, r.cluster_id, node_id, file_bytes};
   return std::unique_ptr<PmemArenaPool>(new PmemArenaPool(
       pop, static_cast<uint8_t*>(pmemobj_direct(r.arena)), r.arena_bytes, id));
 }

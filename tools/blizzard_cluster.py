@@ -25,6 +25,18 @@ namespace that carries the client port (kernel TCP) -- see NetnsLayout:
   blizzard_cluster.py --config c.ini stop             # nodes, then the namespaces
   blizzard_cluster.py --config c.ini clean            # pools and any leftovers
 
+Membership (node/README.md, "Membership changes"): the cluster file lists
+every node that may ever join; `gen-config --voters 1,2,3` makes the others
+start as non-members that wait to be added.
+
+  blizzard_cluster.py --config c.ini --run-dir /tmp/bz start --binary B --nodes 1,2,3
+  blizzard_cluster.py --config c.ini --run-dir /tmp/bz restart 4      # start node 4
+  blizzard_cluster.py --config c.ini --run-dir /tmp/bz add-learner 4
+  blizzard_cluster.py --config c.ini --run-dir /tmp/bz promote 4      # once caught up
+  blizzard_cluster.py --config c.ini --run-dir /tmp/bz remove 1
+  blizzard_cluster.py --config c.ini --run-dir /tmp/bz transfer 2
+  blizzard_cluster.py --config c.ini --run-dir /tmp/bz members
+
 It only ever signals processes whose pid file it wrote and whose command line
 still names this cluster file.
 """
@@ -440,15 +452,16 @@ class Cluster:
         self._children[nid] = proc
         return proc.pid
 
-    def start(self):
+    def start(self, nodes=None):
+        """Starts `nodes` (default: every node in the file)."""
         if self.binary:
             with open(os.path.join(self.run_dir, "binary"), "w") as f:
                 f.write(os.path.abspath(self.binary) + "\n")
         if self.netns is not None and not any(self.pid(n) for n in self.nodes):
             self.netns.up()
-        for nid in sorted(self.nodes):
+        for nid in sorted(nodes or self.nodes):
             self.start_node(nid)
-        self.wait_ports()
+        self.wait_ports(nodes=sorted(nodes or self.nodes))
 
     def wait_ports(self, timeout=30.0, nodes=None):
         deadline = time.time() + timeout
@@ -575,6 +588,51 @@ class Cluster:
             time.sleep(0.05)
         raise RuntimeError("no leader elected within %.0fs" % timeout)
 
+    # -- membership -------------------------------------------------------------
+    def admin(self, *args, timeout=30.0):
+        """Sends CLUSTER <args> to the leader (following redirects and
+        retrying while there is none); returns the reply."""
+        deadline = time.time() + timeout
+        last = None
+        while time.time() < deadline:
+            nid = self.leader()
+            if nid is None:
+                time.sleep(0.05)
+                continue
+            try:
+                c = self.client(nid, timeout=max(1.0, deadline - time.time()))
+                try:
+                    reply = c.pipeline([("CLUSTER",) + tuple(str(a) for a in args)])[0]
+                finally:
+                    c.close()
+            except (OSError, ConnectionError) as e:
+                last = e
+                time.sleep(0.05)
+                continue
+            if isinstance(reply, RespError):
+                last = reply
+                msg = str(reply)
+                if msg.startswith(("MOVED", "CLUSTERDOWN", "TRYAGAIN")) or "retry" in msg or \
+                        "not leader" in msg or "uncommitted" in msg or "committed an entry" in msg:
+                    time.sleep(0.1)
+                    continue
+                raise reply
+            return reply
+        raise RuntimeError("CLUSTER %s did not succeed in %.0fs: %s" % (
+            " ".join(str(a) for a in args), timeout, last))
+
+    def members(self, nid=None):
+        """{'voters': [...], 'learners': [...], 'leader_id': n} as node nid sees it."""
+        nid = nid or self.wait_leader()
+        c = self.client(nid)
+        try:
+            info = parse_info(c.command("CLUSTER", "MEMBERS"))
+        finally:
+            c.close()
+        ids = lambda v: [int(x) for x in v.split(",") if x]  # noqa: E731
+        return {"voters": ids(info["voters"]), "learners": ids(info["learners"]),
+                "leader_id": int(info["leader_id"])}
+
     def wait_caught_up(self, timeout=60.0):
         """Waits until every running node has applied the same index."""
         deadline = time.time() + timeout
@@ -604,8 +662,17 @@ def main(argv):
     g.add_argument("--cluster-id", type=int, default=1)
     g.add_argument("--netns", dest="gen_netns", metavar="NAME",
                    help="a DPDK cluster file for network-namespace mode")
-    s = sub.add_parser("start", help="start every node")
+    g.add_argument("--voters", help="bootstrap voters, e.g. 1,2,3 (default: all nodes)")
+    s = sub.add_parser("start", help="start every node (or --nodes)")
     s.add_argument("--binary", required=True, help="node variant binary")
+    s.add_argument("--nodes", help="comma-separated node ids to start (default: all)")
+    for name, what in (("add-learner", "add a node as a learner"),
+                       ("promote", "promote a caught-up learner to voter"),
+                       ("remove", "remove a node from the group"),
+                       ("transfer", "hand leadership to a voter")):
+        m = sub.add_parser(name, help=what)
+        m.add_argument("node", type=int)
+    sub.add_parser("members", help="print the leader's view of the membership")
     sub.add_parser("stop", help="SIGTERM every node (SIGKILL after 10 s)")
     sub.add_parser("status", help="one line per node")
     k = sub.add_parser("kill", help="kill one node")
@@ -633,15 +700,25 @@ def main(argv):
             print(gen_netns_config(args.nodes, args.base_port, args.dir, args.gen_netns,
                                    cluster_id=args.cluster_id))
         else:
-            print(gen_config(args.nodes, args.base_port, args.dir, args.cluster_id))
+            extra = ["voters = %s" % args.voters] if args.voters else ()
+            print(gen_config(args.nodes, args.base_port, args.dir, args.cluster_id,
+                             cluster_extra=extra))
         return 0
     if not args.config:
         ap.error("--config is required")
     run_dir = args.run_dir or os.path.join(os.path.dirname(os.path.abspath(args.config)), "run")
     cluster = Cluster(args.config, run_dir, getattr(args, "binary", None), args.netns)
     if args.cmd == "start":
-        cluster.start()
-        print("started %d nodes; leader: node %d" % (len(cluster.nodes), cluster.wait_leader()))
+        nodes = [int(x) for x in args.nodes.split(",")] if args.nodes else None
+        cluster.start(nodes)
+        print("started %d nodes; leader: node %d" % (len(nodes or cluster.nodes),
+                                                     cluster.wait_leader()))
+    elif args.cmd in ("add-learner", "promote", "remove", "transfer"):
+        sub = {"add-learner": "ADDLEARNER"}.get(args.cmd, args.cmd.upper())
+        print(cluster.admin(sub, args.node))
+    elif args.cmd == "members":
+        m = cluster.members()
+        print("voters %s learners %s leader %d" % (m["voters"], m["learners"], m["leader_id"]))
     elif args.cmd == "stop":
         cluster.stop()
         print("stopped")

@@ -8,6 +8,7 @@ namespace (tools/blizzard_cluster.py NetnsLayout) named after the test's pid,
 and `close()` removes the namespaces too.
 """
 
+import argparse
 import os
 import random
 import re
@@ -36,11 +37,25 @@ def _ports_free(host, ports):
     return True
 
 
+def _ephemeral_range():
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            lo, hi = (int(x) for x in f.read().split())
+            return lo, hi
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
 def free_base_port(nodes, host="127.0.0.1"):
-    """A base port b such that b+1..b+nodes and b+101..b+100+nodes are free."""
+    """A base port b such that b+1..b+nodes and b+101..b+100+nodes are free,
+    below the kernel's ephemeral range: a node started late (a joining
+    member) must not find its port taken by another node's outgoing
+    connection attempts, which bind ephemeral ports."""
     rng = random.Random(os.getpid() ^ int(time.time() * 1000))
+    ephemeral_lo, _ = _ephemeral_range()
+    top = max(ephemeral_lo - 200, 10200)
     for _ in range(200):
-        base = rng.randrange(20000, 55000, 200)
+        base = rng.randrange(10000, top, 200)
         ports = [base + i for i in range(1, nodes + 1)] + \
                 [base + 100 + i for i in range(1, nodes + 1)]
         if _ports_free(host, ports):
@@ -119,8 +134,127 @@ class TestCluster(blizzard_cluster.Cluster):
     def dump_logs(self):
         for nid in sorted(self.nodes):
             print("---- node %d log (tail) ----\n%s" % (nid, self.tail_log(nid, 40)))
+        keys = ("role", "term", "leader_id", "commit_index", "applied_index", "first_index",
+                "last_index", "voters", "learners", "snapshot_index", "snapshots_installed",
+                "snapshot_chunks_received", "snapshot_chunks_sent", "peer_messages_malformed")
+        for nid, info in sorted(self.infos().items()):
+            print("---- node %d INFO: %s" % (nid, " ".join(
+                "%s=%s" % (k, info.get(k)) for k in keys)))
+
+
+def run_test(name, body, nodes=3, extra_args=(), **config_args):
+    """The frame of an end-to-end test: parses --binary (and each
+    (flag, help) of extra_args, all required), runs body(cluster, args) on a
+    private TestCluster, dumps the nodes' logs and INFO if it fails, always
+    stops the cluster and removes its pools, and prints PASS."""
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--binary", required=True)
+    for flag, help_text in extra_args:
+        ap.add_argument(flag, required=True, help=help_text)
+    args = ap.parse_args()
+    cluster = TestCluster(args.binary, nodes=nodes, name=name, **config_args)
+    ok = False
+    try:
+        body(cluster, args)
+        ok = True
+    finally:
+        if not ok:
+            cluster.dump_logs()
+        cluster.close()
+    print("PASS")
 
 
 def check(cond, message):
     if not cond:
         raise AssertionError(message)
+
+
+class AckWriter:
+    """Writes new keys to whichever node leads (pipelined SETs), following
+    leader changes, and records every acknowledged write. A write answered
+    with an error or not at all is not acknowledged (its outcome is unknown)."""
+
+    def __init__(self, cluster, prefix="k", value_bytes=100, pipeline=200):
+        self.cluster = cluster
+        self.prefix = prefix
+        self.value_bytes = value_bytes
+        self.pipeline = pipeline
+        self.acked = {}
+        self.next = 0
+        self.errors = 0
+        self.client = None
+
+    def value(self, i):
+        return ("%s%d:" % (self.prefix, i)).encode().ljust(self.value_bytes, b"v")
+
+    def _drop_client(self):
+        if self.client is not None:
+            self.client.close()
+        self.client = None
+
+    def write_batch(self, leader_timeout=30.0):
+        """One pipeline of new keys; returns how many were acknowledged."""
+        if self.client is None:
+            nid = self.cluster.wait_leader(timeout=leader_timeout)
+            self.client = self.cluster.client(nid, timeout=10.0)
+        first = self.next
+        self.next += self.pipeline
+        keys = ["%s%d" % (self.prefix, i) for i in range(first, self.next)]
+        try:
+            replies = self.client.pipeline(
+                [("SET", k, self.value(first + j)) for j, k in enumerate(keys)])
+        except (OSError, ConnectionError):
+            self._drop_client()
+            self.errors += 1
+            return 0
+        ok = 0
+        for j, (k, r) in enumerate(zip(keys, replies)):
+            if r == "OK":
+                self.acked[k] = self.value(first + j)
+                ok += 1
+            else:
+                self.errors += 1
+        if ok < len(keys):
+            self._drop_client()  # Leader changed or redirected: find it again.
+            time.sleep(0.05)
+        return ok
+
+    def run(self, stop, deadline_s=120.0):
+        """Writes until `stop` (a threading.Event) is set; for a thread."""
+        deadline = time.time() + deadline_s
+        while not stop.is_set() and time.time() < deadline:
+            try:
+                self.write_batch(leader_timeout=5.0)
+            except RuntimeError:
+                time.sleep(0.05)  # No leader for a moment.
+        self._drop_client()
+
+
+def verify_acked(cluster, nodes, acked, chunk=500):
+    """Every acknowledged key has its value on every node in `nodes` (local,
+    READONLY reads: call once the nodes have caught up)."""
+    keys = sorted(acked)
+    for nid in nodes:
+        c = cluster.client(nid, timeout=10.0)
+        try:
+            c.command("READONLY")
+            for i in range(0, len(keys), chunk):
+                part = keys[i:i + chunk]
+                got = c.command("MGET", *part)
+                for k, v in zip(part, got):
+                    check(v == acked[k], "node %d: acknowledged key %s is %r, expected %r" % (
+                        nid, k, v, acked[k]))
+        finally:
+            c.close()
+
+
+def wait_until(what, cond, timeout=60.0, interval=0.1):
+    """Polls cond() until it returns a true value (returned) or times out."""
+    deadline = time.time() + timeout
+    while True:
+        v = cond()
+        if v:
+            return v
+        if time.time() > deadline:
+            raise AssertionError("timed out waiting for " + what)
+        time.sleep(interval)
