@@ -4,7 +4,8 @@
 Normally started by bench/compare.sh (which builds the binaries). For every
 mode (unreplicated = a 1-node cluster, logical = 3 nodes of
 blizzard_tcp_logical, physical = 3 nodes of blizzard_tcp_physical when it
-exists) and every value size, it starts a private cluster (free loopback
+exists; logical-3-dpdk / physical-3-dpdk only when --modes names them: root,
+nodes in network namespaces, see transport_compare.sh) and every value size, it starts a private cluster (free loopback
 ports, pools in its own /dev/shm directory), runs each workload for a fixed
 time, stops the cluster and removes its pools. Writes <out>/compare.csv,
 <out>/throughput.png, <out>/latency_p99.png, <out>/bytes_per_op.png and
@@ -32,7 +33,16 @@ MODES = [
     ("unreplicated", "blizzard_tcp_logical", 1),
     ("logical-3", "blizzard_tcp_logical", 3),
     ("physical-3", "blizzard_tcp_physical", 3),
+    ("logical-3-dpdk", "blizzard_dpdk_logical", 3),
+    ("physical-3-dpdk", "blizzard_dpdk_physical", 3),
 ]
+# DPDK variants run their nodes in network namespaces (root; the launcher's
+# netns mode) and only when --modes names them (bench/transport_compare.sh).
+OPT_IN_MODES = {"logical-3-dpdk", "physical-3-dpdk"}
+
+
+def is_dpdk(variant):
+    return variant.startswith("blizzard_dpdk_")
 WORKLOADS = ["set", "getset", "zadd", "list", "sadd"]
 FIELDS = ["mode", "variant", "nodes", "workload", "value_bytes", "status", "ops",
           "ops_per_s", "lat_p50_us", "lat_p99_us", "lat_p999_us", "lat_max_us", "errors",
@@ -69,6 +79,8 @@ def run_one(args, binary_load, cluster, mode, variant, nodes, workload, value_by
            "--zipf_s=%g" % args.zipf_s, "--seed=%d" % args.seed,
            "--max_error_pct=%g" % args.max_error_pct, "--label=" + mode,
            "--info_counters=" + INFO_COUNTERS]
+    if cluster.netns is not None:
+        cmd.append("--local_nodes")  # Namespaced nodes: not loopback, still local.
     row = {"mode": mode, "variant": variant, "nodes": nodes, "workload": workload,
            "value_bytes": value_bytes, "duration_s": args.duration_s, "loadavg_1m": loadavg(),
            "connections": args.connections, "pipeline": args.pipeline, "keys": args.keys,
@@ -314,7 +326,7 @@ def main():
     wanted = set(m for m in args.modes.split(",") if m)
     modes = []
     for mode, variant, nodes in MODES:
-        if wanted and mode not in wanted:
+        if (wanted and mode not in wanted) or (not wanted and mode in OPT_IN_MODES):
             continue
         if variant not in variants:
             print("compare: skipping %s: //node:%s does not exist yet" % (mode, variant))
@@ -355,6 +367,7 @@ def main():
             for group in groups:
                 name = "%s_%d_%s" % (mode, vs, group[0] if len(group) == 1 else "all")
                 cluster = testing.TestCluster(binary, nodes=nodes, name=name,
+                                              netns=is_dpdk(variant),
                                               log_pool_bytes=log_bytes,
                                               data_pool_bytes=data_bytes)
                 try:

@@ -50,6 +50,9 @@ ABSL_FLAG(std::string, csv_out, "", "Append a CSV row to this file (header if ne
 ABSL_FLAG(std::string, label, "", "Free text carried into the JSON/CSV (e.g. the mode).");
 ABSL_FLAG(std::string, info_counters, "peer_bytes_sent,log_bytes_persisted,data_bytes_written",
           "INFO counters reported per op (summed over the nodes).");
+ABSL_FLAG(bool, local_nodes, false,
+          "The nodes run on this machine whatever their addresses (network namespaces): "
+          "report their CPU from /proc (otherwise only for loopback nodes).");
 ABSL_FLAG(double, leader_timeout_s, 10, "How long to wait for a leader (with --config).");
 ABSL_FLAG(double, connect_timeout_s, 10, "How long connections may take to come up.");
 
@@ -147,18 +150,18 @@ int main(int argc, char** argv) {
   std::vector<NodeSample> before, after;
   uint64_t client_cpu_before = 0, client_cpu_after = 0;
   o.on_measure_start = [&] {
-    before = SampleNodes(nodes, 2000);
+    before = SampleNodes(nodes, 2000, absl::GetFlag(FLAGS_local_nodes));
     client_cpu_before = SelfCpuNs();
   };
   o.on_measure_end = [&] {
     client_cpu_after = SelfCpuNs();
-    after = SampleNodes(nodes, 2000);
+    after = SampleNodes(nodes, 2000, absl::GetFlag(FLAGS_local_nodes));
   };
 
   absl::StatusOr<LoadResult> result = RunLoad(o);
   if (!result.ok()) return Usage(std::string(result.status().message()));
   const LoadResult& r = *result;
-  if (after.empty()) after = SampleNodes(nodes, 2000);  // Ended before measuring.
+  if (after.empty()) after = SampleNodes(nodes, 2000, absl::GetFlag(FLAGS_local_nodes));  // Ended before measuring.
 
   RunReport rep;
   rep.label = absl::GetFlag(FLAGS_label);

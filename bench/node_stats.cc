@@ -133,7 +133,8 @@ absl::StatusOr<Endpoint> FindLeader(const std::vector<Endpoint>& nodes, int time
   }
 }
 
-std::vector<NodeSample> SampleNodes(const std::vector<Endpoint>& nodes, int timeout_ms) {
+std::vector<NodeSample> SampleNodes(const std::vector<Endpoint>& nodes, int timeout_ms,
+                                    bool local_nodes) {
   std::vector<NodeSample> samples;
   samples.reserve(nodes.size());
   for (const Endpoint& node : nodes) {
@@ -143,7 +144,7 @@ std::vector<NodeSample> SampleNodes(const std::vector<Endpoint>& nodes, int time
     if (!info.ok()) continue;
     s.info = std::move(*info);
     const std::optional<uint64_t> pid = UnsignedField(s, "process_id");
-    if (pid && IsLoopback(node.host)) {
+    if (pid && (local_nodes || IsLoopback(node.host))) {
       absl::StatusOr<uint64_t> cpu = ProcessCpuNs(static_cast<int64_t>(*pid));
       if (cpu.ok()) s.cpu_ns = *cpu;
     }

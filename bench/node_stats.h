@@ -42,7 +42,11 @@ struct NodeSample {
   std::optional<uint64_t> cpu_ns;
 };
 
-std::vector<NodeSample> SampleNodes(const std::vector<Endpoint>& nodes, int timeout_ms);
+// CPU is read for loopback nodes, or for every node with `local_nodes` (the
+// caller knows they run on this machine at other addresses, e.g. in network
+// namespaces: tools/blizzard_cluster.py --netns).
+std::vector<NodeSample> SampleNodes(const std::vector<Endpoint>& nodes, int timeout_ms,
+                                    bool local_nodes = false);
 
 // Sums over all nodes of the growth of one INFO counter (or of CPU time)
 // between two samples; nullopt ("n/a") unless every node reported it, as an

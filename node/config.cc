@@ -133,7 +133,7 @@ std::optional<uint64_t> ParseMac(std::string_view s) {
 enum class Field : uint8_t {
   // [cluster]
   kClusterId, kTickMs, kElectionTimeoutTicks, kHeartbeatIntervalTicks,
-  kBatchOpsMax, kBatchBytesMax, kClientsMax,
+  kBatchOpsMax, kBatchBytesMax, kClientsMax, kBusyPoll,
   // [node.N]
   kHost, kClientPort, kPeerPort, kLogPool, kLogPoolBytes, kDataPool,
   kDataPoolBytes, kMac, kEalArgs,
@@ -153,6 +153,7 @@ constexpr KeySpec kClusterKeys[] = {
     {"batch_ops_max", Field::kBatchOpsMax, false},
     {"batch_bytes_max", Field::kBatchBytesMax, false},
     {"clients_max", Field::kClientsMax, false},
+    {"busy_poll", Field::kBusyPoll, false},
 };
 
 constexpr KeySpec kNodeKeys[] = {
@@ -353,6 +354,16 @@ absl::Status Parser::ParseKeyValue(size_t line, std::string_view key,
 
 absl::Status Parser::SetCluster(size_t line, Field field, std::string_view key,
                                 std::string_view value) {
+  if (field == Field::kBusyPoll) {
+    // Only the two words: "1", "yes" or "on" would each be a second
+    // spelling that some other reader of the file might not accept.
+    if (value != "true" && value != "false") {
+      return LineError(line, absl::StrCat(AV(key), " = ", AV(value),
+                                          " (expected true or false)"));
+    }
+    config_.busy_poll = value == "true";
+    return absl::OkStatus();
+  }
   constexpr uint64_t kU32Max = std::numeric_limits<uint32_t>::max();
   constexpr uint64_t kU64Max = std::numeric_limits<uint64_t>::max();
   const bool is_size = field == Field::kBatchBytesMax;

@@ -39,6 +39,9 @@ struct ClusterConfig {
   uint32_t batch_ops_max = 4096;
   uint64_t batch_bytes_max = 4u << 20;
   uint32_t clients_max = 10000;  // Concurrent client connections per node.
+  // DPDK transport only: true spins on the port (a dedicated core per
+  // node); false backs off when idle (nodes sharing cores). TCP ignores it.
+  bool busy_poll = false;
   std::vector<NodeConfig> nodes; // 1..kNodesMax, sorted by id.
 
   const NodeConfig* Find(uint64_t id) const;

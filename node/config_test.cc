@@ -32,6 +32,7 @@ heartbeat_interval_ticks = 2    # Leader heartbeat every 20 ms.
 batch_ops_max = 4096            # Client operations per Raft entry.
 batch_bytes_max = 4M            # Bytes of operations per Raft entry.
 clients_max = 10000             # Concurrent client connections per node.
+busy_poll = false               # DPDK: back off when idle (nodes share cores).
 
 [node.1]
 host = 127.0.0.1
@@ -126,6 +127,7 @@ TEST(ClusterConfigTest, ParsesTheDocumentedExample) {
   EXPECT_EQ(config->batch_ops_max, 4096u);
   EXPECT_EQ(config->batch_bytes_max, 4u << 20);
   EXPECT_EQ(config->clients_max, 10000u);
+  EXPECT_FALSE(config->busy_poll);
   ASSERT_EQ(config->nodes.size(), 3u);
   const NodeConfig& n2 = config->nodes[1];
   EXPECT_EQ(n2.id, 2u);
@@ -172,6 +174,7 @@ TEST(ClusterConfigTest, DefaultsForOptionalKeys) {
   EXPECT_EQ(config->batch_ops_max, defaults.batch_ops_max);
   EXPECT_EQ(config->batch_bytes_max, defaults.batch_bytes_max);
   EXPECT_EQ(config->clients_max, defaults.clients_max);
+  EXPECT_FALSE(config->busy_poll);
   ASSERT_EQ(config->nodes.size(), 1u);
   const NodeConfig node_defaults;
   EXPECT_EQ(config->nodes[0].log_pool_bytes, node_defaults.log_pool_bytes);
@@ -297,6 +300,24 @@ TEST(ClusterConfigTest, BadNodeIds) {
 }
 
 // --- Values ---
+
+TEST(ClusterConfigTest, BusyPollIsTrueOrFalse) {
+  absl::StatusOr<ClusterConfig> on =
+      ParseClusterConfig(MinimalWithClusterKey("busy_poll", "true"));
+  ASSERT_TRUE(on.ok()) << on.status();
+  EXPECT_TRUE(on->busy_poll);
+  absl::StatusOr<ClusterConfig> off =
+      ParseClusterConfig(MinimalWithClusterKey("busy_poll", "false"));
+  ASSERT_TRUE(off.ok()) << off.status();
+  EXPECT_FALSE(off->busy_poll);
+  for (std::string_view value : {"1", "0", "yes", "True", "on", "truex"}) {
+    ExpectError(MinimalWithClusterKey("busy_poll", value), 3,
+                "(expected true or false)");
+  }
+  // A node section has no busy_poll: it is a property of the deployment.
+  ExpectError(MinimalWithNodeKey("busy_poll", "true"), 9,
+              "unknown key 'busy_poll' in [node.1]");
+}
 
 TEST(ClusterConfigTest, BadNumbers) {
   for (std::string_view key :

@@ -33,6 +33,7 @@
 #include "node/log_storage.h"
 #include "node/replication.h"
 #include "node/resp.h"
+#include "node/transport_setup.h"
 #include "pmemlog/pmem_log.h"
 #include "structures/kv_store.h"
 #include "transport/transport.h"
@@ -293,18 +294,14 @@ absl::Status Server::Impl::StartRaft() {
 }
 
 absl::Status Server::Impl::StartTransport() {
-  transport::TransportOptions t;
-  t.cluster_id = cluster_.cluster_id;
-  t.self = self_->id;
-  t.listen_host = self_->host;
-  t.listen_port = self_->peer_port;
-  for (const NodeConfig& n : cluster_.nodes) {
-    if (n.id == self_->id) continue;
-    t.peers.push_back(transport::PeerAddress{n.id, n.host, n.peer_port});
-  }
+  const transport::TransportOptions t = TransportOptionsFor(cluster_, *self_);
   absl::StatusOr<std::unique_ptr<transport::Transport>> tr =
       transport::CreateTransport(t);
-  if (!tr.ok()) return tr.status();
+  if (!tr.ok()) {
+    return absl::Status(tr.status().code(),
+                        absl::StrCat(transport::TransportName(), " transport: ",
+                                     tr.status().message()));
+  }
   transport_ = std::move(*tr);
   if (transport_->ReadinessFd() >= 0) {
     return EpollAdd(transport_->ReadinessFd(), EPOLLIN, kTransportTag);
@@ -707,6 +704,7 @@ std::string Server::Impl::InfoText() const {
                   "log_bytes_persisted:", ls.bytes_persisted, "\r\n",
                   "log_fences:", ls.fences, "\r\n", "log_bytes_used:",
                   log_->BytesUsed(), "\r\n");
+  AppendTransportInfo(ts, &s);
   return s;
 }
 

@@ -5,6 +5,7 @@
 #include <string>
 
 #include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 #include "pmemlog/log_core.h"
 #include "pmemlog/log_format.h"
@@ -59,7 +60,9 @@ TEST_F(InspectTest, HealthyPool) {
   absl::StatusOr<std::string> report = DescribeLog(path_, {2, 2, 10});
   ASSERT_TRUE(report.ok()) << report.status();
   EXPECT_TRUE(absl::StartsWith(*report, "pmemlog " + path_ + ": OK\n")) << *report;
-  EXPECT_TRUE(absl::StrContains(*report, "version=1 cluster=4 node=9")) << *report;
+  EXPECT_TRUE(absl::StrContains(
+      *report, absl::StrCat("version=", format::kFormatVersion, " cluster=4 node=9")))
+      << *report;
   EXPECT_TRUE(absl::StrContains(*report, "first_index=3 prev_term=2")) << *report;
   EXPECT_TRUE(absl::StrContains(*report, "hard_state={term=2 vote=9 commit=20}")) << *report;
   EXPECT_TRUE(absl::StrContains(*report, "entries: 28 walked (indices 3..30), 0 damaged"));

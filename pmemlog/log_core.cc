@@ -1,6 +1,7 @@
 #include "pmemlog/log_core.h"
 
 #include <algorithm>
+#include <cstddef>
 #include <cstring>
 #include <utility>
 
@@ -160,34 +161,56 @@ absl::Status LogCore::Append(absl::Span<const LogEntry> entries) {
 }
 
 void LogCore::StageRecord(const LogEntry& entry, uint64_t offset) {
-  format::RecordHeader h{};
-  h.index = entry.index;
-  h.term = entry.term;
-  h.payload_bytes = static_cast<uint32_t>(entry.payload.size());
-  h.type = entry.type;
   const uint8_t* payload = reinterpret_cast<const uint8_t*>(entry.payload.data());
   uint64_t n = entry.payload.size();
-  static constexpr uint8_t kZeros[format::kRecordAlignBytes] = {};
-  const uint64_t padding = RecordBytes(n) - kRecordHeaderBytes - n;
-  h.checksum = format::RecordChecksum(h, offset, {payload, n});
-  StageBytes(&h, sizeof(h));
-  if (n >= format::kDirectCopyBytesMin) {
-    // Complete the stage's partial line from the payload and stream the
-    // stage, then stream the payload's whole-line middle straight from the
-    // caller's buffer; the rest is staged below.
-    const uint64_t fill =
-        (format::kCacheLineBytes - stage_used_ % format::kCacheLineBytes) % format::kCacheLineBytes;
-    StageBytes(payload, fill);
-    payload += fill;
-    n -= fill;
-    StreamStageLines();
-    ABSL_RAW_CHECK(stage_used_ == 0, "stage not empty before a direct copy");
-    const uint64_t middle = format::RoundDown(n, format::kCacheLineBytes);
-    RingStreamNoDrain(stage_offset_, payload, middle);
-    stage_offset_ += middle;
-    payload += middle;
-    n -= middle;
+  const uint64_t record_bytes = RecordBytes(n);
+  // The header as the four words RecordHeader lays out (reserved bytes zero),
+  // built in registers: no field-by-field stores read back as words.
+  const uint64_t word2 = n | (uint64_t{entry.type} << 32);
+  const uint64_t checksum =
+      format::RecordChecksumOf(entry.index, entry.term, static_cast<uint32_t>(n), entry.type,
+                               offset, format::RecordPayloadHash({payload, n}));
+  const uint64_t h[4] = {entry.index, entry.term, word2, checksum};
+  static_assert(sizeof(h) == sizeof(format::RecordHeader) &&
+                offsetof(format::RecordHeader, payload_bytes) == 16 &&
+                offsetof(format::RecordHeader, type) == 20 &&
+                offsetof(format::RecordHeader, checksum) == 24);
+  if (n < format::kDirectCopyBytesMin) {
+    // The common small record: written into the stage in one piece (after
+    // making room), with no per-piece bookkeeping. Its bytes past the
+    // payload are zero padding; the last word is zeroed before the payload
+    // lands on its first bytes.
+    static_assert(format::kStageBytes >=
+                  format::kCacheLineBytes + format::RecordBytes(format::kDirectCopyBytesMin));
+    if (stage_.size() - stage_used_ < record_bytes) StreamStageLines();
+    uint8_t* const at = stage_.data() + stage_used_;
+    std::memcpy(at, h, sizeof(h));
+    if (n % format::kRecordAlignBytes != 0) {
+      const uint64_t zero = 0;
+      std::memcpy(at + record_bytes - format::kRecordAlignBytes, &zero, sizeof(zero));
+    }
+    std::memcpy(at + kRecordHeaderBytes, payload, n);
+    stage_used_ += record_bytes;
+    return;
   }
+  static constexpr uint8_t kZeros[format::kRecordAlignBytes] = {};
+  const uint64_t padding = record_bytes - kRecordHeaderBytes - n;
+  StageBytes(h, sizeof(h));
+  // Complete the stage's partial line from the payload and stream the
+  // stage, then stream the payload's whole-line middle straight from the
+  // caller's buffer; the rest is staged below.
+  const uint64_t fill =
+      (format::kCacheLineBytes - stage_used_ % format::kCacheLineBytes) % format::kCacheLineBytes;
+  StageBytes(payload, fill);
+  payload += fill;
+  n -= fill;
+  StreamStageLines();
+  ABSL_RAW_CHECK(stage_used_ == 0, "stage not empty before a direct copy");
+  const uint64_t middle = format::RoundDown(n, format::kCacheLineBytes);
+  RingStreamNoDrain(stage_offset_, payload, middle);
+  stage_offset_ += middle;
+  payload += middle;
+  n -= middle;
   StageBytes(payload, n);
   StageBytes(kZeros, padding);
 }

@@ -1,4 +1,4 @@
-// The on-media structures and constants of pmemlog, format version 1.
+// The on-media structures and constants of pmemlog, format version 2.
 // The grammar (and why each field exists) is in pmemlog/FORMAT.md; this header
 // is its only translation into code. Pure: no I/O, no persistence.
 #ifndef BLIZZARD_PMEMLOG_LOG_FORMAT_H_
@@ -23,7 +23,7 @@ inline constexpr uint64_t kRootOidBytes = 16;         // sizeof(PMEMoid).
 
 // ---- Meta block (section 2) ----
 inline constexpr uint64_t kMagic = 0x3130474F4C5A4C42ull;  // "BLZLOG01"
-inline constexpr uint32_t kFormatVersion = 1;
+inline constexpr uint32_t kFormatVersion = 2;
 inline constexpr uint64_t kCacheLineBytes = 64;
 inline constexpr uint64_t kMetaBytes = 256;
 inline constexpr uint64_t kMetaAlignBytes = 64;
@@ -47,7 +47,7 @@ inline constexpr uint64_t kPoolBytesMax = 1ull << 40;
 // kStageBytes (a multiple of 64), except the whole-line middle of payloads of
 // at least kDirectCopyBytesMin bytes, streamed straight from the caller.
 inline constexpr uint64_t kStageBytes = 4096;
-inline constexpr uint64_t kDirectCopyBytesMin = 256;
+inline constexpr uint64_t kDirectCopyBytesMin = 1024;
 
 static_assert(kStageBytes % kCacheLineBytes == 0 && kDirectCopyBytesMin >= kCacheLineBytes);
 
@@ -119,10 +119,16 @@ constexpr uint64_t RecordBytes(uint64_t payload_bytes) {
 uint64_t HeaderChecksum(const Header& header);
 uint64_t SlotChecksum(const StateSlot& slot);
 
-// Checksum of a record at logical offset `logical_offset`. Only the first
-// kRecordChecksummedHeaderBytes of `header` are covered.
+// Checksum of a record at logical offset `logical_offset` (FORMAT.md 3.1).
+// Only the first kRecordChecksummedHeaderBytes of `header` are covered.
 uint64_t RecordChecksum(const RecordHeader& header, uint64_t logical_offset,
                         absl::Span<const uint8_t> payload);
+// The same from its parts, for the writer: the header given by its fields
+// (reserved bytes zero) and the payload by RecordPayloadHash.
+uint64_t RecordChecksumOf(uint64_t index, uint64_t term, uint32_t payload_bytes, uint8_t type,
+                          uint64_t logical_offset, uint64_t payload_hash);
+// The payload's unseeded XXH3 (the inner hash of the record checksum).
+uint64_t RecordPayloadHash(absl::Span<const uint8_t> payload);
 
 // The tail word for physical offset `tail_phys` (8-aligned, < 2^40).
 uint64_t EncodeTail(uint64_t tail_phys);

@@ -76,11 +76,12 @@ TEST(LogFormatTest, RecordChecksumBindsHeaderPayloadAndPosition) {
   EXPECT_EQ(RecordChecksum(other, 64, payload), sum);
 }
 
-// The record checksum is the format's definition (FORMAT.md 3.1) computed
+// The record checksum is the format's definition (FORMAT.md 3.1), computed
 // with the plain XXH3 entry points, whichever vector unit the implementation
-// dispatches to: every payload length around the short/medium/long paths of
-// XXH3, and around the vector block sizes.
-TEST(LogFormatTest, RecordChecksumIsTheChainedPlainXxh3) {
+// dispatches to and whether it hashes inline: every payload length around
+// the short/medium/long paths of XXH3, and around the vector block sizes.
+// The writer's form (from fields and the payload hash) agrees.
+TEST(LogFormatTest, RecordChecksumIsXxh3OfHeaderAndPlainPayloadHash) {
   std::mt19937_64 rng(5);
   std::vector<uint8_t> payload(5000);
   for (uint8_t& b : payload) b = static_cast<uint8_t>(rng());
@@ -91,11 +92,30 @@ TEST(LogFormatTest, RecordChecksumIsTheChainedPlainXxh3) {
     h.payload_bytes = static_cast<uint32_t>(len);
     h.type = static_cast<uint8_t>(rng());
     const uint64_t offset = rng() & ~7ull;
-    const uint64_t header_hash =
-        XXH3_64bits_withSeed(&h, kRecordChecksummedHeaderBytes, offset ^ kRecordSeed);
-    ASSERT_EQ(RecordChecksum(h, offset, absl::MakeConstSpan(payload.data(), len)),
-              XXH3_64bits_withSeed(payload.data(), len, header_hash))
+    uint8_t words[32];
+    std::memcpy(words, &h, 24);
+    const uint64_t payload_hash = XXH3_64bits(payload.data(), len);
+    std::memcpy(words + 24, &payload_hash, 8);
+    const uint64_t expected = XXH3_64bits_withSeed(words, sizeof(words), offset ^ kRecordSeed);
+    const absl::Span<const uint8_t> span = absl::MakeConstSpan(payload.data(), len);
+    ASSERT_EQ(RecordPayloadHash(span), payload_hash) << len;
+    ASSERT_EQ(RecordChecksum(h, offset, span), expected) << len;
+    ASSERT_EQ(RecordChecksumOf(h.index, h.term, h.payload_bytes, h.type, offset, payload_hash),
+              expected)
         << len;
+  }
+}
+
+TEST(LogFormatTest, RecordChecksumCoversReservedBytes) {
+  RecordHeader h{};
+  h.index = 9;
+  h.term = 4;
+  h.payload_bytes = 0;
+  const uint64_t sum = RecordChecksum(h, 128, {});
+  for (int i = 0; i < 3; ++i) {
+    RecordHeader damaged = h;
+    damaged.reserved[i] = 1;
+    EXPECT_NE(RecordChecksum(damaged, 128, {}), sum) << i;
   }
 }
 

@@ -234,13 +234,13 @@ TEST_F(PmemLogCorruptionTest, AnotherFormatVersion) {
     Persistence* p = (*pool)->persistence();
     format::Header h;
     std::memcpy(&h, p->base() + geometry_.meta_offset, sizeof(h));
-    h.format_version = 2;
+    h.format_version = 1;  // A pool of the previous format (FORMAT.md section 8).
     h.checksum = format::HeaderChecksum(h);
     p->Store(p->base() + geometry_.meta_offset, &h, sizeof(h));
     p->Persist(p->base() + geometry_.meta_offset, sizeof(h));
   }
   EXPECT_TRUE(ErrorIs(Reopen(), absl::StatusCode::kFailedPrecondition,
-                      "format version 2; this build reads version 1"));
+                      "format version 1; this build reads version 2"));
 }
 
 TEST_F(PmemLogCorruptionTest, DamagedRingPointerInTheRoot) {
