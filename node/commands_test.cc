@@ -3,7 +3,11 @@
 #include <string>
 #include <vector>
 
+#include <cmath>
+#include <memory>
+
 #include "gtest/gtest.h"
+#include "structures/sim_memory.h"
 
 namespace blizzard::node {
 namespace {
@@ -96,11 +100,107 @@ TEST(CommandsTest, ReadsAreClassified) {
 
 TEST(CommandsTest, FormatResult) {
   using K = structures::OpResult::Kind;
-  EXPECT_EQ(FormatResult({K::kOk, 0, ""}), "+OK\r\n");
-  EXPECT_EQ(FormatResult({K::kInteger, -3, ""}), ":-3\r\n");
-  EXPECT_EQ(FormatResult({K::kBulk, 0, "ab"}), "$2\r\nab\r\n");
-  EXPECT_EQ(FormatResult({K::kNil, 0, ""}), "$-1\r\n");
-  EXPECT_EQ(FormatResult({K::kError, 0, "ERR x"}), "-ERR x\r\n");
+  EXPECT_EQ(FormatResult({K::kOk, 0, "", {}}), "+OK\r\n");
+  EXPECT_EQ(FormatResult({K::kInteger, -3, "", {}}), ":-3\r\n");
+  EXPECT_EQ(FormatResult({K::kBulk, 0, "ab", {}}), "$2\r\nab\r\n");
+  EXPECT_EQ(FormatResult({K::kNil, 0, "", {}}), "$-1\r\n");
+  EXPECT_EQ(FormatResult({K::kError, 0, "ERR x", {}}), "-ERR x\r\n");
+  EXPECT_EQ(FormatResult({K::kArray, 0, "", {"a", "bc"}}), "*2\r\n$1\r\na\r\n$2\r\nbc\r\n");
+  EXPECT_EQ(FormatResult({K::kArray, 0, "", {}}), "*0\r\n");
+  EXPECT_EQ(FormatResult({K::kNilArray, 0, "", {}}), "*-1\r\n");
+}
+
+TEST(CommandsTest, TypedWritesBecomeOps) {
+  Command push = Parse({"LPUSH", "l", "a", "b"});
+  ASSERT_EQ(push.kind, CommandKind::kWrite);
+  EXPECT_EQ(push.op.code, OpCode::kLPush);
+  EXPECT_EQ(push.op.args, (std::vector<std::string>{"l", "a", "b"}));
+  EXPECT_EQ(Parse({"rpush", "l", "a"}).op.code, OpCode::kRPush);
+  EXPECT_EQ(Parse({"LPOP", "l"}).op.delta, structures::kNoCount);
+  EXPECT_EQ(Parse({"RPOP", "l", "3"}).op.delta, 3);
+  EXPECT_EQ(Parse({"LPOP", "l", "-1"}).reply, "-ERR value is out of range, must be positive\r\n");
+  EXPECT_EQ(Parse({"LPOP", "l", "x"}).reply, "-ERR value is out of range, must be positive\r\n");
+  EXPECT_EQ(Parse({"LPOP", "l", "1", "2"}).reply,
+            "-ERR wrong number of arguments for 'lpop' command\r\n");
+  EXPECT_EQ(Parse({"SADD", "s", "m"}).op.code, OpCode::kSAdd);
+  EXPECT_EQ(Parse({"SREM", "s", "m", "n"}).op.args.size(), 3u);
+  Command zadd = Parse({"ZADD", "z", "1.5", "a", "-inf", "b"});
+  ASSERT_EQ(zadd.kind, CommandKind::kWrite);
+  EXPECT_EQ(zadd.op.args, (std::vector<std::string>{"z", "a", "b"}));
+  EXPECT_EQ(zadd.op.scores, (std::vector<double>{1.5, -HUGE_VAL}));
+  EXPECT_EQ(Parse({"ZADD", "z", "1", "a", "2"}).reply, "-ERR syntax error\r\n");
+  EXPECT_EQ(Parse({"ZADD", "z", "nan", "a"}).reply, "-ERR value is not a valid float\r\n");
+  EXPECT_EQ(Parse({"ZADD", "z", "x", "a"}).reply, "-ERR value is not a valid float\r\n");
+  EXPECT_EQ(Parse({"ZADD", "z", "NX", "1", "a"}).kind, CommandKind::kReply);
+  EXPECT_EQ(Parse({"ZPOPMIN", "z"}).op.code, OpCode::kZPopMin);
+  EXPECT_EQ(Parse({"ZPOPMAX", "z", "2"}).op.delta, 2);
+  EXPECT_EQ(Parse({"ZREM", "z", "a"}).op.code, OpCode::kZRem);
+  for (const char* name : {"TYPE", "LLEN", "SMEMBERS", "SCARD", "ZCARD"}) {
+    EXPECT_EQ(Parse({name, "k"}).kind, CommandKind::kRead) << name;
+  }
+  EXPECT_EQ(Parse({"ZRANGE", "z", "0", "-1", "WITHSCORES"}).kind, CommandKind::kRead);
+}
+
+class ReadTest : public ::testing::Test {
+ protected:
+  ReadTest() : mem_(1 << 20) {
+    auto s = structures::KvStore::OpenMemory(&mem_);
+    EXPECT_TRUE(s.ok()) << s.status();
+    store_ = std::move(*s);
+  }
+  void Write(std::vector<std::string> args) {
+    Command c = Parse(std::move(args));
+    ASSERT_EQ(c.kind, CommandKind::kWrite) << c.reply;
+    ASSERT_TRUE(store_->ApplyBatch(store_->AppliedIndex() + 1, {c.op}).ok());
+  }
+  std::string Read(std::vector<std::string> args) {
+    EXPECT_EQ(Parse(args).kind, CommandKind::kRead);
+    return ExecuteRead(args, *store_);
+  }
+  structures::SimMemory mem_;
+  std::unique_ptr<structures::KvStore> store_;
+};
+
+constexpr char kWrongType[] =
+    "-WRONGTYPE Operation against a key holding the wrong kind of value\r\n";
+
+TEST_F(ReadTest, TypedReadsAndWrongType) {
+  Write({"SET", "s", "v"});
+  Write({"RPUSH", "l", "a", "b", "c"});
+  Write({"SADD", "S", "m"});
+  Write({"ZADD", "z", "1", "one", "2.5", "two", "3", "three"});
+  EXPECT_EQ(Read({"TYPE", "s"}), "+string\r\n");
+  EXPECT_EQ(Read({"TYPE", "l"}), "+list\r\n");
+  EXPECT_EQ(Read({"TYPE", "S"}), "+set\r\n");
+  EXPECT_EQ(Read({"TYPE", "z"}), "+zset\r\n");
+  EXPECT_EQ(Read({"TYPE", "none"}), "+none\r\n");
+  EXPECT_EQ(Read({"EXISTS", "s", "l", "S", "z", "x"}), ":4\r\n");
+  EXPECT_EQ(Read({"GET", "l"}), kWrongType);
+  EXPECT_EQ(Read({"STRLEN", "z"}), kWrongType);
+  EXPECT_EQ(Read({"MGET", "s", "l"}), "*2\r\n$1\r\nv\r\n$-1\r\n");
+  EXPECT_EQ(Read({"LRANGE", "l", "0", "-1"}), "*3\r\n$1\r\na\r\n$1\r\nb\r\n$1\r\nc\r\n");
+  EXPECT_EQ(Read({"LRANGE", "l", "x", "1"}), "-ERR value is not an integer or out of range\r\n");
+  EXPECT_EQ(Read({"LINDEX", "l", "-1"}), "$1\r\nc\r\n");
+  EXPECT_EQ(Read({"LINDEX", "l", "5"}), "$-1\r\n");
+  EXPECT_EQ(Read({"LLEN", "l"}), ":3\r\n");
+  EXPECT_EQ(Read({"LLEN", "s"}), kWrongType);
+  EXPECT_EQ(Read({"SMEMBERS", "S"}), "*1\r\n$1\r\nm\r\n");
+  EXPECT_EQ(Read({"SISMEMBER", "S", "m"}), ":1\r\n");
+  EXPECT_EQ(Read({"SCARD", "l"}), kWrongType);
+  EXPECT_EQ(Read({"SCARD", "missing"}), ":0\r\n");
+  EXPECT_EQ(Read({"ZSCORE", "z", "two"}), "$3\r\n2.5\r\n");
+  EXPECT_EQ(Read({"ZSCORE", "z", "four"}), "$-1\r\n");
+  EXPECT_EQ(Read({"ZCARD", "z"}), ":3\r\n");
+  EXPECT_EQ(Read({"ZRANGE", "z", "0", "0", "WITHSCORES"}),
+            "*2\r\n$3\r\none\r\n$1\r\n1\r\n");
+  EXPECT_EQ(Read({"ZRANGE", "z", "0", "-1", "REV"}),
+            "-ERR syntax error (ZRANGE options other than WITHSCORES are not supported)\r\n");
+  EXPECT_EQ(Read({"ZRANGEBYSCORE", "z", "(1", "+inf"}),
+            "*2\r\n$3\r\ntwo\r\n$5\r\nthree\r\n");
+  EXPECT_EQ(Read({"ZRANGEBYSCORE", "z", "-inf", "+inf", "LIMIT", "1", "1", "WITHSCORES"}),
+            "*2\r\n$3\r\ntwo\r\n$3\r\n2.5\r\n");
+  EXPECT_EQ(Read({"ZRANGEBYSCORE", "z", "a", "1"}), "-ERR min or max is not a float\r\n");
+  EXPECT_EQ(Read({"ZRANGEBYSCORE", "l", "0", "1"}), kWrongType);
 }
 
 }  // namespace

@@ -27,7 +27,7 @@ from testing import AckWriter, check, run_test, verify_acked, wait_until  # noqa
 
 # A small log pool that compacts early, and an election timeout that rides
 # out a snapshot's pause on a loaded 2-core machine (node/README.md).
-CONFIG = dict(log_pool_bytes="8M", data_pool_bytes="32M", election_timeout_ticks=50,
+CONFIG = dict(log_pool_bytes="8M", data_pool_bytes="64M", election_timeout_ticks=50,
               heartbeat_interval_ticks=5,
               cluster_extra=["snapshot_log_percent = 25",
                              "snapshot_keep_entries = 8",

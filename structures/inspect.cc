@@ -49,21 +49,32 @@ absl::StatusOr<std::string> DescribeStore(const std::string& path, size_t entrie
     return absl::DataLossError(absl::StrCat(out, "verify          FAILED: ", s.message()));
   }
   absl::StrAppendFormat(&out,
-                        "buckets         %d (%d used, load %.3f, longest chain %d)\n"
-                        "objects         %d (%d bytes allocated)\n"
+                        "arena           %d bytes, %d carved, %d in %d used blocks, %d free\n"
+                        "types           %d strings, %d lists, %d sets, %d sorted sets\n"
+                        "key buckets     %d%s\n"
                         "verify          OK\n",
-                        info.bucket_count, shape.buckets_used,
-                        static_cast<double>(store->Size()) / static_cast<double>(info.bucket_count),
-                        shape.chain_length_max, shape.objects, shape.bytes_allocated);
-  if (info.old_bucket_count != 0) {
-    // An incremental resize in progress: buckets_used counts both tables.
-    absl::StrAppendFormat(&out, "resizing        from %d buckets, %d of them moved\n",
-                          info.old_bucket_count, info.migrate_cursor);
-  }
+                        info.arena_bytes, info.heap_bytes, shape.bytes_allocated, shape.objects,
+                        shape.bytes_free, shape.strings, shape.lists, shape.sets, shape.zsets,
+                        info.bucket_count, info.resizing ? " (resizing)" : "");
   size_t shown = 0;
-  store->ForEach([&](std::string_view key, std::string_view value) {
+  store->ForEachKey([&](std::string_view key, ValueType type) {
     if (shown++ >= entries_max) return;
-    absl::StrAppendFormat(&out, "  \"%s\"  %d bytes\n", ShowKey(key), value.size());
+    uint64_t size = 0;
+    switch (type) {
+      case ValueType::kString:
+        size = store->Get(key)->size();
+        break;
+      case ValueType::kList:
+        size = store->ListLength(key);
+        break;
+      case ValueType::kSet:
+        size = store->SetCard(key);
+        break;
+      default:
+        size = store->ZCard(key);
+    }
+    absl::StrAppendFormat(&out, "  \"%s\"  %s %d %s\n", ShowKey(key), TypeName(type), size,
+                          type == ValueType::kString ? "bytes" : "elements");
   });
   if (shown > entries_max) absl::StrAppendFormat(&out, "  ... %d more\n", shown - entries_max);
   return out;

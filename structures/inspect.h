@@ -1,4 +1,4 @@
-// A human-readable description of a KV pool, for the pool inspector tool
+// A human-readable description of a keyspace pool, for the pool inspector tool
 // (tools/). Opens the pool without the cluster/node check, verifies it
 // completely and describes it.
 #ifndef BLIZZARD_STRUCTURES_INSPECT_H_
@@ -11,8 +11,9 @@
 
 namespace blizzard::structures {
 
-// Header, applied index, key count, state hash, bucket statistics and the
-// first `entries_max` keys (unspecified order) with their value sizes.
+// Header, applied index, key count, state hash, arena and type statistics
+// and the first `entries_max` keys (table order) with their types and
+// sizes (bytes of a string, elements of a container).
 // Errors: those of KvStore::Open (NotFound, FailedPrecondition for a foreign
 // pool, DataLoss for a damaged header); DataLoss when the walk finds damage,
 // with the header part of the description in the message.

@@ -30,9 +30,11 @@ class DescribeStoreTest : public ::testing::Test {
     ASSERT_TRUE(store.ok()) << store.status();
     std::vector<Op> ops;
     for (int i = 0; i < keys; ++i) {
-      ops.push_back(Op{OpCode::kSet, {absl::StrCat("key", i), std::string(10 + i, 'v')}, 0});
+      ops.push_back(Op{OpCode::kSet, {absl::StrCat("key", i), std::string(10 + i, 'v')}, 0, {}});
     }
-    ops.push_back(Op{OpCode::kSet, {std::string("bin\0\n", 5), "MARKER-VALUE-42"}, 0});
+    ops.push_back(Op{OpCode::kSet, {std::string("bin\0\n", 5), "MARKER-VALUE-42"}, 0, {}});
+    ops.push_back(Op{OpCode::kRPush, {"list", "a", "b"}, 0, {}});
+    ops.push_back(Op{OpCode::kZAdd, {"zset", "m"}, 0, {1.5}});
     ASSERT_TRUE((*store)->ApplyBatch(42, ops).ok());
   }
 
@@ -44,27 +46,27 @@ TEST_F(DescribeStoreTest, DescribesHeaderTableAndKeys) {
   Fill(3);
   auto d = DescribeStore(path_, 10);
   ASSERT_TRUE(d.ok()) << d.status();
-  EXPECT_THAT(*d, HasSubstr("layout version  2\n"));
+  EXPECT_THAT(*d, HasSubstr("layout version  3\n"));
   EXPECT_THAT(*d, HasSubstr("cluster id      3\n"));
   EXPECT_THAT(*d, HasSubstr("node id         5\n"));
   EXPECT_THAT(*d, HasSubstr("applied index   42\n"));
-  EXPECT_THAT(*d, HasSubstr("keys            4\n"));
-  EXPECT_THAT(*d, HasSubstr("buckets         1024 ("));
-  // 4 entries, the table's directory and its one segment.
-  EXPECT_THAT(*d, HasSubstr("objects         6 ("));
+  EXPECT_THAT(*d, HasSubstr("keys            6\n"));
+  EXPECT_THAT(*d, HasSubstr("types           4 strings, 1 lists, 0 sets, 1 sorted sets\n"));
+  EXPECT_THAT(*d, HasSubstr("key buckets     8\n"));
   EXPECT_THAT(*d, HasSubstr("verify          OK"));
-  EXPECT_THAT(*d, HasSubstr("\"key2\"  12 bytes\n"));
-  EXPECT_THAT(*d, HasSubstr("\"bin\\x00\\n\"  15 bytes\n"));
+  EXPECT_THAT(*d, HasSubstr("\"key2\"  string 12 bytes\n"));
+  EXPECT_THAT(*d, HasSubstr("\"bin\\x00\\n\"  string 15 bytes\n"));
+  EXPECT_THAT(*d, HasSubstr("\"list\"  list 2 elements\n"));
+  EXPECT_THAT(*d, HasSubstr("\"zset\"  zset 1 elements\n"));
   EXPECT_THAT(*d, Not(HasSubstr("more")));
   EXPECT_THAT(*d, Not(HasSubstr("resizing")));
 }
 
 TEST_F(DescribeStoreTest, DescribesAResizeInProgress) {
-  Fill(1100);  // Past the 1024 buckets: doubling, a few hundred moved.
+  Fill(1100);  // Past 1024 buckets: a doubling from 1024 to 2048 under way.
   auto d = DescribeStore(path_, 0);
   ASSERT_TRUE(d.ok()) << d.status();
-  EXPECT_THAT(*d, HasSubstr("buckets         2048 ("));
-  EXPECT_THAT(*d, HasSubstr("resizing        from 1024 buckets, "));
+  EXPECT_THAT(*d, HasSubstr("key buckets     2048 (resizing)\n"));
   EXPECT_THAT(*d, HasSubstr("verify          OK"));
 }
 
@@ -72,7 +74,7 @@ TEST_F(DescribeStoreTest, LimitsTheListing) {
   Fill(20);
   auto d = DescribeStore(path_, 2);
   ASSERT_TRUE(d.ok()) << d.status();
-  EXPECT_THAT(*d, HasSubstr("... 19 more\n"));
+  EXPECT_THAT(*d, HasSubstr("... 21 more\n"));
 }
 
 TEST_F(DescribeStoreTest, ReportsErrors) {
@@ -87,7 +89,7 @@ TEST_F(DescribeStoreTest, ReportsErrors) {
   EXPECT_EQ(d.status().code(), absl::StatusCode::kDataLoss);
   EXPECT_THAT(d.status().message(), HasSubstr("applied index   42"));
   EXPECT_THAT(d.status().message(), HasSubstr("FAILED: "));
-  EXPECT_THAT(d.status().message(), HasSubstr("pair checksum mismatch"));
+  EXPECT_THAT(d.status().message(), HasSubstr("state hash does not match the content"));
 }
 
 }  // namespace

@@ -1,51 +1,35 @@
-// The key-value store: a chained hash table in a libpmemobj pool.
-// Layout: structures/FORMAT.md ("KV pool"); constants: kv_format.h.
-//
-// Transactions use libpmemobj's function API with a NULL jmp_buf rather than
-// the TX_BEGIN/TX_END macros: the macros setjmp/longjmp on failure, which
-// would skip C++ destructors (undefined behaviour). With a NULL jmp_buf and
-// the *_NO_ABORT flags every failure is an error code; we abort explicitly.
+// The typed keyspace on the arena. Layout: structures/FORMAT.md
+// ("Keyspace"); containers: hash_map.h, deque.h, btree.h.
 #include "structures/kv_store.h"
 
-#include <fcntl.h>
-#include <libpmemobj.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
 #include <algorithm>
-#include <cerrno>
+#include <cmath>
 #include <cstring>
-#include <functional>
 #include <limits>
 #include <optional>
-#include <string>
-#include <utility>
 
 #include "absl/base/internal/raw_logging.h"
-#include "absl/status/status.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "structures/kv_format.h"
+#include "structures/arena.h"
+#include "structures/btree.h"
+#include "structures/deque.h"
+#include "structures/hash_map.h"
+#include "structures/keyspace_format.h"
+#include "structures/pmem_arena.h"
+#include "xxhash.h"
 
 namespace blizzard::structures {
 namespace {
 
-using kv_format::Entry;
-using kv_format::Header;
-using kv_format::Root;
+using keyspace_format::ContainerValue;
+using keyspace_format::Root;
 
 // Redis's replies, verbatim (t_string.c, object.c).
 constexpr char kNotIntegerError[] = "ERR value is not an integer or out of range";
 constexpr char kOverflowError[] = "ERR increment or decrement would overflow";
-constexpr char kTooLongError[] =
-    "ERR string exceeds maximum allowed size (proto-max-bulk-len)";
-
-constexpr uint64_t kPoolBytesMax = 1ull << 40;
-// APPEND growth, as Redis's sds: double below 1 MiB, then +1 MiB.
-constexpr uint64_t kAppendPreallocBytesMax = 1u << 20;
-// A value rewritten in place may leave at most this much unused slack
-// beyond twice its size; otherwise the entry moves to a fitting allocation.
-constexpr uint64_t kSlackBytesMax = 256;
+constexpr char kTooLongError[] = "ERR string exceeds maximum allowed size (proto-max-bulk-len)";
 
 // Redis's string2ll: optional '-', no '+', no spaces, no leading zeros,
 // fewer than 21 bytes, within int64.
@@ -72,1166 +56,779 @@ bool ParseInt64(std::string_view s, int64_t* out) {
   return true;
 }
 
-OpResult OkResult() { return OpResult{}; }
-OpResult IntegerResult(int64_t n) {
-  return OpResult{.kind = OpResult::Kind::kInteger, .integer = n, .text = {}};
+OpResult Ok() { return OpResult{}; }
+OpResult Integer(int64_t n) {
+  OpResult r;
+  r.kind = OpResult::Kind::kInteger;
+  r.integer = n;
+  return r;
 }
-OpResult ErrorResult(const char* text) {
-  return OpResult{.kind = OpResult::Kind::kError, .integer = 0, .text = text};
+OpResult Error(const char* text) {
+  OpResult r;
+  r.kind = OpResult::Kind::kError;
+  r.text = text;
+  return r;
 }
-
-bool IsPowerOfTwo(uint64_t n) { return n != 0 && (n & (n - 1)) == 0; }
-
-char* Data(Entry* e) { return reinterpret_cast<char*>(e + 1); }
-std::string_view KeyOf(Entry* e) { return {Data(e), e->key_bytes}; }
-std::string_view ValueOf(Entry* e) { return {Data(e) + e->key_bytes, e->value_bytes}; }
-size_t EntryBytes(size_t key_bytes, size_t value_bytes) {
-  return sizeof(Entry) + key_bytes + value_bytes;
+OpResult Bulk(std::string s) {
+  OpResult r;
+  r.kind = OpResult::Kind::kBulk;
+  r.text = std::move(s);
+  return r;
 }
-
-uint64_t AppendCapacity(uint64_t value_bytes) {
-  const uint64_t grown = value_bytes < kAppendPreallocBytesMax
-                             ? 2 * value_bytes
-                             : value_bytes + kAppendPreallocBytesMax;
-  return std::min<uint64_t>(grown, kValueBytesMax);
-}
-
-absl::Status PmemError(int err, const std::string& what) {
-  const std::string msg = absl::StrCat(what, ": ", pmemobj_errormsg());
-  if (err == ENOMEM) return absl::ResourceExhaustedError(absl::StrCat("pool full: ", msg));
-  return absl::ErrnoToStatus(err, msg);
+OpResult Kind(OpResult::Kind k) {
+  OpResult r;
+  r.kind = k;
+  return r;
 }
 
-// Maps a failed pmemobj_open to the store's error classes.
-absl::Status OpenError(const std::string& path, int err) {
-  const std::string msg = pmemobj_errormsg();
-  const std::string where = absl::StrCat("pool ", path, ": ");
-  if (err == ENOENT) return absl::NotFoundError(absl::StrCat(where, msg));
-  if (err == EAGAIN || err == EWOULDBLOCK) {
-    return absl::FailedPreconditionError(
-        absl::StrCat(where, "in use by another process or handle (", msg, ")"));
-  }
-  if (err == EINVAL) {
-    // Another layout or not a pmemobj pool at all: a foreign file. Anything
-    // else libpmemobj rejects (header checksum, sizes) is damage.
-    if (msg.find("wrong layout") != std::string::npos ||
-        msg.find("wrong pool type") != std::string::npos) {
-      return absl::FailedPreconditionError(
-          absl::StrCat(where, "not a Blizzard KV pool (", msg, ")"));
-    }
-    return absl::DataLossError(absl::StrCat(where, "damaged pmemobj pool (", msg, ")"));
-  }
-  return absl::ErrnoToStatus(err, absl::StrCat(where, msg));
+absl::Status Damaged(const std::string& why) {
+  return absl::DataLossError(absl::StrCat("keyspace: ", why));
 }
 
-absl::Status SyncDirectoryOf(const std::string& path) {
-  const size_t slash = path.rfind('/');
-  const std::string dir = slash == std::string::npos ? "." : path.substr(0, slash + 1);
-  const int fd = open(dir.c_str(), O_RDONLY | O_DIRECTORY);
-  if (fd < 0) return absl::ErrnoToStatus(errno, absl::StrCat("open ", dir));
-  const int rc = fsync(fd);
-  const int err = errno;
-  close(fd);
-  if (rc != 0) return absl::ErrnoToStatus(err, absl::StrCat("fsync ", dir));
-  return absl::OkStatus();
+// Redis index rules: negative counts from the end; [start, stop] clamped.
+// false when the range is empty.
+bool ClampRange(int64_t start, int64_t stop, uint64_t len, uint64_t* from, uint64_t* to) {
+  const int64_t n = static_cast<int64_t>(len);
+  if (start < 0) start += n;
+  if (stop < 0) stop += n;
+  if (start < 0) start = 0;
+  if (start > stop || start >= n) return false;
+  if (stop >= n) stop = n - 1;
+  *from = static_cast<uint64_t>(start);
+  *to = static_cast<uint64_t>(stop);
+  return true;
 }
-
-// The writes of one transaction. After the first failure every call is a
-// no-op returning false, and err() says why.
-class Tx {
- public:
-  bool ok() const { return err_ == 0; }
-  int err() const { return err_; }
-  uint64_t bytes_written() const { return bytes_written_; }
-
-  // Undo-logs [p, p+n) before it is changed; flushed at commit.
-  //
-  // Everything changed is snapshotted, even bytes that look like unused
-  // slack beyond a value: within one batch a value may shrink and then grow
-  // again, and the "slack" it grows into held live bytes when the
-  // transaction began. (POBJ_XADD_NO_SNAPSHOT there corrupted entries on
-  // crash; the crash test caught it.)
-  bool Snapshot(const void* p, size_t n) {
-    if (!ok()) return false;
-    if (n == 0) return true;
-    const int rc = pmemobj_tx_xadd_range_direct(p, n, POBJ_XADD_NO_ABORT);
-    if (rc != 0) err_ = rc;
-    bytes_written_ += n;
-    return ok();
-  }
-
-  PMEMoid Alloc(size_t n, uint64_t type, bool zero) {
-    if (!ok()) return OID_NULL;
-    const PMEMoid oid =
-        pmemobj_tx_xalloc(n, type, POBJ_XALLOC_NO_ABORT | (zero ? POBJ_XALLOC_ZERO : 0));
-    if (OID_IS_NULL(oid)) {
-      err_ = errno != 0 ? errno : ENOMEM;
-      return OID_NULL;
-    }
-    bytes_written_ += n;
-    return oid;
-  }
-
-  bool Free(PMEMoid oid) {
-    if (!ok()) return false;
-    const int rc = pmemobj_tx_xfree(oid, POBJ_XFREE_NO_ABORT);
-    if (rc != 0) err_ = rc;
-    return ok();
-  }
-
- private:
-  int err_ = 0;
-  uint64_t bytes_written_ = 0;
-};
-
-// A zeroed directory or segment of `entries` PMEMoids (null: empty).
-PMEMoid AllocTableObject(Tx& tx, uint64_t entries, uint64_t type) {
-  return tx.Alloc(std::max(entries * sizeof(PMEMoid), kv_format::kTableObjectBytesMin), type,
-                  /*zero=*/true);
-}
-
-// A new table of `buckets` buckets: its directory, zeroed, and if
-// `segments` all its segments, zeroed (empty buckets). Fresh allocations:
-// written without snapshots. Null on failure (tx says why).
-PMEMoid AllocTable(Tx& tx, uint64_t buckets, bool segments) {
-  const uint64_t entries = kv_format::DirectoryEntries(buckets);
-  const PMEMoid directory = AllocTableObject(tx, entries, kv_format::kDirectoryType);
-  if (!tx.ok() || !segments) return directory;
-  auto* slots = static_cast<PMEMoid*>(pmemobj_direct(directory));
-  for (uint64_t s = 0; s < entries && tx.ok(); ++s) {
-    slots[s] = AllocTableObject(tx, kv_format::SegmentBuckets(buckets), kv_format::kSegmentType);
-  }
-  return tx.ok() ? directory : OID_NULL;
-}
-
-// What Verify() keeps per allocated object, in arrays indexed by the
-// object's rank in address order: ~25 bytes per object, no hashing.
-//   offset (8), type (1), an entry's `next` link offset (8) and the low 32
-//   bits of its key hash (4); a directory of the offsets by address range,
-//   about one 4-byte slot per object, for O(1) lookups; a "reached" bit.
-// The chain walk runs over these arrays, not the pool: the pool is read
-// once, in address order.
-class ObjectIndex {
- public:
-  static constexpr uint32_t kNone = std::numeric_limits<uint32_t>::max();
-
-  // Room for `objects` objects (no doubling of the arrays if right).
-  void Reserve(size_t objects) {
-    offsets_.reserve(objects);
-    types_.reserve(objects);
-    next_offsets_.reserve(objects);
-    hash_lows_.reserve(objects);
-  }
-
-  void Add(uint64_t off, uint8_t type, uint64_t next_off, uint32_t hash_low) {
-    offsets_.push_back(off);
-    types_.push_back(type);
-    next_offsets_.push_back(next_off);
-    hash_lows_.push_back(hash_low);
-  }
-
-  // After the last Add: checks the order (libpmemobj lists objects by
-  // address) and builds the directory.
-  absl::Status Seal(uint64_t pool_bytes) {
-    if (offsets_.size() >= kNone) {
-      return absl::ResourceExhaustedError(
-          absl::StrFormat("%d objects: too many to verify", offsets_.size()));
-    }
-    for (size_t i = 1; i < offsets_.size(); ++i) {
-      if (offsets_[i] <= offsets_[i - 1]) {
-        return absl::DataLossError(absl::StrFormat(
-            "the heap lists object %#x after %#x", offsets_[i], offsets_[i - 1]));
-      }
-    }
-    // Ranges of 2^shift bytes, about as many as there are objects.
-    shift_ = 4;
-    while ((pool_bytes >> shift_) > std::max<size_t>(offsets_.size(), 1)) ++shift_;
-    directory_.assign((pool_bytes >> shift_) + 2, 0);
-    size_t i = 0;
-    for (size_t range = 0; range < directory_.size(); ++range) {
-      while (i < offsets_.size() && (offsets_[i] >> shift_) < range) ++i;
-      directory_[range] = static_cast<uint32_t>(i);
-    }
-    reached_.assign((offsets_.size() + 63) / 64, 0);
-    return absl::OkStatus();
-  }
-
-  size_t size() const { return offsets_.size(); }
-  size_t reached() const { return reached_count_; }
-  uint64_t offset(uint32_t i) const { return offsets_[i]; }
-  uint8_t type(uint32_t i) const { return types_[i]; }
-  uint64_t next_offset(uint32_t i) const { return next_offsets_[i]; }
-  uint32_t hash_low(uint32_t i) const { return hash_lows_[i]; }
-
-  // The rank of the object at `off`, or kNone.
-  uint32_t Find(uint64_t off) const {
-    const uint64_t range = off >> shift_;
-    if (range + 1 >= directory_.size()) return kNone;
-    const auto first = offsets_.begin() + directory_[range];
-    const auto last = offsets_.begin() + directory_[range + 1];
-    const auto it = std::lower_bound(first, last, off);
-    if (it == last || *it != off) return kNone;
-    return static_cast<uint32_t>(it - offsets_.begin());
-  }
-
-  // Marks object `i` reached; false if it already was.
-  bool Reach(uint32_t i) {
-    uint64_t& word = reached_[i / 64];
-    const uint64_t bit = 1ull << (i % 64);
-    if ((word & bit) != 0) return false;
-    word |= bit;
-    reached_count_++;
-    return true;
-  }
-
- private:
-  std::vector<uint64_t> offsets_;
-  std::vector<uint8_t> types_;
-  std::vector<uint64_t> next_offsets_;
-  std::vector<uint32_t> hash_lows_;
-  // directory_[r]: rank of the first offset at or above r << shift_.
-  std::vector<uint32_t> directory_;
-  int shift_ = 0;
-  std::vector<uint64_t> reached_;
-  size_t reached_count_ = 0;
-};
-
-// A bucket table as the store uses it: a directory of segments
-// (FORMAT.md). Volatile; rebuilt from the root after every transaction.
-struct Table {
-  PMEMoid* directory = nullptr;  // nullptr: no such table.
-  uint64_t buckets = 0;
-  uint64_t segment_buckets = 0;
-  int segment_shift = 0;  // log2(segment_buckets)
-};
 
 }  // namespace
 
+const char* TypeName(ValueType type) {
+  switch (type) {
+    case ValueType::kString:
+      return "string";
+    case ValueType::kList:
+      return "list";
+    case ValueType::kSet:
+      return "set";
+    case ValueType::kZSet:
+      return "zset";
+    case ValueType::kNone:
+      break;
+  }
+  return "none";
+}
+
 class KvStore::Impl {
  public:
-  static absl::StatusOr<std::unique_ptr<Impl>> Open(const StoreOptions& options);
-  ~Impl() { pmemobj_close(pop_); }
+  Impl(std::unique_ptr<ArenaMemory> owned, ArenaMemory* memory, std::unique_ptr<Arena> arena,
+       PoolIdentity identity)
+      : owned_(std::move(owned)), memory_(memory), arena_(std::move(arena)), id_(identity) {}
 
-  absl::StatusOr<std::vector<OpResult>> ApplyBatch(uint64_t index,
-                                                   absl::Span<const Op> ops,
-                                                   const KvStore::Epilogue& epilogue);
-  std::optional<std::string> Get(std::string_view key) const {
-    const Slot s = Find(key, kv_format::KeyHash(key));
-    if (s.entry == nullptr) return std::nullopt;
-    return std::string(ValueOf(s.entry));
-  }
-  uint64_t Size() const { return root_->key_count; }
-  uint64_t AppliedIndex() const { return root_->applied_index; }
-  uint64_t StateHash() const { return root_->state_hash; }
-  void ForEach(const std::function<void(std::string_view, std::string_view)>& fn) const;
-  StoreStats Stats() const { return stats_; }
+  absl::Status Init();
+  absl::StatusOr<std::vector<OpResult>> ApplyBatch(uint64_t index, absl::Span<const Op> ops,
+                                                   const KvStore::Epilogue* epilogue,
+                                                   WriteSet* ws);
+  absl::Status ApplyWriteSet(const WriteSet& ws, WriteSet* applied);
+  absl::Status UndoWriteSet(const WriteSet& ws);
   absl::Status Verify(TableShape* shape) const;
   StoreInfo Info() const;
 
- private:
-  // Where a key is (or is not): `link` is the PMEMoid that points at `entry`
-  // (its bucket slot or the previous entry's `next`).
-  struct Slot {
-    PMEMoid* link = nullptr;
-    Entry* entry = nullptr;
-  };
-
-  Impl(PMEMobjpool* pop, std::string path, uint64_t file_bytes)
-      : pop_(pop), base_(reinterpret_cast<char*>(pop)), path_(std::move(path)),
-        file_bytes_(file_bytes) {}
-
-  static absl::Status Create(const StoreOptions& options);
-  absl::Status CheckRoot(const StoreOptions& options);
-
-  // pmemobj_direct for our own pool: the pool is mapped at `pop_`.
-  template <typename T>
-  T* At(PMEMoid oid) const {
-    return oid.off == 0 ? nullptr : reinterpret_cast<T*>(base_ + oid.off);
-  }
-  // Rebuilds the volatile table views from the root: after open and after
-  // every transaction (an abort may roll a resize back).
-  void RefreshTables() {
-    table_ = MakeTable(root_->directory, root_->bucket_count);
-    old_ = MakeTable(root_->old_directory, root_->bucket_count / 2);
-  }
-  Table MakeTable(PMEMoid directory, uint64_t buckets) const {
-    Table t;
-    t.directory = At<PMEMoid>(directory);
-    if (t.directory == nullptr) return t;
-    t.buckets = buckets;
-    t.segment_buckets = kv_format::SegmentBuckets(buckets);
-    t.segment_shift = __builtin_ctzll(t.segment_buckets);
-    return t;
-  }
-  bool Resizing() const { return old_.directory != nullptr; }
-  // The head of bucket `j` of table `t`; its segment must exist.
-  PMEMoid* Bucket(const Table& t, uint64_t j) const {
-    PMEMoid* segment = At<PMEMoid>(t.directory[j >> t.segment_shift]);
-    ABSL_RAW_CHECK(segment != nullptr, "Bucket: segment not allocated");
-    return segment + (j & (t.segment_buckets - 1));
-  }
-  // The bucket where a key with this hash lives (or would be inserted):
-  // during a resize, the old table unless its old bucket has moved.
-  PMEMoid* Home(uint64_t hash) const {
-    if (Resizing()) {
-      const uint64_t i = hash & (old_.buckets - 1);
-      if (i >= root_->migrate_cursor) return Bucket(old_, i);
-    }
-    return Bucket(table_, hash & (table_.buckets - 1));
-  }
-
-  Slot Find(std::string_view key, uint64_t hash) const;
-  OpResult ApplyOp(Tx& tx, const Op& op);
-  void Set(Tx& tx, std::string_view key, std::string_view value);
-  bool Delete(Tx& tx, std::string_view key);
-  OpResult IncrBy(Tx& tx, std::string_view key, int64_t delta);
-  OpResult Append(Tx& tx, std::string_view key, std::string_view suffix);
-
-  void Insert(Tx& tx, std::string_view key, uint64_t hash, std::string_view value,
-              uint64_t value_capacity);
-  void Overwrite(Tx& tx, const Slot& s, std::string_view value);
-  void Relocate(Tx& tx, const Slot& s, std::string_view a, std::string_view b,
-                uint64_t value_capacity);
-  // The segment of `t` holding bucket `j`, allocated (zeroed) if missing.
-  bool EnsureSegment(Tx& tx, const Table& t, uint64_t j);
-  void StartResize(Tx& tx);
-  void Migrate(Tx& tx, uint64_t old_buckets_max);
-  bool MoveBucket(Tx& tx, uint64_t i);
-  void FinishResize(Tx& tx);
-
-  PMEMobjpool* pop_;
-  char* base_;
-  const std::string path_;
-  const uint64_t file_bytes_;
-  Root* root_ = nullptr;
-  uint64_t uuid_lo_ = 0;
-  // The table and, during a resize, the old one; see RefreshTables().
-  Table table_;
-  Table old_;
-  // Old buckets the current batch owes the resize (kMigrateBucketsPerInsert
-  // per inserted key), paid in steps; zero between batches.
-  uint64_t migrate_debt_ = 0;
-  // Resize counts of the current batch, added to stats_ if it commits.
-  StoreStats batch_stats_;
+  Root root() const { return arena_->Load<Root>(arena_format::kRootOffset); }
+  Arena& arena() const { return *arena_; }
+  HashMap Keys() const { return HashMap(*arena_, root().keys); }
+  // The entry of `key` and its type (kNone: absent).
+  std::pair<uint64_t, ValueType> Lookup(std::string_view key) const;
+  ContainerValue Container(uint64_t entry) const;
   StoreStats stats_;
+  ArenaStats stats_base_;  // Stats count from the end of Open.
+
+ private:
+  OpResult ApplyOp(const Op& op);
+  // Key terms of the state hash.
+  uint64_t TermOfEntry(uint64_t entry) const;
+  uint64_t ListDigest(uint64_t deque, uint64_t raw) const;
+  void RemoveKey(std::string_view key, uint64_t entry);
+  void DestroyContainer(uint64_t entry);
+  void SetString(std::string_view key, std::string_view value);
+  // Creates an empty container value for `key` when absent; WRONGTYPE
+  // (false) when the key holds another type. `*entry` is the key's entry.
+  bool OpenContainer(std::string_view key, ValueType type, bool create, uint64_t* entry,
+                     ContainerValue* cv, bool* wrong_type);
+  void SaveContainer(std::string_view key, uint64_t old_term, const ContainerValue& cv);
+  // The container an op works on, and its key's term before the op.
+  struct Target {
+    uint64_t entry = 0;
+    ContainerValue cv{};
+    uint64_t old_term = 0;
+  };
+  // nullopt: proceed on *t. Otherwise the op's reply: WRONGTYPE, or
+  // `absent` when the key does not exist and `create` is false.
+  std::optional<OpResult> OpenTarget(std::string_view key, ValueType type, bool create,
+                                     OpResult absent, Target* t);
+  OpResult Push(const Op& op, bool front);
+  OpResult Pop(const Op& op, bool front);
+  OpResult SetAddRem(const Op& op, bool add);
+  OpResult ZAdd(const Op& op);
+  OpResult ZRem(const Op& op);
+  OpResult ZPop(const Op& op, bool max);
+  OpResult IncrBy(std::string_view key, int64_t delta);
+  OpResult Append(std::string_view key, std::string_view suffix);
+  absl::Status CheckContainer(uint64_t entry, const std::function<absl::Status(uint64_t)>& own,
+                              TableShape* shape) const;
+
+  std::unique_ptr<ArenaMemory> owned_;
+  ArenaMemory* memory_;
+  std::unique_ptr<Arena> arena_;
+  PoolIdentity id_;
+  // The state hash of the open transaction (written with the root).
+  uint64_t state_hash_ = 0;
 };
 
-absl::Status KvStore::Impl::Create(const StoreOptions& options) {
-  if (options.pool_bytes < PMEMOBJ_MIN_POOL || options.pool_bytes > kPoolBytesMax) {
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "pool_bytes %d outside [%d, %d]", options.pool_bytes, PMEMOBJ_MIN_POOL, kPoolBytesMax));
-  }
-  // Built under a temporary name and renamed into place: a crash during
-  // creation leaves no half-initialized pool at `path`.
-  const std::string tmp = options.path + ".creating";
-  if (unlink(tmp.c_str()) != 0 && errno != ENOENT) {
-    return absl::ErrnoToStatus(errno, absl::StrCat("unlink ", tmp));
-  }
-  PMEMobjpool* pop =
-      pmemobj_create(tmp.c_str(), kv_format::kLayoutName, options.pool_bytes, 0600);
-  if (pop == nullptr) return PmemError(errno, absl::StrCat("create ", tmp));
-  const PMEMoid root_oid = pmemobj_root(pop, sizeof(Root));
-  int err = OID_IS_NULL(root_oid) ? errno : 0;
-  if (err == 0) err = pmemobj_tx_begin(pop, nullptr, TX_PARAM_NONE);
-  if (err == 0) {
-    Tx tx;
-    auto* root = static_cast<Root*>(pmemobj_direct(root_oid));
-    tx.Snapshot(root, sizeof(Root));
-    const PMEMoid directory = AllocTable(tx, options.initial_bucket_count, /*segments=*/true);
-    if (tx.ok()) {
-      *root = Root{};
-      root->header.magic = kv_format::kMagic;
-      root->header.layout_version = kv_format::kLayoutVersion;
-      root->header.cluster_id = options.cluster_id;
-      root->header.node_id = options.node_id;
-      root->header.checksum = kv_format::HeaderChecksum(root->header);
-      root->bucket_count = options.initial_bucket_count;
-      root->directory = directory;
-      pmemobj_tx_commit();
-    } else if (pmemobj_tx_stage() == TX_STAGE_WORK) {
-      pmemobj_tx_abort(tx.err());
-    }
-    err = pmemobj_tx_end();
-  }
-  pmemobj_close(pop);
-  if (err != 0) {
-    unlink(tmp.c_str());
-    return PmemError(err, absl::StrCat("initialize ", tmp));
-  }
-  if (rename(tmp.c_str(), options.path.c_str()) != 0) {
-    return absl::ErrnoToStatus(errno, absl::StrCat("rename ", tmp, " to ", options.path));
-  }
-  return SyncDirectoryOf(options.path);
+// --- Hashes -------------------------------------------------------------------
+
+uint64_t KvStore::Impl::ListDigest(uint64_t deque, uint64_t raw) const {
+  // raw = sum h(e_i) g^seq_i; normalized to the list's own positions.
+  const int64_t first = Deque(*arena_, deque).first_seq();
+  return keyspace_format::MulMod(raw, keyspace_format::PowG(-first));
 }
 
-absl::StatusOr<std::unique_ptr<KvStore::Impl>> KvStore::Impl::Open(
-    const StoreOptions& options) {
-  if (options.path.empty()) return absl::InvalidArgumentError("empty pool path");
-  if (!IsPowerOfTwo(options.initial_bucket_count) ||
-      options.initial_bucket_count < kv_format::kBucketCountMin ||
-      options.initial_bucket_count > kv_format::kBucketCountMax) {
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "initial_bucket_count %d is not a power of two in [%d, %d]",
-        options.initial_bucket_count, kv_format::kBucketCountMin, kv_format::kBucketCountMax));
-  }
-  struct stat st;
-  if (stat(options.path.c_str(), &st) != 0) {
-    if (errno != ENOENT) return absl::ErrnoToStatus(errno, absl::StrCat("stat ", options.path));
-    if (!options.create_if_missing) {
-      return absl::NotFoundError(absl::StrCat("pool ", options.path, " does not exist"));
-    }
-    if (auto s = Create(options); !s.ok()) return s;
-    if (stat(options.path.c_str(), &st) != 0) {
-      return absl::ErrnoToStatus(errno, absl::StrCat("stat ", options.path));
-    }
-  }
-  PMEMobjpool* pop = pmemobj_open(options.path.c_str(), kv_format::kLayoutName);
-  if (pop == nullptr) return OpenError(options.path, errno);
-  std::unique_ptr<Impl> impl(new Impl(pop, options.path, static_cast<uint64_t>(st.st_size)));
-  if (auto s = impl->CheckRoot(options); !s.ok()) return s;
-  if (options.verify_on_open) {
-    if (auto s = impl->Verify(nullptr); !s.ok()) return s;
-  }
-  return impl;
-}
-
-// O(1) checks of the root: identity, then enough structure that Get and
-// ApplyBatch cannot wander outside the pool. Verify() checks the rest.
-absl::Status KvStore::Impl::CheckRoot(const StoreOptions& options) {
-  const std::string where = absl::StrCat("pool ", path_, ": ");
-  const size_t root_bytes = pmemobj_root_size(pop_);
-  if (root_bytes < sizeof(Header)) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        where, "no Blizzard KV header (root object of ", root_bytes, " bytes)"));
-  }
-  const PMEMoid root_oid = pmemobj_root(pop_, root_bytes);
-  ABSL_RAW_CHECK(!OID_IS_NULL(root_oid), "pmemobj_root of an existing root failed");
-  uuid_lo_ = root_oid.pool_uuid_lo;
-  root_ = static_cast<Root*>(pmemobj_direct(root_oid));
-  const Header& h = root_->header;
-  if (h.magic != kv_format::kMagic) {
-    return absl::FailedPreconditionError(
-        absl::StrFormat("%sbad magic %#x: not a Blizzard KV pool", where, h.magic));
-  }
-  if (const uint64_t sum = kv_format::HeaderChecksum(h); sum != h.checksum) {
-    return absl::DataLossError(absl::StrFormat(
-        "%sheader checksum mismatch (stored %#x, computed %#x)", where, h.checksum, sum));
-  }
-  if (h.layout_version != kv_format::kLayoutVersion) {
-    return absl::FailedPreconditionError(
-        absl::StrFormat("%slayout version %d, this build reads version %d", where,
-                        h.layout_version, kv_format::kLayoutVersion));
-  }
-  const bool adopt = options.check_identity && options.adopt_node_id &&
-                     h.cluster_id == options.cluster_id && h.node_id != options.node_id;
-  if (options.check_identity && !adopt &&
-      (h.cluster_id != options.cluster_id || h.node_id != options.node_id)) {
-    return absl::FailedPreconditionError(absl::StrFormat(
-        "%sbelongs to cluster %d node %d, expected cluster %d node %d", where, h.cluster_id,
-        h.node_id, options.cluster_id, options.node_id));
-  }
-  if (root_bytes != sizeof(Root)) {
-    return absl::DataLossError(absl::StrFormat("%sroot object of %d bytes, expected %d",
-                                               where, root_bytes, sizeof(Root)));
-  }
-  const uint64_t n = root_->bucket_count;
-  if (!IsPowerOfTwo(n) || n < kv_format::kBucketCountMin || n > kv_format::kBucketCountMax) {
-    return absl::DataLossError(absl::StrFormat("%sbad bucket count %d", where, n));
-  }
-  // The directories and every segment they list lie inside the pool, so
-  // lookups stay inside the mapping even without Verify(). O(segments).
-  auto array_in_pool = [&](PMEMoid b, uint64_t entries, const char* what) {
-    if (b.pool_uuid_lo != uuid_lo_ || b.off == 0 || b.off % alignof(PMEMoid) != 0 ||
-        b.off > file_bytes_ || entries * sizeof(PMEMoid) > file_bytes_ - b.off) {
-      return absl::DataLossError(absl::StrFormat("%s%s {%#x, %#x} outside the pool", where,
-                                                 what, b.pool_uuid_lo, b.off));
-    }
-    return absl::OkStatus();
-  };
-  auto table_in_pool = [&](PMEMoid directory, uint64_t buckets, const char* what) {
-    const uint64_t entries = kv_format::DirectoryEntries(buckets);
-    if (auto s = array_in_pool(directory, entries, what); !s.ok()) return s;
-    const auto* segments = At<PMEMoid>(directory);
-    for (uint64_t i = 0; i < entries; ++i) {
-      if (OID_IS_NULL(segments[i])) continue;  // Not allocated yet or freed.
-      if (auto s = array_in_pool(segments[i], kv_format::SegmentBuckets(buckets),
-                                 "bucket segment");
-          !s.ok()) {
-        return s;
-      }
-    }
-    return absl::OkStatus();
-  };
-  if (auto s = table_in_pool(root_->directory, n, "bucket directory"); !s.ok()) return s;
-  const uint64_t cursor = root_->migrate_cursor;
-  if (OID_IS_NULL(root_->old_directory)) {
-    if (cursor != 0) {
-      return absl::DataLossError(
-          absl::StrFormat("%smigrate cursor %d without a resize in progress", where, cursor));
-    }
+uint64_t KvStore::Impl::TermOfEntry(uint64_t entry) const {
+  const HashMap keys = Keys();
+  const std::string_view key = keys.Key(entry);
+  const std::string_view value = keys.Value(entry);
+  const auto type = static_cast<ValueType>(value[0]);
+  uint64_t digest = 0;
+  if (type == ValueType::kString) {
+    digest = XXH3_64bits_withSeed(value.data() + 1, value.size() - 1, keyspace_format::kValueSeed);
   } else {
-    if (n < 2 * kv_format::kBucketCountMin || cursor >= n / 2) {
-      return absl::DataLossError(absl::StrFormat(
-          "%sresize from %d to %d buckets with migrate cursor %d", where, n / 2, n, cursor));
-    }
-    if (auto s = table_in_pool(root_->old_directory, n / 2, "old bucket directory"); !s.ok()) {
-      return s;
-    }
+    const ContainerValue cv = Container(entry);
+    digest = type == ValueType::kList ? ListDigest(cv.container, cv.digest) : cv.digest;
   }
-  if (adopt) {
-    // Node id and checksum change together or not at all.
-    int err = pmemobj_tx_begin(pop_, nullptr, TX_PARAM_NONE);
-    if (err == 0) {
-      Tx tx;
-      tx.Snapshot(&root_->header, sizeof(Header));
-      if (tx.ok()) {
-        root_->header.node_id = options.node_id;
-        root_->header.checksum = kv_format::HeaderChecksum(root_->header);
-        pmemobj_tx_commit();
-      } else if (pmemobj_tx_stage() == TX_STAGE_WORK) {
-        pmemobj_tx_abort(tx.err());
-      }
-      err = pmemobj_tx_end();
-    }
-    if (err != 0) return PmemError(err, absl::StrCat(where, "re-stamping the node id"));
-  }
-  RefreshTables();
-  return absl::OkStatus();
+  return keyspace_format::KeyTerm(key, type, digest);
 }
 
-KvStore::Impl::Slot KvStore::Impl::Find(std::string_view key, uint64_t hash) const {
-  PMEMoid* link = Home(hash);
-  while (link->off != 0) {
-    Entry* e = At<Entry>(*link);
-    if (e->key_hash == hash && KeyOf(e) == key) return {link, e};
-    link = &e->next;
-  }
-  return {};
+// --- Lookup -------------------------------------------------------------------
+
+std::pair<uint64_t, ValueType> KvStore::Impl::Lookup(std::string_view key) const {
+  const HashMap keys = Keys();
+  const uint64_t e = keys.Find(key);
+  if (e == 0) return {0, ValueType::kNone};
+  return {e, static_cast<ValueType>(keys.Value(e)[0])};
 }
 
-absl::StatusOr<std::vector<OpResult>> KvStore::Impl::ApplyBatch(
-    uint64_t index, absl::Span<const Op> ops, const KvStore::Epilogue& epilogue) {
-  if (index <= root_->applied_index) {
+ContainerValue KvStore::Impl::Container(uint64_t entry) const {
+  ContainerValue cv;
+  std::memcpy(&cv, Keys().Value(entry).data(), sizeof(cv));
+  return cv;
+}
+
+// --- Open ---------------------------------------------------------------------
+
+absl::Status KvStore::Impl::Init() {
+  const Root r = root();
+  if (r.magic == keyspace_format::kMagic) {
+    if (r.keys == 0 || !arena_->Contains(r.keys, sizeof(hash_map_format::Header))) {
+      return Damaged("root names no key map");
+    }
+    return absl::OkStatus();
+  }
+  if (r.magic != 0 || r.applied_index != 0 || r.keys != 0) {
+    return absl::FailedPreconditionError("keyspace: bad root magic (not a keyspace arena)");
+  }
+  // A freshly formatted arena: create the key map.
+  if (auto s = arena_->Begin(); !s.ok()) return s;
+  const uint64_t keys = HashMap::Create(*arena_);
+  arena_->Put(arena_format::kRootOffset, Root{keyspace_format::kMagic, 0, 0, keys});
+  absl::Status s = arena_->Commit();
+  stats_base_ = arena_->stats();
+  return s;
+}
+
+// --- Apply --------------------------------------------------------------------
+
+absl::StatusOr<std::vector<OpResult>> KvStore::Impl::ApplyBatch(uint64_t index,
+                                                                absl::Span<const Op> ops,
+                                                                const KvStore::Epilogue* epilogue,
+                                                                WriteSet* ws) {
+  const Root r = root();
+  if (index <= r.applied_index) {
     return absl::FailedPreconditionError(absl::StrFormat(
-        "index %d is not above the applied index %d", index, root_->applied_index));
-  }
-  if (ops.size() > kOpsPerBatchMax) {
-    return absl::InvalidArgumentError(
-        absl::StrFormat("%d ops exceed the batch limit %d", ops.size(), kOpsPerBatchMax));
+        "entry %d is not after the applied index %d", index, r.applied_index));
   }
   for (size_t i = 0; i < ops.size(); ++i) {
     if (auto s = ValidateOp(ops[i]); !s.ok()) {
       return absl::InvalidArgumentError(absl::StrCat("op ", i, ": ", s.message()));
     }
   }
+  if (auto s = arena_->Begin(); !s.ok()) return s;
+  state_hash_ = r.state_hash;
   std::vector<OpResult> results;
   results.reserve(ops.size());
-  const uint64_t hash_before = root_->state_hash;
-  bool epilogue_invalid = false;
-  int err = pmemobj_tx_begin(pop_, nullptr, TX_PARAM_NONE);
-  Tx tx;
-  migrate_debt_ = 0;
-  batch_stats_ = {};
-  if (err == 0) {
-    // During a resize the cursor moves too: one range either way.
-    tx.Snapshot(reinterpret_cast<char*>(root_) + kv_format::kRootCountersOffset,
-                Resizing() ? kv_format::kRootCountersAndCursorBytes
-                           : kv_format::kRootCountersBytes);
-    for (const Op& op : ops) {
-      if (!tx.ok()) break;
-      results.push_back(ApplyOp(tx, op));
-    }
-    if (tx.ok() && epilogue) {
-      const std::vector<Op> extra = epilogue(results);
-      for (size_t i = 0; i < extra.size() && tx.ok(); ++i) {
-        if (!ValidateOp(extra[i]).ok()) {
-          epilogue_invalid = true;
-          break;
-        }
-        (void)ApplyOp(tx, extra[i]);
+  for (const Op& op : ops) {
+    results.push_back(ApplyOp(op));
+    if (!arena_->ok()) break;
+  }
+  if (arena_->ok() && epilogue != nullptr && *epilogue) {
+    const std::vector<Op> extra = (*epilogue)(results);
+    for (size_t i = 0; i < extra.size() && arena_->ok(); ++i) {
+      if (auto s = ValidateOp(extra[i]); !s.ok()) {
+        arena_->Abort();
+        return absl::InvalidArgumentError(
+            absl::StrFormat("apply index %d: epilogue op %d: %s", index, i, s.message()));
       }
-    }
-    // Every batch moves a quantum of a resize in progress (also one that
-    // inserts nothing), plus what its inserts still owe.
-    if (tx.ok() && Resizing()) Migrate(tx, migrate_debt_ + kv_format::kMigrateBucketsPerBatch);
-    migrate_debt_ = 0;
-    if (epilogue_invalid) {
-      pmemobj_tx_abort(EINVAL);
-    } else if (tx.ok()) {
-      root_->applied_index = index;
-      pmemobj_tx_commit();
-    } else if (pmemobj_tx_stage() == TX_STAGE_WORK) {
-      pmemobj_tx_abort(tx.err());
+      (void)ApplyOp(extra[i]);
     }
   }
-  const int end_err = pmemobj_tx_end();
-  if (err == 0) err = end_err;
-  // An abort rolled the root back, possibly to the tables before a resize
-  // started or ended: refresh the caches either way.
-  RefreshTables();
-  if (err != 0) {
-    ABSL_RAW_CHECK(root_->applied_index < index && root_->state_hash == hash_before,
-                   "aborted transaction left changes behind");
-    if (epilogue_invalid) {
-      return absl::InvalidArgumentError(absl::StrFormat("apply index %d: an epilogue op is invalid", index));
-    }
-    return PmemError(err, absl::StrFormat("apply index %d", index));
-  }
-  ABSL_RAW_CHECK(root_->applied_index == index, "commit lost the applied index");
-  ABSL_RAW_CHECK(Resizing() ? root_->migrate_cursor < old_.buckets : root_->migrate_cursor == 0,
-                 "resize cursor out of range after commit");
-  ABSL_RAW_CHECK(root_->bucket_count >= kv_format::kBucketCountMax ||
-                     root_->key_count <= root_->bucket_count * kv_format::kLoadFactorMax,
-                 "load factor above the bound after commit");
-  ABSL_RAW_CHECK(results.size() == ops.size(), "one result per op");
-  stats_.transactions++;
+  Root now = r;
+  now.applied_index = index;
+  now.state_hash = state_hash_;
+  arena_->PutChanged(arena_format::kRootOffset, r, now);
+  if (auto s = arena_->Commit(ws); !s.ok()) return s;
   stats_.ops_applied += ops.size();
-  stats_.bytes_written += tx.bytes_written();
-  stats_.resizes_started += batch_stats_.resizes_started;
-  stats_.resizes_finished_at_once += batch_stats_.resizes_finished_at_once;
   return results;
 }
 
-OpResult KvStore::Impl::ApplyOp(Tx& tx, const Op& op) {
+OpResult KvStore::Impl::ApplyOp(const Op& op) {
   switch (op.code) {
     case OpCode::kSet:
-      Set(tx, op.args[0], op.args[1]);
-      return OkResult();
+      SetString(op.args[0], op.args[1]);
+      return Ok();
     case OpCode::kMSet:
-      for (size_t i = 0; i < op.args.size(); i += 2) Set(tx, op.args[i], op.args[i + 1]);
-      return OkResult();
+      for (size_t i = 0; i < op.args.size(); i += 2) SetString(op.args[i], op.args[i + 1]);
+      return Ok();
     case OpCode::kDel: {
       int64_t removed = 0;
-      for (const std::string& key : op.args) removed += Delete(tx, key) ? 1 : 0;
-      return IntegerResult(removed);
+      for (const std::string& key : op.args) {
+        const auto [e, type] = Lookup(key);
+        if (type == ValueType::kNone) continue;
+        RemoveKey(key, e);
+        removed++;
+      }
+      return Integer(removed);
     }
     case OpCode::kIncrBy:
-      return IncrBy(tx, op.args[0], op.delta);
+      return IncrBy(op.args[0], op.delta);
     case OpCode::kAppend:
-      return Append(tx, op.args[0], op.args[1]);
+      return Append(op.args[0], op.args[1]);
+    case OpCode::kLPush:
+      return Push(op, true);
+    case OpCode::kRPush:
+      return Push(op, false);
+    case OpCode::kLPop:
+      return Pop(op, true);
+    case OpCode::kRPop:
+      return Pop(op, false);
+    case OpCode::kSAdd:
+      return SetAddRem(op, true);
+    case OpCode::kSRem:
+      return SetAddRem(op, false);
+    case OpCode::kZAdd:
+      return ZAdd(op);
+    case OpCode::kZRem:
+      return ZRem(op);
+    case OpCode::kZPopMin:
+      return ZPop(op, false);
+    case OpCode::kZPopMax:
+      return ZPop(op, true);
   }
   ABSL_RAW_CHECK(false, "ApplyOp: op was validated");
-  return OkResult();
+  return Ok();
 }
 
-void KvStore::Impl::Set(Tx& tx, std::string_view key, std::string_view value) {
-  const uint64_t hash = kv_format::KeyHash(key);
-  const Slot s = Find(key, hash);
-  if (s.entry != nullptr) {
-    Overwrite(tx, s, value);
-  } else {
-    Insert(tx, key, hash, value, value.size());
+void KvStore::Impl::DestroyContainer(uint64_t entry) {
+  const auto type = static_cast<ValueType>(Keys().Value(entry)[0]);
+  if (type == ValueType::kString) return;
+  const ContainerValue cv = Container(entry);
+  switch (type) {
+    case ValueType::kList:
+      Deque(*arena_, cv.container).Destroy();
+      break;
+    case ValueType::kSet:
+      HashMap(*arena_, cv.container).Destroy();
+      break;
+    case ValueType::kZSet: {
+      const auto z = arena_->Load<keyspace_format::ZSet>(cv.container);
+      HashMap(*arena_, z.members).Destroy();
+      BTree(*arena_, z.tree).Destroy();
+      arena_->Free(cv.container);
+      break;
+    }
+    default:
+      break;
   }
 }
 
-bool KvStore::Impl::Delete(Tx& tx, std::string_view key) {
-  const Slot s = Find(key, kv_format::KeyHash(key));
-  if (s.entry == nullptr || !tx.Snapshot(s.link, sizeof(PMEMoid))) return false;
-  const PMEMoid victim = *s.link;
-  *s.link = s.entry->next;
-  root_->key_count--;
-  root_->state_hash -= s.entry->pair_hash;
-  // Freed at commit: the entry stays readable until then.
-  return tx.Free(victim);
+void KvStore::Impl::RemoveKey(std::string_view key, uint64_t entry) {
+  state_hash_ -= TermOfEntry(entry);
+  DestroyContainer(entry);
+  HashMap keys = Keys();
+  keys.Erase(key);
 }
 
-OpResult KvStore::Impl::IncrBy(Tx& tx, std::string_view key, int64_t delta) {
-  const uint64_t hash = kv_format::KeyHash(key);
-  const Slot s = Find(key, hash);
+void KvStore::Impl::SetString(std::string_view key, std::string_view value) {
+  const auto [e, type] = Lookup(key);
+  if (type != ValueType::kNone) {
+    state_hash_ -= TermOfEntry(e);
+    DestroyContainer(e);
+  }
+  std::string v;
+  v.reserve(1 + value.size());
+  v.push_back(static_cast<char>(ValueType::kString));
+  v.append(value.data(), value.size());
+  HashMap keys = Keys();
+  const uint64_t n = keys.Put(key, v);
+  if (n != 0) state_hash_ += TermOfEntry(n);
+}
+
+OpResult KvStore::Impl::IncrBy(std::string_view key, int64_t delta) {
+  const auto [e, type] = Lookup(key);
+  if (type != ValueType::kNone && type != ValueType::kString) return Error(kWrongTypeError);
   int64_t value = 0;
-  if (s.entry != nullptr && !ParseInt64(ValueOf(s.entry), &value)) {
-    return ErrorResult(kNotIntegerError);
-  }
-  if (__builtin_add_overflow(value, delta, &value)) return ErrorResult(kOverflowError);
-  const std::string text = absl::StrCat(value);
-  if (s.entry != nullptr) {
-    Overwrite(tx, s, text);
-  } else {
-    Insert(tx, key, hash, text, text.size());
-  }
-  return IntegerResult(value);
+  if (e != 0 && !ParseInt64(Keys().Value(e).substr(1), &value)) return Error(kNotIntegerError);
+  if (__builtin_add_overflow(value, delta, &value)) return Error(kOverflowError);
+  SetString(key, absl::StrCat(value));
+  return Integer(value);
 }
 
-OpResult KvStore::Impl::Append(Tx& tx, std::string_view key, std::string_view suffix) {
-  const uint64_t hash = kv_format::KeyHash(key);
-  const Slot s = Find(key, hash);
-  if (s.entry == nullptr) {
-    Insert(tx, key, hash, suffix, suffix.size());
-    return IntegerResult(static_cast<int64_t>(suffix.size()));
+OpResult KvStore::Impl::Append(std::string_view key, std::string_view suffix) {
+  const auto [e, type] = Lookup(key);
+  if (type == ValueType::kNone) {
+    SetString(key, suffix);
+    return Integer(static_cast<int64_t>(suffix.size()));
   }
-  Entry* e = s.entry;
-  const uint64_t old_bytes = e->value_bytes;
+  if (type != ValueType::kString) return Error(kWrongTypeError);
+  const uint64_t old_bytes = Keys().Value(e).size() - 1;
   const uint64_t new_bytes = old_bytes + suffix.size();
-  if (new_bytes > kValueBytesMax) return ErrorResult(kTooLongError);
-  if (suffix.empty()) return IntegerResult(static_cast<int64_t>(old_bytes));
-  const size_t usable = pmemobj_alloc_usable_size(*s.link);
-  if (EntryBytes(e->key_bytes, new_bytes) > usable) {
-    Relocate(tx, s, ValueOf(e), suffix, AppendCapacity(new_bytes));
-    return IntegerResult(static_cast<int64_t>(new_bytes));
-  }
-  // In place, into the allocation's slack.
-  char* tail = Data(e) + e->key_bytes + old_bytes;
-  if (!tx.Snapshot(&e->pair_hash, sizeof(Entry) - offsetof(Entry, pair_hash)) ||
-      !tx.Snapshot(tail, suffix.size())) {
-    return OkResult();  // The batch aborts; this result is dropped.
-  }
-  std::memcpy(tail, suffix.data(), suffix.size());
-  e->value_bytes = static_cast<uint32_t>(new_bytes);
-  const uint64_t old_pair = e->pair_hash;
-  e->pair_hash = kv_format::PairHash(KeyOf(e), ValueOf(e));
-  root_->state_hash += e->pair_hash - old_pair;
-  return IntegerResult(static_cast<int64_t>(new_bytes));
+  if (new_bytes > kValueBytesMax) return Error(kTooLongError);
+  if (suffix.empty()) return Integer(static_cast<int64_t>(old_bytes));
+  state_hash_ -= TermOfEntry(e);
+  HashMap keys = Keys();
+  const uint64_t n = keys.Append(key, suffix);
+  if (n != 0) state_hash_ += TermOfEntry(n);
+  return Integer(static_cast<int64_t>(new_bytes));
 }
 
-void KvStore::Impl::Insert(Tx& tx, std::string_view key, uint64_t hash,
-                           std::string_view value, uint64_t value_capacity) {
-  ABSL_RAW_CHECK(value_capacity >= value.size(), "Insert: capacity below the value");
-  if (!tx.ok()) return;
-  if (root_->key_count + 1 > root_->bucket_count * kv_format::kLoadFactorMax &&
-      root_->bucket_count < kv_format::kBucketCountMax) {
-    // The pacing below finishes every resize of a table of >= 64 buckets
-    // before the next is due; smaller tables may finish it here.
-    if (Resizing()) {
-      Migrate(tx, old_.buckets);
-      batch_stats_.resizes_finished_at_once++;
-    }
-    StartResize(tx);
-    batch_stats_.resizes_started++;
-  }
-  if (Resizing()) {
-    migrate_debt_ += kv_format::kMigrateBucketsPerInsert;
-    if (migrate_debt_ >= kv_format::kMigrateStepBuckets) {
-      Migrate(tx, migrate_debt_);
-      migrate_debt_ = 0;
-    }
-  }
-  const PMEMoid oid =
-      tx.Alloc(EntryBytes(key.size(), value_capacity), kv_format::kEntryType, false);
-  if (!tx.ok()) return;  // The batch aborts (a step above may be half done).
-  // After the migration step above: the key's home is where it is now.
-  PMEMoid* head = Home(hash);
-  if (!tx.Snapshot(head, sizeof(PMEMoid))) return;
-  // A fresh allocation: written without snapshots, flushed at commit.
-  Entry* e = At<Entry>(oid);
-  e->next = *head;
-  e->key_hash = hash;
-  e->pair_hash = kv_format::PairHash(key, value);
-  e->key_bytes = static_cast<uint32_t>(key.size());
-  e->value_bytes = static_cast<uint32_t>(value.size());
-  std::memcpy(Data(e), key.data(), key.size());
-  std::memcpy(Data(e) + key.size(), value.data(), value.size());
-  *head = oid;
-  root_->key_count++;
-  root_->state_hash += e->pair_hash;
-}
-
-void KvStore::Impl::Overwrite(Tx& tx, const Slot& s, std::string_view value) {
-  Entry* e = s.entry;
-  const size_t need = EntryBytes(e->key_bytes, value.size());
-  const size_t usable = pmemobj_alloc_usable_size(*s.link);
-  // Reuse the allocation if the value fits without wasting much of it.
-  if (need > usable || usable - need > need + kSlackBytesMax) {
-    Relocate(tx, s, value, {}, value.size());
-    return;
-  }
-  char* dst = Data(e) + e->key_bytes;
-  // One undo-log range from the header fields through the new value (the
-  // key bytes between them are logged too, unchanged): one log entry and
-  // fence instead of two.
-  if (!tx.Snapshot(&e->pair_hash, static_cast<size_t>(dst + value.size() -
-                                                      reinterpret_cast<char*>(&e->pair_hash)))) {
-    return;
-  }
-  std::memcpy(dst, value.data(), value.size());
-  e->value_bytes = static_cast<uint32_t>(value.size());
-  const uint64_t old_pair = e->pair_hash;
-  e->pair_hash = kv_format::PairHash(KeyOf(e), value);
-  root_->state_hash += e->pair_hash - old_pair;
-}
-
-// Replaces the entry at `s` with a new allocation holding value a+b (either
-// may point into the old entry, which stays readable until commit).
-void KvStore::Impl::Relocate(Tx& tx, const Slot& s, std::string_view a, std::string_view b,
-                             uint64_t value_capacity) {
-  Entry* old = s.entry;
-  const uint64_t value_bytes = a.size() + b.size();
-  ABSL_RAW_CHECK(value_capacity >= value_bytes, "Relocate: capacity below the value");
-  const PMEMoid oid =
-      tx.Alloc(EntryBytes(old->key_bytes, value_capacity), kv_format::kEntryType, false);
-  if (!tx.Snapshot(s.link, sizeof(PMEMoid))) return;
-  Entry* e = At<Entry>(oid);
-  e->next = old->next;
-  e->key_hash = old->key_hash;
-  e->key_bytes = old->key_bytes;
-  e->value_bytes = static_cast<uint32_t>(value_bytes);
-  char* d = Data(e);
-  std::memcpy(d, Data(old), old->key_bytes);
-  std::memcpy(d + old->key_bytes, a.data(), a.size());
-  std::memcpy(d + old->key_bytes + a.size(), b.data(), b.size());
-  e->pair_hash = kv_format::PairHash(KeyOf(e), ValueOf(e));
-  root_->state_hash += e->pair_hash - old->pair_hash;
-  const PMEMoid victim = *s.link;
-  *s.link = oid;
-  tx.Free(victim);
-}
-
-// Starts doubling the table: a directory for twice the buckets becomes the
-// table, the current one the old table, and the cursor starts at old
-// bucket 0. O(1): the new segments are allocated as buckets move into them
-// (Migrate), so no batch allocates or zeroes a whole table.
-void KvStore::Impl::StartResize(Tx& tx) {
-  if (!tx.ok()) return;
-  ABSL_RAW_CHECK(!Resizing(), "StartResize: a resize is in progress");
-  const uint64_t old_count = root_->bucket_count;
-  const PMEMoid directory = AllocTable(tx, 2 * old_count, /*segments=*/false);
-  if (!tx.Snapshot(reinterpret_cast<char*>(root_) + kv_format::kRootResizeOffset,
-                   kv_format::kRootResizeBytes)) {
-    return;
-  }
-  root_->old_directory = root_->directory;
-  root_->directory = directory;
-  root_->bucket_count = 2 * old_count;
-  root_->migrate_cursor = 0;
-  RefreshTables();
-}
-
-bool KvStore::Impl::EnsureSegment(Tx& tx, const Table& t, uint64_t j) {
-  PMEMoid* slot = &t.directory[j >> t.segment_shift];
-  if (!OID_IS_NULL(*slot)) return true;
-  const PMEMoid segment = AllocTableObject(tx, t.segment_buckets, kv_format::kSegmentType);
-  if (!tx.Snapshot(slot, sizeof(PMEMoid))) return false;
-  *slot = segment;
-  return true;
-}
-
-// Moves up to `old_buckets_max` old buckets, from the cursor on, and ends
-// the resize when the last one has moved. Works in runs that stay inside
-// one segment (old and new segments share boundaries: both hold
-// kSegmentBucketsMax buckets, or the whole table).
-void KvStore::Impl::Migrate(Tx& tx, uint64_t old_buckets_max) {
-  if (!tx.ok()) return;  // The batch aborts; the cursor may be at the end.
-  ABSL_RAW_CHECK(Resizing(), "Migrate: no resize in progress");
-  const uint64_t old_count = old_.buckets;
-  uint64_t left = old_buckets_max;
-  while (left > 0 && Resizing() && tx.ok()) {
-    const uint64_t begin = root_->migrate_cursor;
-    const uint64_t segment_end = (begin | (old_.segment_buckets - 1)) + 1;
-    const uint64_t end = std::min(begin + left, segment_end);
-    ABSL_RAW_CHECK(begin < end && end <= old_count, "Migrate: bad run");
-    // Old bucket i splits into new buckets i and i + old_count: two runs of
-    // heads, in one or two new segments, allocated when first needed.
-    if (!EnsureSegment(tx, table_, begin) || !EnsureSegment(tx, table_, begin + old_count)) {
-      return;
-    }
-    const size_t heads_bytes = (end - begin) * sizeof(PMEMoid);
-    if (!tx.Snapshot(Bucket(table_, begin), heads_bytes) ||
-        !tx.Snapshot(Bucket(table_, begin + old_count), heads_bytes)) {
-      return;
-    }
-    for (uint64_t i = begin; i < end; ++i) {
-      if (!MoveBucket(tx, i)) return;
-    }
-    // Logged with the counters (or when this batch started the resize).
-    root_->migrate_cursor = end;
-    left -= end - begin;
-    if (end == segment_end) {
-      // Every bucket of this old segment has moved: it goes.
-      PMEMoid* slot = &old_.directory[begin >> old_.segment_shift];
-      if (!tx.Free(*slot) || !tx.Snapshot(slot, sizeof(PMEMoid))) return;
-      *slot = OID_NULL;
-    }
-    if (end == old_count) FinishResize(tx);
-  }
-}
-
-// Splits old bucket `i`'s chain over new buckets i and i + old_count,
-// keeping the entries' relative order: a deterministic result, and an
-// entry's `next` changes (and is logged) only where its successor went to
-// the other half. The new heads were logged by the caller; the old slot is
-// left as it is (below the cursor: dead, never read again).
-bool KvStore::Impl::MoveBucket(Tx& tx, uint64_t i) {
-  const uint64_t old_count = old_.buckets;
-  PMEMoid* const heads[2] = {Bucket(table_, i), Bucket(table_, i + old_count)};
-  ABSL_RAW_CHECK(OID_IS_NULL(*heads[0]) && OID_IS_NULL(*heads[1]),
-                 "MoveBucket: new buckets filled before their old bucket moved");
-  Entry* last[2] = {nullptr, nullptr};
-  auto link = [&tx](Entry* e, PMEMoid next) {
-    if (e->next.off == next.off && e->next.pool_uuid_lo == next.pool_uuid_lo) return true;
-    if (!tx.Snapshot(&e->next, sizeof(PMEMoid))) return false;
-    e->next = next;
+bool KvStore::Impl::OpenContainer(std::string_view key, ValueType type, bool create,
+                                  uint64_t* entry, ContainerValue* cv, bool* wrong_type) {
+  const auto [e, t] = Lookup(key);
+  *wrong_type = t != ValueType::kNone && t != type;
+  if (*wrong_type) return false;
+  if (e != 0) {
+    *entry = e;
+    *cv = Container(e);
     return true;
-  };
-  for (PMEMoid cur = *Bucket(old_, i); cur.off != 0;) {
-    Entry* e = At<Entry>(cur);
-    const PMEMoid next = e->next;
-    const int half = (e->key_hash & old_count) != 0 ? 1 : 0;
-    if (last[half] == nullptr) {
-      *heads[half] = cur;
-    } else if (!link(last[half], cur)) {
-      return false;
+  }
+  if (!create) return false;
+  ContainerValue fresh{};
+  fresh.type = static_cast<uint8_t>(type);
+  switch (type) {
+    case ValueType::kList:
+      fresh.container = Deque::Create(*arena_);
+      break;
+    case ValueType::kSet:
+      fresh.container = HashMap::Create(*arena_);
+      break;
+    case ValueType::kZSet: {
+      fresh.container = arena_->Alloc(sizeof(keyspace_format::ZSet));
+      const uint64_t members = HashMap::Create(*arena_);
+      const uint64_t tree = BTree::Create(*arena_);
+      if (fresh.container != 0) {
+        arena_->Put(fresh.container, keyspace_format::ZSet{members, tree});
+      }
+      break;
     }
-    last[half] = e;
-    cur = next;
+    default:
+      ABSL_RAW_CHECK(false, "OpenContainer of a non-container type");
   }
-  for (Entry* e : last) {
-    if (e != nullptr && !link(e, OID_NULL)) return false;
-  }
-  return true;
+  if (!arena_->ok()) return false;
+  HashMap keys = Keys();
+  *entry = keys.Put(key, std::string_view(reinterpret_cast<const char*>(&fresh), sizeof(fresh)));
+  *cv = fresh;
+  // An empty container's term joins the hash in SaveContainer (the caller
+  // adds elements first; an empty container never persists).
+  state_hash_ += TermOfEntry(*entry);
+  return arena_->ok();
 }
 
-// Every old bucket has moved (and every old segment is freed): the old
-// directory goes.
-void KvStore::Impl::FinishResize(Tx& tx) {
-  ABSL_RAW_CHECK(root_->migrate_cursor == old_.buckets, "FinishResize: buckets left to move");
-  if (!tx.Free(root_->old_directory) ||
-      !tx.Snapshot(reinterpret_cast<char*>(root_) + kv_format::kRootResizeOffset,
-                   kv_format::kRootResizeBytes)) {
+std::optional<OpResult> KvStore::Impl::OpenTarget(std::string_view key, ValueType type,
+                                                  bool create, OpResult absent, Target* t) {
+  bool wrong = false;
+  if (!OpenContainer(key, type, create, &t->entry, &t->cv, &wrong)) {
+    return wrong ? Error(kWrongTypeError) : std::move(absent);
+  }
+  t->old_term = TermOfEntry(t->entry);
+  return std::nullopt;
+}
+
+// Writes the container's digest into its key entry and moves the key's
+// term in the state hash; removes the key if the container emptied.
+void KvStore::Impl::SaveContainer(std::string_view key, uint64_t old_term,
+                                  const ContainerValue& cv) {
+  const uint64_t e = Keys().Find(key);
+  state_hash_ -= old_term;
+  uint64_t size = 0;
+  switch (static_cast<ValueType>(cv.type)) {
+    case ValueType::kList:
+      size = Deque(*arena_, cv.container).size();
+      break;
+    case ValueType::kSet:
+      size = HashMap(*arena_, cv.container).size();
+      break;
+    default:
+      size = BTree(*arena_, arena_->Load<keyspace_format::ZSet>(cv.container).tree).size();
+  }
+  if (size == 0) {  // Redis deletes empty containers.
+    state_hash_ += TermOfEntry(e);  // RemoveKey subtracts it again.
+    RemoveKey(key, e);
     return;
   }
-  root_->old_directory = OID_NULL;
-  root_->migrate_cursor = 0;
-  RefreshTables();
+  const uint64_t digest_at = e + sizeof(hash_map_format::Entry) + key.size() +
+                             offsetof(ContainerValue, digest);
+  if (arena_->Load<uint64_t>(digest_at) != cv.digest) arena_->Put<uint64_t>(digest_at, cv.digest);
+  state_hash_ += TermOfEntry(e);
 }
 
-void KvStore::Impl::ForEach(
-    const std::function<void(std::string_view, std::string_view)>& fn) const {
-  auto walk = [&](const Table& t, uint64_t begin) {
-    for (uint64_t i = begin; i < t.buckets; ++i) {
-      // During a resize, new segments that no bucket has moved into yet
-      // are not allocated; the allocated ones hold empty buckets where the
-      // old bucket has not moved (Verify checks both).
-      if (OID_IS_NULL(t.directory[i >> t.segment_shift])) {
-        i |= t.segment_buckets - 1;
-        continue;
-      }
-      for (PMEMoid cur = *Bucket(t, i); cur.off != 0;) {
-        Entry* e = At<Entry>(cur);
-        fn(KeyOf(e), ValueOf(e));
-        cur = e->next;
-      }
-    }
-  };
-  walk(table_, 0);
-  if (Resizing()) walk(old_, root_->migrate_cursor);
+OpResult KvStore::Impl::Push(const Op& op, bool front) {
+  Target t;
+  if (auto r = OpenTarget(op.args[0], ValueType::kList, true, Ok(), &t)) return *r;
+  ContainerValue& cv = t.cv;
+  Deque d(*arena_, cv.container);
+  for (size_t i = 1; i < op.args.size() && arena_->ok(); ++i) {
+    if (!(front ? d.PushFront(op.args[i]) : d.PushBack(op.args[i]))) break;
+    const int64_t seq = front ? d.first_seq() : d.first_seq() + static_cast<int64_t>(d.size()) - 1;
+    cv.digest = keyspace_format::AddMod(
+        cv.digest, keyspace_format::MulMod(keyspace_format::ElementHash(op.args[i]),
+                                           keyspace_format::PowG(seq)));
+  }
+  const int64_t len = static_cast<int64_t>(d.size());
+  SaveContainer(op.args[0], t.old_term, cv);
+  return Integer(len);
 }
 
-StoreInfo KvStore::Impl::Info() const {
-  return StoreInfo{.layout_version = root_->header.layout_version,
-                   .cluster_id = root_->header.cluster_id,
-                   .node_id = root_->header.node_id,
-                   .bucket_count = root_->bucket_count,
-                   .pool_bytes = file_bytes_,
-                   .old_bucket_count = old_.buckets,
-                   .migrate_cursor = root_->migrate_cursor};
+OpResult KvStore::Impl::Pop(const Op& op, bool front) {
+  Target t;
+  const OpResult absent =
+      Kind(op.delta == kNoCount ? OpResult::Kind::kNil : OpResult::Kind::kNilArray);
+  if (auto r = OpenTarget(op.args[0], ValueType::kList, false, absent, &t)) return *r;
+  ContainerValue& cv = t.cv;
+  Deque d(*arena_, cv.container);
+  const uint64_t want = op.delta == kNoCount ? 1 : static_cast<uint64_t>(op.delta);
+  OpResult r = Kind(OpResult::Kind::kArray);
+  for (uint64_t i = 0; i < want && d.size() > 0 && arena_->ok(); ++i) {
+    const int64_t seq = front ? d.first_seq() : d.first_seq() + static_cast<int64_t>(d.size()) - 1;
+    std::string v = front ? d.PopFront() : d.PopBack();
+    cv.digest = keyspace_format::SubMod(
+        cv.digest,
+        keyspace_format::MulMod(keyspace_format::ElementHash(v), keyspace_format::PowG(seq)));
+    r.items.push_back(std::move(v));
+  }
+  SaveContainer(op.args[0], t.old_term, cv);
+  if (op.delta == kNoCount) return Bulk(std::move(r.items.front()));
+  return r;
 }
 
-// Two passes. The first reads every allocated object once, in address
-// order (libpmemobj's iteration order, which is also the cheapest order to
-// read the pool in), checks each entry on its own (sizes, key hash, pair
-// checksum) and keeps what the second needs in an ObjectIndex. The second
-// walks the tables and their chains over the index, not the pool: every
-// link must lead to an allocated object of the right type, every object
-// must be reached exactly once, every entry from the bucket its key hashes
-// to in the table the cursor says.
-absl::Status KvStore::Impl::Verify(TableShape* shape_out) const {
-  const std::string where = absl::StrCat("pool ", path_, ": ");
-  auto damaged = [&where](const std::string& what) {
-    return absl::DataLossError(absl::StrCat(where, what));
-  };
-  TableShape shape;
-  ObjectIndex objects;
-  // Entries, plus two tables' directories and segments. The stored count
-  // is not trusted beyond sizing this, and capped: past the cap the
-  // arrays grow as needed.
-  constexpr uint64_t kReserveObjectsMax = 1ull << 24;
-  objects.Reserve(std::min<uint64_t>(root_->key_count, kReserveObjectsMax) + 2 +
-                  3 * kv_format::DirectoryEntries(root_->bucket_count));
-  uint64_t keys = 0;
-  uint64_t state_hash = 0;
-  for (PMEMoid o = pmemobj_first(pop_); !OID_IS_NULL(o); o = pmemobj_next(o)) {
-    const uint64_t type = pmemobj_type_num(o);
-    const size_t usable = pmemobj_alloc_usable_size(o);
-    if (o.off >= file_bytes_ || usable > file_bytes_ - o.off) {
-      return damaged(absl::StrFormat("object at %#x of %d bytes beyond the pool's %d bytes",
-                                     o.off, usable, file_bytes_));
-    }
-    shape.bytes_allocated += usable;
-    if (type == kv_format::kSegmentType || type == kv_format::kDirectoryType) {
-      objects.Add(o.off, static_cast<uint8_t>(type), 0, 0);
+OpResult KvStore::Impl::SetAddRem(const Op& op, bool add) {
+  Target t;
+  if (auto r = OpenTarget(op.args[0], ValueType::kSet, add, Integer(0), &t)) return *r;
+  ContainerValue& cv = t.cv;
+  HashMap set(*arena_, cv.container);
+  int64_t changed = 0;
+  for (size_t i = 1; i < op.args.size() && arena_->ok(); ++i) {
+    const std::string& m = op.args[i];
+    if (add) {
+      if (set.Find(m) != 0) continue;
+      set.Put(m, {});
+    } else if (!set.Erase(m)) {
       continue;
     }
-    if (type != kv_format::kEntryType) {
-      return damaged(absl::StrFormat("object at %#x has unknown type %d", o.off, type));
-    }
-    Entry* e = At<Entry>(o);
-    if (usable < sizeof(Entry) || e->key_bytes > kKeyBytesMax ||
-        e->value_bytes > kValueBytesMax || EntryBytes(e->key_bytes, e->value_bytes) > usable) {
-      return damaged(absl::StrFormat("entry at %#x: sizes (%d, %d) do not fit %d bytes", o.off,
-                                     e->key_bytes, e->value_bytes, usable));
-    }
-    if (e->key_hash != kv_format::KeyHash(KeyOf(e))) {
-      return damaged(absl::StrFormat("entry at %#x: key hash mismatch", o.off));
-    }
-    if (e->pair_hash != kv_format::PairHash(KeyOf(e), ValueOf(e))) {
-      return damaged(absl::StrFormat("entry at %#x: pair checksum mismatch", o.off));
-    }
-    if (!OID_IS_NULL(e->next) && (e->next.pool_uuid_lo != uuid_lo_ || e->next.off == 0)) {
-      return damaged(absl::StrFormat("entry at %#x: next {%#x, %#x} is not in this pool",
-                                     o.off, e->next.pool_uuid_lo, e->next.off));
-    }
-    objects.Add(o.off, static_cast<uint8_t>(type), e->next.off,
-                static_cast<uint32_t>(e->key_hash));
-    keys++;
-    state_hash += e->pair_hash;
+    changed++;
+    const uint64_t h = keyspace_format::MemberHash(m);
+    cv.digest = add ? cv.digest + h : cv.digest - h;
   }
-  if (auto s = objects.Seal(file_bytes_); !s.ok()) return damaged(std::string(s.message()));
-  shape.objects = objects.size();
+  SaveContainer(op.args[0], t.old_term, cv);
+  return Integer(changed);
+}
 
-  // The rank of the object `oid` points at, after checking it is an
-  // allocated object of `type` in this pool, reached for the first time.
-  auto reach = [&](PMEMoid oid, uint64_t type, const char* what) -> absl::StatusOr<uint32_t> {
-    const uint32_t i = oid.pool_uuid_lo == uuid_lo_ ? objects.Find(oid.off) : ObjectIndex::kNone;
-    if (i == ObjectIndex::kNone || objects.type(i) != type) {
-      return damaged(absl::StrFormat("%s {%#x, %#x} is not an allocated object of type %d",
-                                     what, oid.pool_uuid_lo, oid.off, type));
+OpResult KvStore::Impl::ZAdd(const Op& op) {
+  Target t;
+  if (auto r = OpenTarget(op.args[0], ValueType::kZSet, true, Ok(), &t)) return *r;
+  ContainerValue& cv = t.cv;
+  const auto z = arena_->Load<keyspace_format::ZSet>(cv.container);
+  HashMap members(*arena_, z.members);
+  BTree tree(*arena_, z.tree);
+  int64_t added = 0;
+  for (size_t i = 0; i < op.scores.size() && arena_->ok(); ++i) {
+    const std::string& m = op.args[i + 1];
+    const double score = op.scores[i];
+    const uint64_t me = members.Find(m);
+    if (me != 0) {
+      double old = 0;
+      std::memcpy(&old, members.Value(me).data(), 8);
+      if (old == score) continue;  // Redis: no change (also for -0 vs 0).
+      tree.Erase({old, m});
+      cv.digest -= keyspace_format::ScoredHash(m, old);
+    } else {
+      added++;
     }
-    if (!objects.Reach(i)) {
-      return damaged(absl::StrFormat("%s at %#x is reachable twice (cycle or shared link)",
-                                     what, oid.off));
+    members.Put(m, std::string_view(reinterpret_cast<const char*>(&score), 8));
+    tree.Insert({score, m});
+    cv.digest += keyspace_format::ScoredHash(m, score);
+  }
+  SaveContainer(op.args[0], t.old_term, cv);
+  return Integer(added);
+}
+
+OpResult KvStore::Impl::ZRem(const Op& op) {
+  Target t;
+  if (auto r = OpenTarget(op.args[0], ValueType::kZSet, false, Integer(0), &t)) return *r;
+  ContainerValue& cv = t.cv;
+  const auto z = arena_->Load<keyspace_format::ZSet>(cv.container);
+  HashMap members(*arena_, z.members);
+  BTree tree(*arena_, z.tree);
+  int64_t removed = 0;
+  for (size_t i = 1; i < op.args.size() && arena_->ok(); ++i) {
+    const std::string& m = op.args[i];
+    const uint64_t me = members.Find(m);
+    if (me == 0) continue;
+    double score = 0;
+    std::memcpy(&score, members.Value(me).data(), 8);
+    tree.Erase({score, m});
+    members.Erase(m);
+    cv.digest -= keyspace_format::ScoredHash(m, score);
+    removed++;
+  }
+  SaveContainer(op.args[0], t.old_term, cv);
+  return Integer(removed);
+}
+
+OpResult KvStore::Impl::ZPop(const Op& op, bool max) {
+  Target t;
+  const OpResult absent = Kind(OpResult::Kind::kArray);
+  if (auto r = OpenTarget(op.args[0], ValueType::kZSet, false, absent, &t)) return *r;
+  ContainerValue& cv = t.cv;
+  const auto z = arena_->Load<keyspace_format::ZSet>(cv.container);
+  HashMap members(*arena_, z.members);
+  BTree tree(*arena_, z.tree);
+  const uint64_t want = op.delta == kNoCount ? 1 : static_cast<uint64_t>(op.delta);
+  OpResult r = Kind(OpResult::Kind::kArray);
+  for (uint64_t i = 0; i < want && tree.size() > 0 && arena_->ok(); ++i) {
+    std::string m;
+    double score = 0;
+    auto take = [&](ZKey k) {
+      m = std::string(k.member);
+      score = k.score;
+      return false;
+    };
+    if (max) {
+      tree.ScanBack(take);
+    } else {
+      tree.ScanRank(0, take);
     }
-    return i;
-  };
-  // An array object of at least `entries` PMEMoids.
-  auto array = [&](PMEMoid oid, uint64_t type, uint64_t entries,
-                   const char* what) -> absl::StatusOr<const PMEMoid*> {
-    auto i = reach(oid, type, what);
-    if (!i.ok()) return i.status();
-    const size_t usable = pmemobj_alloc_usable_size(oid);
-    if (usable < entries * sizeof(PMEMoid)) {
-      return damaged(absl::StrFormat("%s at %#x of %d bytes holds fewer than %d entries", what,
-                                     oid.off, usable, entries));
+    tree.Erase({score, m});
+    members.Erase(m);
+    cv.digest -= keyspace_format::ScoredHash(m, score);
+    r.items.push_back(m);
+    r.items.push_back(FormatScore(score));
+  }
+  SaveContainer(op.args[0], t.old_term, cv);
+  return r;
+}
+
+absl::Status KvStore::Impl::ApplyWriteSet(const WriteSet& ws, WriteSet* applied) {
+  return arena_->ApplyWriteSet(ws, applied);
+}
+
+absl::Status KvStore::Impl::UndoWriteSet(const WriteSet& ws) { return arena_->UndoWriteSet(ws); }
+
+// --- Verify -------------------------------------------------------------------
+
+absl::Status KvStore::Impl::CheckContainer(uint64_t entry,
+                                           const std::function<absl::Status(uint64_t)>& own,
+                                           TableShape* shape) const {
+  const HashMap keys = Keys();
+  const std::string_view value = keys.Value(entry);
+  const auto type = static_cast<ValueType>(value[0]);
+  if (type == ValueType::kString) {
+    shape->strings++;
+    return absl::OkStatus();
+  }
+  if (value.size() != sizeof(ContainerValue)) return Damaged("container value of a bad size");
+  const ContainerValue cv = Container(entry);
+  for (uint8_t b : cv.pad) {
+    if (b != 0) return Damaged("container value padding is not zero");
+  }
+  if (!arena_->Contains(cv.container, 64)) return Damaged("container outside the arena");
+  uint64_t digest = 0;
+  switch (type) {
+    case ValueType::kList: {
+      shape->lists++;
+      Deque d(*arena_, cv.container);
+      if (auto s = d.Check(own); !s.ok()) return s;
+      if (d.size() == 0) return Damaged("empty list");
+      int64_t seq = d.first_seq();
+      d.Range(0, d.size() - 1, [&](std::string_view v) {
+        digest = keyspace_format::AddMod(
+            digest, keyspace_format::MulMod(keyspace_format::ElementHash(v),
+                                            keyspace_format::PowG(seq++)));
+      });
+      break;
     }
-    return At<PMEMoid>(oid);
-  };
-  std::vector<uint32_t> chain;
-  // One chain, whose keys must hash to `bucket` of a table of mask + 1
-  // buckets.
-  auto walk = [&](PMEMoid head, uint64_t mask, uint64_t bucket,
-                  const char* table) -> absl::Status {
-    chain.clear();
-    PMEMoid cur = head;
-    while (!OID_IS_NULL(cur)) {
-      auto i = reach(cur, kv_format::kEntryType, "entry");
-      if (!i.ok()) return i.status();
-      // Bucket counts are at most 2^32: the low hash bits decide.
-      if ((objects.hash_low(*i) & mask) != bucket) {
-        return damaged(absl::StrFormat("entry at %#x is not in its %s bucket %d", cur.off,
-                                       table, bucket));
+    case ValueType::kSet: {
+      shape->sets++;
+      HashMap set(*arena_, cv.container);
+      if (auto s = set.Check(own); !s.ok()) return s;
+      if (set.size() == 0) return Damaged("empty set");
+      bool values_empty = true;
+      set.ForEach([&](uint64_t m) {
+        digest += keyspace_format::MemberHash(set.Key(m));
+        values_empty &= set.Value(m).empty();
+      });
+      if (!values_empty) return Damaged("set member with a value");
+      break;
+    }
+    case ValueType::kZSet: {
+      shape->zsets++;
+      if (auto s = own(cv.container); !s.ok()) return s;
+      const auto z = arena_->Load<keyspace_format::ZSet>(cv.container);
+      if (!arena_->Contains(z.members, 64) || !arena_->Contains(z.tree, 64)) {
+        return Damaged("sorted set parts outside the arena");
       }
-      // A key's hash picks its bucket, so a duplicate would share the chain.
-      for (uint32_t other : chain) {
-        if (objects.hash_low(other) != objects.hash_low(*i)) continue;
-        Entry* a = At<Entry>(PMEMoid{uuid_lo_, objects.offset(other)});
-        Entry* b = At<Entry>(cur);
-        if (a->key_hash == b->key_hash && KeyOf(a) == KeyOf(b)) {
-          return damaged(absl::StrFormat("entry at %#x: duplicate key", cur.off));
+      HashMap members(*arena_, z.members);
+      BTree tree(*arena_, z.tree);
+      if (auto s = members.Check(own); !s.ok()) return s;
+      if (auto s = tree.Check(own); !s.ok()) return s;
+      if (tree.size() == 0 || tree.size() != members.size()) {
+        return Damaged("sorted set: empty, or tree and member map disagree on the count");
+      }
+      absl::Status st;
+      tree.ScanRank(0, [&](ZKey k) {
+        const uint64_t me = members.Find(k.member);
+        double score = 0;
+        if (me == 0 || members.Value(me).size() != 8) {
+          st = Damaged("sorted set: tree member missing from the member map");
+          return false;
         }
-      }
-      chain.push_back(*i);
-      const uint64_t next = objects.next_offset(*i);
-      cur = next == 0 ? OID_NULL : PMEMoid{uuid_lo_, next};
+        std::memcpy(&score, members.Value(me).data(), 8);
+        if (score != k.score || std::signbit(score) != std::signbit(k.score)) {
+          st = Damaged("sorted set: scores of the tree and the member map differ");
+          return false;
+        }
+        digest += keyspace_format::ScoredHash(k.member, k.score);
+        return true;
+      });
+      if (!st.ok()) return st;
+      break;
     }
-    if (!chain.empty()) shape.buckets_used++;
-    shape.chain_length_max = std::max<uint64_t>(shape.chain_length_max, chain.size());
+    default:
+      return Damaged(absl::StrFormat("unknown value type %d", static_cast<int>(type)));
+  }
+  if (digest != cv.digest) return Damaged("container digest does not match its content");
+  return absl::OkStatus();
+}
+
+absl::Status KvStore::Impl::Verify(TableShape* shape_out) const {
+  absl::flat_hash_set<uint64_t> owned;
+  auto own = [&](uint64_t b) -> absl::Status {
+    if (!owned.insert(b).second) {
+      return Damaged(absl::StrFormat("block %d reachable twice (shared or cyclic)", b));
+    }
     return absl::OkStatus();
   };
-  const uint64_t cursor = root_->migrate_cursor;
-  // Zero, or the old table's buckets during a resize.
-  const uint64_t old_count = Resizing() ? old_.buckets : 0;
-  // Walks the buckets [begin, t.buckets) of table `t`. `live(j)`: whether
-  // bucket j holds keys (else its segment is absent or it is empty).
-  auto walk_table = [&](PMEMoid directory, const Table& t, uint64_t begin,
-                        const std::function<bool(uint64_t)>& live,
-                        const char* table) -> absl::Status {
-    auto dir = array(directory, kv_format::kDirectoryType,
-                     kv_format::DirectoryEntries(t.buckets), "bucket directory");
-    if (!dir.ok()) return dir.status();
-    for (uint64_t s = 0; s < kv_format::DirectoryEntries(t.buckets); ++s) {
-      const uint64_t first = s * t.segment_buckets;
-      const uint64_t last = first + t.segment_buckets;
-      // A segment exists iff it holds buckets at or past `begin` and a
-      // live one (a bucket has moved into it). Its first bucket has the
-      // smallest old bucket of the segment, so it decides.
-      const bool needed = last > begin && live(first);
-      if (OID_IS_NULL((*dir)[s])) {
-        if (!needed) continue;
-        return damaged(absl::StrFormat("%s table: segment %d is missing", table, s));
-      }
-      if (!needed) {
-        return damaged(absl::StrFormat("%s table: segment %d should not exist", table, s));
-      }
-      auto segment = array((*dir)[s], kv_format::kSegmentType, t.segment_buckets,
-                           "bucket segment");
-      if (!segment.ok()) return segment.status();
-      for (uint64_t j = std::max(first, begin); j < last; ++j) {
-        const PMEMoid head = (*segment)[j - first];
-        if (!live(j)) {
-          if (!OID_IS_NULL(head)) {
-            return damaged(absl::StrFormat(
-                "%s bucket %d is not empty but its old bucket has not moved (cursor %d)",
-                table, j, cursor));
-          }
-          continue;
-        }
-        if (auto st = walk(head, t.buckets - 1, j, table); !st.ok()) return st;
-      }
+  TableShape shape;
+  const Root r = root();
+  if (r.magic != keyspace_format::kMagic) return Damaged("bad root magic");
+  const HashMap keys = Keys();
+  if (auto s = keys.Check(own); !s.ok()) return s;
+  uint64_t hash = 0;
+  absl::Status st;
+  keys.ForEach([&](uint64_t e) {
+    if (!st.ok()) return;
+    if (keys.Value(e).empty()) {
+      st = Damaged("key without a type");
+      return;
     }
-    return absl::OkStatus();
-  };
-  // The table: during a resize only buckets whose old bucket has moved.
-  if (auto s = walk_table(root_->directory, table_, 0,
-                          [&](uint64_t j) {
-                            return old_count == 0 || (j & (old_count - 1)) < cursor;
-                          },
-                          "new");
+    st = CheckContainer(e, own, &shape);
+    if (st.ok()) hash += TermOfEntry(e);
+  });
+  if (!st.ok()) return st;
+  if (hash != r.state_hash) return Damaged("state hash does not match the content");
+  HeapShape heap;
+  absl::Status leak;
+  if (auto s = arena_->CheckHeap(
+          [&](uint64_t b) {
+            if (!owned.contains(b) && leak.ok()) {
+              leak = Damaged(absl::StrFormat("block %d is used but unreachable (leak)", b));
+            }
+          },
+          &heap);
       !s.ok()) {
     return s;
   }
-  // The old table's live part: buckets from the cursor on. Slots below it
-  // are dead, and its segments wholly below it are freed.
-  if (Resizing()) {
-    if (auto s = walk_table(root_->old_directory, old_, cursor, [](uint64_t) { return true; },
-                            "old");
-        !s.ok()) {
-      return s;
-    }
-  }
-  if (objects.reached() != objects.size()) {
-    return damaged(absl::StrFormat("%d allocated objects are unreachable (leak)",
-                                   objects.size() - objects.reached()));
-  }
-  if (keys != root_->key_count) {
-    return damaged(absl::StrFormat("key count %d, the table holds %d", root_->key_count, keys));
-  }
-  if (state_hash != root_->state_hash) {
-    return damaged(absl::StrFormat("state hash %#x, the table hashes to %#x",
-                                   root_->state_hash, state_hash));
-  }
-  const uint64_t count = root_->bucket_count;
-  if (count < kv_format::kBucketCountMax && keys > count * kv_format::kLoadFactorMax) {
-    return damaged(absl::StrFormat("%d keys in %d buckets: load factor above %d", keys, count,
-                                   kv_format::kLoadFactorMax));
-  }
+  if (!leak.ok()) return leak;
+  if (heap.blocks_used != owned.size()) return Damaged("reachable blocks that are not in use");
+  shape.objects = heap.blocks_used;
+  shape.bytes_allocated = heap.bytes_used;
+  shape.bytes_free = heap.bytes_free;
   if (shape_out != nullptr) *shape_out = shape;
   return absl::OkStatus();
 }
 
-// ---- KvStore: forwards to Impl. ----
+StoreInfo KvStore::Impl::Info() const {
+  StoreInfo info;
+  info.layout_version = id_.layout_version;
+  info.cluster_id = id_.cluster_id;
+  info.node_id = id_.node_id;
+  info.pool_bytes = id_.pool_bytes;
+  info.arena_bytes = arena_->size();
+  info.heap_bytes = arena_->header().bump - arena_format::kHeapOffset;
+  const HashMap keys = Keys();
+  info.bucket_count = keys.buckets();
+  info.resizing = keys.resizing();
+  return info;
+}
+
+// --- KvStore ------------------------------------------------------------------
 
 absl::StatusOr<std::unique_ptr<KvStore>> KvStore::Open(const StoreOptions& options) {
-  auto impl = Impl::Open(options);
-  if (!impl.ok()) return impl.status();
-  return std::unique_ptr<KvStore>(new KvStore(std::move(*impl)));
+  PoolOptions po;
+  po.path = options.path;
+  po.pool_bytes = options.pool_bytes;
+  po.cluster_id = options.cluster_id;
+  po.node_id = options.node_id;
+  po.create_if_missing = options.create_if_missing;
+  po.check_identity = options.check_identity;
+  po.adopt_node_id = options.adopt_node_id;
+  absl::StatusOr<std::unique_ptr<PmemArenaPool>> pool = PmemArenaPool::Open(po);
+  if (!pool.ok()) return pool.status();
+  absl::StatusOr<std::unique_ptr<Arena>> arena = Arena::Attach(pool->get());
+  if (!arena.ok()) {
+    return absl::Status(arena.status().code(),
+                        absl::StrCat("pool ", options.path, ": ", arena.status().message()));
+  }
+  const PoolIdentity id = (*pool)->identity();
+  ArenaMemory* memory = pool->get();
+  auto impl = std::make_unique<Impl>(std::move(*pool), memory, std::move(*arena), id);
+  if (auto s = impl->Init(); !s.ok()) return s;
+  if (options.verify_on_open) {
+    if (auto s = impl->Verify(nullptr); !s.ok()) {
+      return absl::Status(s.code(), absl::StrCat("pool ", options.path, ": ", s.message()));
+    }
+  }
+  return std::unique_ptr<KvStore>(new KvStore(std::move(impl)));
+}
+
+absl::StatusOr<std::unique_ptr<KvStore>> KvStore::OpenMemory(ArenaMemory* memory, bool verify) {
+  const bool fresh = memory->data()[0] == 0;  // A zeroed memory: format it.
+  if (fresh) {
+    if (auto s = Arena::Format(memory); !s.ok()) return s;
+  }
+  absl::StatusOr<std::unique_ptr<Arena>> arena = Arena::Attach(memory);
+  if (!arena.ok()) return arena.status();
+  auto impl = std::make_unique<Impl>(nullptr, memory, std::move(*arena), PoolIdentity{});
+  if (auto s = impl->Init(); !s.ok()) return s;
+  if (verify) {
+    if (auto s = impl->Verify(nullptr); !s.ok()) return s;
+  }
+  return std::unique_ptr<KvStore>(new KvStore(std::move(impl)));
 }
 
 KvStore::KvStore(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -1239,18 +836,164 @@ KvStore::~KvStore() = default;
 
 absl::StatusOr<std::vector<OpResult>> KvStore::ApplyBatch(uint64_t index,
                                                           absl::Span<const Op> ops,
-                                                          const Epilogue& epilogue) {
-  return impl_->ApplyBatch(index, ops, epilogue);
+                                                          WriteSet* write_set) {
+  return impl_->ApplyBatch(index, ops, nullptr, write_set);
 }
-std::optional<std::string> KvStore::Get(std::string_view key) const { return impl_->Get(key); }
-uint64_t KvStore::Size() const { return impl_->Size(); }
-uint64_t KvStore::AppliedIndex() const { return impl_->AppliedIndex(); }
-uint64_t KvStore::StateHash() const { return impl_->StateHash(); }
+absl::StatusOr<std::vector<OpResult>> KvStore::ApplyBatch(uint64_t index,
+                                                          absl::Span<const Op> ops,
+                                                          const Epilogue& epilogue,
+                                                          WriteSet* write_set) {
+  return impl_->ApplyBatch(index, ops, &epilogue, write_set);
+}
+absl::Status KvStore::ApplyWriteSet(const WriteSet& ws, WriteSet* applied) {
+  return impl_->ApplyWriteSet(ws, applied);
+}
+absl::Status KvStore::UndoWriteSet(const WriteSet& ws) { return impl_->UndoWriteSet(ws); }
+uint64_t KvStore::ArenaBytes() const { return impl_->arena().size(); }
+
+ValueType KvStore::Type(std::string_view key) const { return impl_->Lookup(key).second; }
+
+std::optional<std::string> KvStore::Get(std::string_view key) const {
+  const auto [e, type] = impl_->Lookup(key);
+  if (type != ValueType::kString) return std::nullopt;
+  return std::string(impl_->Keys().Value(e).substr(1));
+}
+
+uint64_t KvStore::Size() const { return impl_->Keys().size(); }
+uint64_t KvStore::AppliedIndex() const { return impl_->root().applied_index; }
+uint64_t KvStore::StateHash() const { return impl_->root().state_hash; }
+
+uint64_t KvStore::ListLength(std::string_view key) const {
+  const auto [e, type] = impl_->Lookup(key);
+  if (type != ValueType::kList) return 0;
+  return Deque(impl_->arena(), impl_->Container(e).container).size();
+}
+
+std::vector<std::string> KvStore::ListRange(std::string_view key, int64_t start,
+                                            int64_t stop) const {
+  std::vector<std::string> out;
+  const auto [e, type] = impl_->Lookup(key);
+  if (type != ValueType::kList) return out;
+  const Deque d(impl_->arena(), impl_->Container(e).container);
+  uint64_t from = 0, to = 0;
+  if (!ClampRange(start, stop, d.size(), &from, &to)) return out;
+  d.Range(from, to, [&](std::string_view v) { out.emplace_back(v); });
+  return out;
+}
+
+std::optional<std::string> KvStore::ListIndex(std::string_view key, int64_t index) const {
+  const auto [e, type] = impl_->Lookup(key);
+  if (type != ValueType::kList) return std::nullopt;
+  const Deque d(impl_->arena(), impl_->Container(e).container);
+  const int64_t n = static_cast<int64_t>(d.size());
+  if (index < 0) index += n;
+  if (index < 0 || index >= n) return std::nullopt;
+  return std::string(d.At(static_cast<uint64_t>(index)));
+}
+
+std::vector<std::string> KvStore::SetMembers(std::string_view key) const {
+  std::vector<std::string> out;
+  const auto [e, type] = impl_->Lookup(key);
+  if (type != ValueType::kSet) return out;
+  const HashMap set(impl_->arena(), impl_->Container(e).container);
+  set.ForEach([&](uint64_t m) { out.emplace_back(set.Key(m)); });
+  return out;
+}
+
+bool KvStore::SetIsMember(std::string_view key, std::string_view member) const {
+  const auto [e, type] = impl_->Lookup(key);
+  if (type != ValueType::kSet) return false;
+  return HashMap(impl_->arena(), impl_->Container(e).container).Find(member) != 0;
+}
+
+uint64_t KvStore::SetCard(std::string_view key) const {
+  const auto [e, type] = impl_->Lookup(key);
+  if (type != ValueType::kSet) return 0;
+  return HashMap(impl_->arena(), impl_->Container(e).container).size();
+}
+
+std::optional<double> KvStore::ZScore(std::string_view key, std::string_view member) const {
+  const auto [e, type] = impl_->Lookup(key);
+  if (type != ValueType::kZSet) return std::nullopt;
+  const auto z = impl_->arena().Load<keyspace_format::ZSet>(impl_->Container(e).container);
+  const HashMap members(impl_->arena(), z.members);
+  const uint64_t me = members.Find(member);
+  if (me == 0) return std::nullopt;
+  double score = 0;
+  std::memcpy(&score, members.Value(me).data(), 8);
+  return score;
+}
+
+uint64_t KvStore::ZCard(std::string_view key) const {
+  const auto [e, type] = impl_->Lookup(key);
+  if (type != ValueType::kZSet) return 0;
+  const auto z = impl_->arena().Load<keyspace_format::ZSet>(impl_->Container(e).container);
+  return BTree(impl_->arena(), z.tree).size();
+}
+
+std::vector<std::pair<std::string, double>> KvStore::ZRange(std::string_view key, int64_t start,
+                                                            int64_t stop) const {
+  std::vector<std::pair<std::string, double>> out;
+  const auto [e, type] = impl_->Lookup(key);
+  if (type != ValueType::kZSet) return out;
+  const auto z = impl_->arena().Load<keyspace_format::ZSet>(impl_->Container(e).container);
+  const BTree tree(impl_->arena(), z.tree);
+  uint64_t from = 0, to = 0;
+  if (!ClampRange(start, stop, tree.size(), &from, &to)) return out;
+  tree.ScanRank(from, [&](ZKey k) {
+    out.emplace_back(std::string(k.member), k.score);
+    return out.size() < to - from + 1;
+  });
+  return out;
+}
+
+std::vector<std::pair<std::string, double>> KvStore::ZRangeByScore(std::string_view key,
+                                                                   ScoreBound min, ScoreBound max,
+                                                                   uint64_t offset,
+                                                                   int64_t limit) const {
+  std::vector<std::pair<std::string, double>> out;
+  const auto [e, type] = impl_->Lookup(key);
+  if (type != ValueType::kZSet || limit == 0) return out;
+  const auto z = impl_->arena().Load<keyspace_format::ZSet>(impl_->Container(e).container);
+  const BTree tree(impl_->arena(), z.tree);
+  uint64_t skipped = 0;
+  tree.ScanFrom(min.value, min.exclusive, [&](ZKey k) {
+    if (k.score > max.value || (max.exclusive && k.score == max.value)) return false;
+    if (skipped < offset) {
+      skipped++;
+      return true;
+    }
+    out.emplace_back(std::string(k.member), k.score);
+    return limit < 0 || out.size() < static_cast<uint64_t>(limit);
+  });
+  return out;
+}
+
+void KvStore::ForEachKey(
+    const std::function<void(std::string_view key, ValueType type)>& fn) const {
+  const HashMap keys = impl_->Keys();
+  keys.ForEach([&](uint64_t e) { fn(keys.Key(e), static_cast<ValueType>(keys.Value(e)[0])); });
+}
+
 void KvStore::ForEach(
     const std::function<void(std::string_view key, std::string_view value)>& fn) const {
-  impl_->ForEach(fn);
+  const HashMap keys = impl_->Keys();
+  keys.ForEach([&](uint64_t e) {
+    const std::string_view v = keys.Value(e);
+    if (static_cast<ValueType>(v[0]) == ValueType::kString) fn(keys.Key(e), v.substr(1));
+  });
 }
-StoreStats KvStore::Stats() const { return impl_->Stats(); }
+
+StoreStats KvStore::Stats() const {
+  StoreStats s = impl_->stats_;
+  const ArenaStats a = impl_->arena().stats();
+  const ArenaStats& base = impl_->stats_base_;  // Open's own transaction.
+  s.transactions = a.transactions - base.transactions;
+  s.bytes_written = a.bytes_written - base.bytes_written;
+  s.ranges_written = a.ranges_written - base.ranges_written;
+  return s;
+}
+
 absl::Status KvStore::Verify(TableShape* shape) const { return impl_->Verify(shape); }
 StoreInfo KvStore::Info() const { return impl_->Info(); }
 

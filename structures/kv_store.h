@@ -1,10 +1,14 @@
-// A persistent key-value store (a hash map) in a libpmemobj pool.
+// The typed keyspace: Redis-like strings, lists, sets and sorted sets in
+// an arena inside a libpmemobj pool (arena.h, pmem_arena.h). Keys live in
+// a hash map; a list is a deque, a set a hash map, a sorted set a B+tree
+// of (score, member) beside a member -> score hash map.
 //
-// Every mutation runs in ONE pmemobj transaction per log entry, which also
+// Every mutation runs in ONE arena transaction per log entry, which also
 // stores the applied log index: after a crash the pool holds exactly the
 // effects of entries [1, AppliedIndex()]. Deterministic: the same batches
-// applied from the same state give the same content and StateHash().
-// Pool layout: structures/FORMAT.md. Not thread-safe (one owner).
+// from the same state give byte-identical arenas and the same StateHash().
+// Each transaction yields its write set (physical replication).
+// Layout: structures/FORMAT.md ("Keyspace"). Not thread-safe (one owner).
 #ifndef BLIZZARD_STRUCTURES_KV_STORE_H_
 #define BLIZZARD_STRUCTURES_KV_STORE_H_
 
@@ -14,14 +18,18 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"
 #include "structures/op.h"
+#include "structures/write_set.h"
 
 namespace blizzard::structures {
+
+class ArenaMemory;
 
 struct StoreOptions {
   std::string path;                    // Pool file (e.g. under /dev/shm).
@@ -29,12 +37,7 @@ struct StoreOptions {
   uint64_t cluster_id = 0;             // Checked on open.
   uint64_t node_id = 0;
   bool create_if_missing = true;
-  // Added for tests, operators and the inspector:
-  // Buckets of a new pool (a power of two, >= 16). The table doubles when
-  // keys exceed buckets, incrementally: a few buckets move per batch.
-  uint64_t initial_bucket_count = 1024;
-  // Open walks the whole pool (Verify()) and refuses a damaged pool. O(n):
-  // ~1.6 µs of CPU and ~25 bytes of memory per key here; README.md.
+  // Open walks the whole keyspace (Verify()) and refuses a damaged pool.
   bool verify_on_open = true;
   // false: accept any cluster/node id (the pool inspector only).
   bool check_identity = true;
@@ -48,84 +51,115 @@ struct StoreOptions {
 struct StoreStats {
   uint64_t transactions = 0;
   uint64_t ops_applied = 0;
-  // Pool bytes the committed transactions changed: undo-logged ranges
-  // (which may include a few unchanged bytes, e.g. an entry's key between
-  // its header and its value, logged as one range) plus newly allocated
-  // objects. Excludes PMDK's undo log and allocator metadata. For
-  // NVM-bytes-per-op comparisons.
+  // Arena bytes the committed transactions changed: the merged write sets
+  // (what physical replication ships), allocator metadata included.
+  // Excludes libpmemobj's own undo log.
   uint64_t bytes_written = 0;
-  // Added: table doublings started, and how many of them had to finish
-  // the previous resize at once (its pacing fell behind; only tables
-  // below 64 buckets can).
-  uint64_t resizes_started = 0;
-  uint64_t resizes_finished_at_once = 0;
+  uint64_t ranges_written = 0;
 };
 
-// Identity and shape of an open pool. O(1).
 struct StoreInfo {
   uint32_t layout_version = 0;
   uint64_t cluster_id = 0;
   uint64_t node_id = 0;
-  uint64_t bucket_count = 0;  // Of the table (the new one during a resize).
-  uint64_t pool_bytes = 0;    // Size of the pool file.
-  // Added: the incremental resize. Buckets of the old table while a resize
-  // is in progress (bucket_count / 2), else 0; and how many of them have
-  // moved to the new table.
-  uint64_t old_bucket_count = 0;
-  uint64_t migrate_cursor = 0;
+  uint64_t pool_bytes = 0;   // Size of the pool file (0 for a simulated arena).
+  uint64_t arena_bytes = 0;
+  uint64_t heap_bytes = 0;   // Carved from the arena so far.
+  uint64_t bucket_count = 0;  // Of the keyspace's hash map.
+  bool resizing = false;      // The keyspace's map is doubling.
 };
 
 // What Verify() measured on its walk.
 struct TableShape {
-  uint64_t buckets_used = 0;      // Non-empty buckets.
-  uint64_t chain_length_max = 0;
-  uint64_t objects = 0;           // pmemobj objects (entries, directories, segments).
-  uint64_t bytes_allocated = 0;   // Usable bytes of those objects.
+  uint64_t objects = 0;          // Used arena blocks.
+  uint64_t bytes_allocated = 0;  // Their block bytes.
+  uint64_t bytes_free = 0;       // On free lists.
+  uint64_t strings = 0, lists = 0, sets = 0, zsets = 0;
+};
+
+enum class ValueType : uint8_t { kNone = 0, kString = 1, kList = 2, kSet = 3, kZSet = 4 };
+// TYPE's reply: "none", "string", "list", "set", "zset".
+const char* TypeName(ValueType type);
+
+inline constexpr char kWrongTypeError[] =
+    "WRONGTYPE Operation against a key holding the wrong kind of value";
+
+struct ScoreBound {
+  double value = 0;
+  bool exclusive = false;
 };
 
 class KvStore {
  public:
   // Errors: NotFound (missing, !create_if_missing), FailedPrecondition
   // (foreign pool: other layout/version/cluster/node), DataLoss (header
-  // checksum fails), InvalidArgument (bad options).
+  // checksum, Verify()), InvalidArgument (bad options).
   static absl::StatusOr<std::unique_ptr<KvStore>> Open(const StoreOptions& options);
+  // A keyspace over any arena backend (tests: SimMemory). Formats a
+  // zeroed memory. The memory must outlive the store.
+  static absl::StatusOr<std::unique_ptr<KvStore>> OpenMemory(ArenaMemory* memory,
+                                                             bool verify = true);
   ~KvStore();
 
   // Applies the ops of log entry `index` in one transaction that also sets
   // AppliedIndex() = index. `index` must be > AppliedIndex()
-  // (FailedPrecondition otherwise: never applied twice). An empty `ops`
-  // just advances the applied index. Per-op failures (INCRBY on a
-  // non-integer) are OpResult errors, not a failed Status; ResourceExhausted
-  // if the pool is full (the transaction is rolled back, nothing applied).
-  // InvalidArgument (nothing applied) if an op fails ValidateOp.
-  // `epilogue` (optional): called inside the same transaction with the
-  // ops' results; the ops it returns are applied after them, results
-  // discarded (node/ records client sessions this way, atomically with
-  // the ops and the applied index). InvalidArgument (nothing applied) if
-  // one fails ValidateOp.
+  // (FailedPrecondition otherwise). Per-op failures (WRONGTYPE, not an
+  // integer) are OpResult errors; ResourceExhausted if the arena is full
+  // (rolled back, nothing applied); InvalidArgument (nothing applied) if
+  // an op fails ValidateOp. With `write_set`, returns what changed.
+  absl::StatusOr<std::vector<OpResult>> ApplyBatch(uint64_t index, absl::Span<const Op> ops,
+                                                   WriteSet* write_set = nullptr);
+  // The same with an `epilogue`: called inside the same transaction with
+  // the ops' results; the ops it returns are applied after them, results
+  // discarded (node/ records client sessions this way, atomically with the
+  // ops and the applied index). InvalidArgument (nothing applied) if one
+  // fails ValidateOp.
   using Epilogue = std::function<std::vector<Op>(absl::Span<const OpResult> results)>;
-  absl::StatusOr<std::vector<OpResult>> ApplyBatch(uint64_t index,
-                                                   absl::Span<const Op> ops,
-                                                   const Epilogue& epilogue = nullptr);
+  absl::StatusOr<std::vector<OpResult>> ApplyBatch(uint64_t index, absl::Span<const Op> ops,
+                                                   const Epilogue& epilogue,
+                                                   WriteSet* write_set = nullptr);
+  // Physical replication: a write set applied in one transaction (the
+  // applied index travels inside it), and the undo of one this store
+  // committed (its pre-images). Both re-read the root afterwards.
+  absl::Status ApplyWriteSet(const WriteSet& ws, WriteSet* applied = nullptr);
+  absl::Status UndoWriteSet(const WriteSet& ws);
+  uint64_t ArenaBytes() const;
 
-  std::optional<std::string> Get(std::string_view key) const;
+  // Reads (never fail: wrong types read as absent; callers check Type()).
+  ValueType Type(std::string_view key) const;
+  std::optional<std::string> Get(std::string_view key) const;  // Strings.
   uint64_t Size() const;  // Number of keys.
   uint64_t AppliedIndex() const;
-  // Order-independent hash of the logical content (every key and value).
-  // Replicas that applied the same index must agree.
+  // Order-independent over keys, covering every type's content. Replicas
+  // that applied the same index must agree. O(1).
   uint64_t StateHash() const;
-  // Visits every key/value (unspecified order). Inspector and tests.
+  uint64_t ListLength(std::string_view key) const;
+  // Redis's LRANGE/LINDEX index rules (negative from the end, clamped).
+  std::vector<std::string> ListRange(std::string_view key, int64_t start, int64_t stop) const;
+  std::optional<std::string> ListIndex(std::string_view key, int64_t index) const;
+  std::vector<std::string> SetMembers(std::string_view key) const;
+  bool SetIsMember(std::string_view key, std::string_view member) const;
+  uint64_t SetCard(std::string_view key) const;
+  std::optional<double> ZScore(std::string_view key, std::string_view member) const;
+  uint64_t ZCard(std::string_view key) const;
+  std::vector<std::pair<std::string, double>> ZRange(std::string_view key, int64_t start,
+                                                     int64_t stop) const;
+  // Members with min <= score <= max (bounds may be exclusive), skipping
+  // `offset`, at most `limit` (negative: all).
+  std::vector<std::pair<std::string, double>> ZRangeByScore(std::string_view key, ScoreBound min,
+                                                            ScoreBound max, uint64_t offset,
+                                                            int64_t limit) const;
+  // Every key with its type (deterministic order).
+  void ForEachKey(const std::function<void(std::string_view key, ValueType type)>& fn) const;
+  // Every string key/value (inspector, tests).
   void ForEach(const std::function<void(std::string_view key,
                                         std::string_view value)>& fn) const;
   StoreStats Stats() const;
 
-  // Added: walks every object and checks the table against itself: each
-  // entry is an allocated object of the entry type, in the bucket its key
-  // hashes to (during a resize: in the old or the new table, as the
-  // migrate cursor says), with correct key and pair hashes; no duplicate
-  // keys; every object reachable exactly once (no leaks, no cycles); the
-  // key count and the state hash equal the walk's. DataLoss naming the
-  // first problem found. O(n) time, ~12 bytes of memory per object.
+  // Walks everything: the arena's heap, the keyspace map, every container
+  // (structure, counts, the member->score map against the B+tree), every
+  // digest and the state hash; every used block owned exactly once.
+  // DataLoss naming the first problem.
   absl::Status Verify(TableShape* shape = nullptr) const;
   StoreInfo Info() const;
 

@@ -57,7 +57,7 @@ std::vector<Op> BatchFor(uint64_t index) {
   gen.big_value_bytes = 4096;
   std::vector<Op> ops = testing::RandomBatch(rng, gen);
   if (index % 3 != 0 && index <= kBurstIndexMax) {
-    Op burst{OpCode::kMSet, {}, 0};
+    Op burst{OpCode::kMSet, {}, 0, {}};
     for (uint64_t n = 0, count = 8 + rng() % 17; n < count; ++n) {
       burst.args.push_back(absl::StrCat("new", index, "_", n));
       burst.args.push_back(std::string(rng() % 64, 'n'));
@@ -71,7 +71,6 @@ StoreOptions Options(const std::string& path) {
   StoreOptions o;
   o.path = path;
   o.pool_bytes = 256ull << 20;
-  o.initial_bucket_count = 16;
   o.cluster_id = 1;
   o.node_id = 1;
   return o;
@@ -88,7 +87,7 @@ constexpr uint64_t kResizingBit = 1ull << 63;
   if (write(fd, &ready, sizeof(ready)) != sizeof(ready)) _exit(4);
   for (uint64_t i = (*store)->AppliedIndex() + 1;; ++i) {
     if (!(*store)->ApplyBatch(i, BatchFor(i)).ok()) _exit(3);
-    const uint64_t report = i | ((*store)->Info().old_bucket_count != 0 ? kResizingBit : 0);
+    const uint64_t report = i | ((*store)->Info().resizing ? kResizingBit : 0);
     if (write(fd, &report, sizeof(report)) != sizeof(report)) _exit(4);
   }
 }
@@ -196,15 +195,15 @@ TEST(KvStoreCrashTest, KilledProcessLeavesWholeBatches) {
     auto store = KvStore::Open(o);  // Verifies the whole table.
     ASSERT_TRUE(store.ok()) << store.status();
     const uint64_t applied = (*store)->AppliedIndex();
-    if ((*store)->Info().old_bucket_count != 0) ++recovered_mid_resize;
+    if ((*store)->Info().resizing) ++recovered_mid_resize;
     ASSERT_GE(applied, max_reported) << "a reported batch was lost";
     ASSERT_LE(applied, std::max(model_index, max_reported) + 1)
         << "at most the one unreported batch in flight is extra";
     ASSERT_GE(applied, model_index);
     for (; model_index < applied; ++model_index) model.Apply(BatchFor(model_index + 1));
-    ASSERT_EQ((*store)->Size(), model.contents().size());
+    ASSERT_EQ((*store)->Size(), model.values().size());
     ASSERT_EQ((*store)->StateHash(), model.StateHash());
-    ASSERT_EQ(testing::Contents(**store), model.contents());
+    ASSERT_EQ(testing::Dump(**store), model.Dump());
   }
   // The run must have done real work for the test to mean anything.
   EXPECT_GE(rounds, kRoundsMin);
@@ -219,7 +218,7 @@ TEST(KvStoreCrashTest, KilledProcessLeavesWholeBatches) {
       "crash test: %d kills (%lu recovered mid-resize), %lu batches applied, %zu keys at the "
       "end\n",
       rounds, static_cast<unsigned long>(recovered_mid_resize),
-      static_cast<unsigned long>(model_index), model.contents().size());
+      static_cast<unsigned long>(model_index), model.values().size());
 }
 
 }  // namespace

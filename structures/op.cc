@@ -2,22 +2,25 @@
 // ("Operation batch"); this file is its only reader and writer.
 #include "structures/op.h"
 
+#include <charconv>
+#include <cmath>
 #include <cstring>
 #include <limits>
 
 #include "absl/base/internal/raw_logging.h"
 #include "absl/status/status.h"
 #include "absl/strings/str_format.h"
+#include "structures/codec.h"
 
 namespace blizzard::structures {
 namespace {
 
-constexpr uint8_t kBatchVersion = 1;
+constexpr uint8_t kBatchVersion = 2;  // 1: strings only (no typed ops).
 // Smallest encoding of any op (code + one empty key + one more byte: a
 // value length, a key count or a delta). Bounds `reserve` against the input
 // size, so a forged op count cannot make the decoder allocate.
 constexpr size_t kOpBytesMin = 3;
-constexpr size_t kVarintBytesMax = 10;
+using codec::kVarintBytesMax;
 
 absl::Status CheckKey(const std::string& key, size_t arg) {
   if (key.size() > kKeyBytesMax) {
@@ -44,87 +47,15 @@ absl::Status CheckArity(const Op& op, const char* name, bool ok) {
   return absl::OkStatus();
 }
 
-void PutVarint(uint64_t v, std::string* out) {
-  while (v >= 0x80) {
-    out->push_back(static_cast<char>((v & 0x7f) | 0x80));
-    v >>= 7;
-  }
-  out->push_back(static_cast<char>(v));
-}
+using codec::PutBytes;
+using codec::PutVarint;
+using codec::UnZigZag;
+using codec::ZigZag;
 
-void PutBytes(const std::string& s, std::string* out) {
-  PutVarint(s.size(), out);
-  out->append(s);
-}
-
-uint64_t ZigZag(int64_t v) {
-  return (static_cast<uint64_t>(v) << 1) ^ static_cast<uint64_t>(v >> 63);
-}
-
-int64_t UnZigZag(uint64_t v) {
-  return static_cast<int64_t>((v >> 1) ^ (~(v & 1) + 1));
-}
-
-// A bounds-checked cursor. Every read reports the offset of a failure so a
-// corrupt entry can be located.
-class Reader {
+// The op batch's reader: codec::Reader named for error messages.
+class Reader : public codec::Reader {
  public:
-  explicit Reader(absl::Span<const uint8_t> bytes) : bytes_(bytes) {}
-
-  size_t offset() const { return pos_; }
-  size_t remaining() const { return bytes_.size() - pos_; }
-
-  absl::Status Byte(uint8_t* out) {
-    if (remaining() < 1) return Truncated("byte");
-    *out = bytes_[pos_++];
-    return absl::OkStatus();
-  }
-
-  // Canonical LEB128 only: at most 10 bytes, no redundant trailing zero
-  // groups, no bits beyond 64. One value has exactly one encoding, so
-  // Encode(Decode(x)) == x for every accepted x.
-  absl::Status Varint(uint64_t* out) {
-    const size_t start = pos_;
-    uint64_t v = 0;
-    for (size_t i = 0; i < kVarintBytesMax; ++i) {
-      if (remaining() < 1) return Truncated("varint");
-      const uint8_t b = bytes_[pos_++];
-      if (i == kVarintBytesMax - 1 && b > 1) return Bad(start, "varint overflows 64 bits");
-      v |= static_cast<uint64_t>(b & 0x7f) << (7 * i);
-      if ((b & 0x80) == 0) {
-        if (b == 0 && i > 0) return Bad(start, "non-canonical varint");
-        *out = v;
-        return absl::OkStatus();
-      }
-    }
-    return Bad(start, "varint longer than 10 bytes");
-  }
-
-  absl::Status Bytes(uint64_t limit, const char* what, std::string* out) {
-    const size_t start = pos_;
-    uint64_t n = 0;
-    if (auto s = Varint(&n); !s.ok()) return s;
-    if (n > limit) {
-      return Bad(start, absl::StrFormat("%s of %d bytes exceeds %d", what, n, limit));
-    }
-    if (n > remaining()) return Truncated(what);
-    out->assign(reinterpret_cast<const char*>(bytes_.data() + pos_), n);
-    pos_ += n;
-    return absl::OkStatus();
-  }
-
-  absl::Status Bad(size_t at, const std::string& why) const {
-    return absl::InvalidArgumentError(
-        absl::StrFormat("op batch: %s at byte %d", why, at));
-  }
-
- private:
-  absl::Status Truncated(const char* what) const {
-    return Bad(pos_, absl::StrFormat("truncated %s", what));
-  }
-
-  absl::Span<const uint8_t> bytes_;
-  size_t pos_ = 0;
+  explicit Reader(absl::Span<const uint8_t> bytes) : codec::Reader(bytes, "op batch") {}
 };
 
 // Reads `count` keys (and values when `pairs`) into op->args.
@@ -180,6 +111,54 @@ absl::Status ReadOp(Reader& r, Op* op) {
       if (auto s = ReadCount(r, 2, &pairs); !s.ok()) return s;
       return ReadArgs(r, pairs, /*pairs=*/true, op);
     }
+    case OpCode::kLPush:
+    case OpCode::kRPush:
+    case OpCode::kSAdd:
+    case OpCode::kSRem:
+    case OpCode::kZRem: {
+      // The argument count includes the key: >= 2.
+      const size_t at = r.offset();
+      uint64_t count = 0;
+      if (auto s = ReadCount(r, 1, &count); !s.ok()) return s;
+      if (count < 2) return r.Bad(at, "key without elements");
+      op->args.resize(count);
+      if (auto s = r.Bytes(kKeyBytesMax, "key", &op->args[0]); !s.ok()) return s;
+      for (size_t i = 1; i < count; ++i) {
+        if (auto s = r.Bytes(kValueBytesMax, "element", &op->args[i]); !s.ok()) return s;
+      }
+      return absl::OkStatus();
+    }
+    case OpCode::kLPop:
+    case OpCode::kRPop:
+    case OpCode::kZPopMin:
+    case OpCode::kZPopMax: {
+      if (auto s = ReadArgs(r, 1, /*pairs=*/false, op); !s.ok()) return s;
+      const size_t at = r.offset();
+      uint64_t zz = 0;
+      if (auto s = r.Varint(&zz); !s.ok()) return s;
+      op->delta = UnZigZag(zz);
+      if (op->delta < kNoCount) return r.Bad(at, "negative count");
+      return absl::OkStatus();
+    }
+    case OpCode::kZAdd: {
+      const size_t at = r.offset();
+      uint64_t pairs = 0;
+      // Each pair takes >= 9 bytes (score, member length).
+      if (auto s = ReadCount(r, 9, &pairs); !s.ok()) return s;
+      (void)at;
+      op->args.resize(pairs + 1);
+      op->scores.resize(pairs);
+      if (auto s = r.Bytes(kKeyBytesMax, "key", &op->args[0]); !s.ok()) return s;
+      for (size_t i = 0; i < pairs; ++i) {
+        const size_t score_at = r.offset();
+        uint64_t bits = 0;
+        if (auto s = r.Fixed64(&bits); !s.ok()) return s;
+        std::memcpy(&op->scores[i], &bits, 8);
+        if (std::isnan(op->scores[i])) return r.Bad(score_at, "NaN score");
+        if (auto s = r.Bytes(kValueBytesMax, "member", &op->args[i + 1]); !s.ok()) return s;
+      }
+      return absl::OkStatus();
+    }
   }
   return r.Bad(start, absl::StrFormat("unknown opcode %d", code));
 }
@@ -206,19 +185,50 @@ absl::Status ValidateOp(const Op& op) {
                      !op.args.empty() && op.args.size() % 2 == 0 &&
                          op.args.size() <= kArgsPerOpMax);
       break;
+    case OpCode::kLPush:
+    case OpCode::kRPush:
+    case OpCode::kSAdd:
+    case OpCode::kSRem:
+    case OpCode::kZRem:
+    case OpCode::kZAdd:
+      s = CheckArity(op, "a variadic typed op",
+                     op.args.size() >= 2 && op.args.size() <= kArgsPerOpMax);
+      break;
+    case OpCode::kLPop:
+    case OpCode::kRPop:
+    case OpCode::kZPopMin:
+    case OpCode::kZPopMax:
+      s = CheckArity(op, "a pop", op.args.size() == 1);
+      if (s.ok() && op.delta < kNoCount) return absl::InvalidArgumentError("negative count");
+      break;
     default:
       return absl::InvalidArgumentError(
           absl::StrFormat("unknown opcode %d", static_cast<int>(op.code)));
   }
   if (!s.ok()) return s;
-  // The encoding carries a delta only for INCRBY; a stray one would be lost.
-  if (op.code != OpCode::kIncrBy && op.delta != 0) {
-    return absl::InvalidArgumentError("delta is only meaningful for INCRBY");
+  const bool pops = op.code == OpCode::kLPop || op.code == OpCode::kRPop ||
+                    op.code == OpCode::kZPopMin || op.code == OpCode::kZPopMax;
+  // The encoding carries a delta only for INCRBY and pops; a stray one
+  // would be lost.
+  if (op.code != OpCode::kIncrBy && !pops && op.delta != 0) {
+    return absl::InvalidArgumentError("delta is only meaningful for INCRBY and pops");
+  }
+  if (op.code == OpCode::kZAdd) {
+    if (op.scores.size() + 1 != op.args.size()) {
+      return absl::InvalidArgumentError("ZADD needs one score per member");
+    }
+    for (double d : op.scores) {
+      if (std::isnan(d)) return absl::InvalidArgumentError("NaN score");
+    }
+  } else if (!op.scores.empty()) {
+    return absl::InvalidArgumentError("scores are only meaningful for ZADD");
   }
   const bool pairs = op.code == OpCode::kSet || op.code == OpCode::kAppend ||
                      op.code == OpCode::kMSet;
+  const bool elements = op.code >= OpCode::kLPush && !pops;  // Key, then elements.
   for (size_t i = 0; i < op.args.size(); ++i) {
-    s = (pairs && i % 2 == 1) ? CheckValue(op.args[i], i) : CheckKey(op.args[i], i);
+    const bool value = pairs ? i % 2 == 1 : (elements && i > 0);
+    s = value ? CheckValue(op.args[i], i) : CheckKey(op.args[i], i);
     if (!s.ok()) return s;
   }
   return absl::OkStatus();
@@ -228,7 +238,7 @@ std::string EncodeBatch(absl::Span<const Op> ops) {
   ABSL_RAW_CHECK(ops.size() <= kOpsPerBatchMax, "EncodeBatch: too many ops");
   size_t bytes = 1 + kVarintBytesMax;
   for (const Op& op : ops) {
-    bytes += 1 + 2 * kVarintBytesMax;
+    bytes += 1 + 2 * kVarintBytesMax + 8 * op.scores.size();
     for (const std::string& a : op.args) bytes += a.size() + kVarintBytesMax;
   }
   std::string out;
@@ -243,16 +253,38 @@ std::string EncodeBatch(absl::Span<const Op> ops) {
       case OpCode::kSet:
       case OpCode::kAppend:
       case OpCode::kIncrBy:
+      case OpCode::kLPop:
+      case OpCode::kRPop:
+      case OpCode::kZPopMin:
+      case OpCode::kZPopMax:
         break;  // Fixed arity: no count on the wire.
       case OpCode::kDel:
+      case OpCode::kLPush:
+      case OpCode::kRPush:
+      case OpCode::kSAdd:
+      case OpCode::kSRem:
+      case OpCode::kZRem:
         PutVarint(op.args.size(), &out);
         break;
       case OpCode::kMSet:
         PutVarint(op.args.size() / 2, &out);
         break;
+      case OpCode::kZAdd:
+        PutVarint(op.scores.size(), &out);
+        PutBytes(op.args[0], &out);
+        for (size_t i = 0; i < op.scores.size(); ++i) {
+          uint64_t bits = 0;
+          std::memcpy(&bits, &op.scores[i], 8);
+          codec::PutFixed64(bits, &out);
+          PutBytes(op.args[i + 1], &out);
+        }
+        continue;
     }
     for (const std::string& a : op.args) PutBytes(a, &out);
-    if (op.code == OpCode::kIncrBy) PutVarint(ZigZag(op.delta), &out);
+    if (op.code == OpCode::kIncrBy || op.code == OpCode::kLPop || op.code == OpCode::kRPop ||
+        op.code == OpCode::kZPopMin || op.code == OpCode::kZPopMax) {
+      PutVarint(ZigZag(op.delta), &out);
+    }
   }
   ABSL_RAW_CHECK(out.size() <= bytes, "EncodeBatch: size estimate too small");
   return out;
@@ -283,6 +315,39 @@ absl::StatusOr<std::vector<Op>> DecodeBatch(absl::Span<const uint8_t> bytes) {
     return r.Bad(r.offset(), absl::StrFormat("%d trailing bytes", r.remaining()));
   }
   return ops;
+}
+
+std::string FormatScore(double score) {
+  if (std::isinf(score)) return score > 0 ? "inf" : "-inf";
+  char buf[64];
+  const auto r = std::to_chars(buf, buf + sizeof(buf), score);
+  ABSL_RAW_CHECK(r.ec == std::errc(), "FormatScore: to_chars failed");
+  return std::string(buf, r.ptr);
+}
+
+bool ParseScore(std::string_view text, double* score) {
+  if (text.empty() || text.size() > 128) return false;
+  std::string lower(text);
+  for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  if (lower == "inf" || lower == "+inf" || lower == "infinity" || lower == "+infinity") {
+    *score = HUGE_VAL;
+    return true;
+  }
+  if (lower == "-inf" || lower == "-infinity") {
+    *score = -HUGE_VAL;
+    return true;
+  }
+  // from_chars rejects a leading '+', which strtod (Redis) accepts.
+  std::string_view digits = text;
+  if (digits[0] == '+') digits.remove_prefix(1);
+  if (digits.empty() || (digits[0] == '-' && text[0] == '+')) return false;
+  double d = 0;
+  const auto r = std::from_chars(digits.data(), digits.data() + digits.size(), d);
+  if (r.ec != std::errc() || r.ptr != digits.data() + digits.size() || std::isnan(d)) {
+    return false;
+  }
+  *score = d;
+  return true;
 }
 
 }  // namespace blizzard::structures

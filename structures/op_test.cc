@@ -1,6 +1,7 @@
 #include "structures/op.h"
 
 #include <cstdint>
+#include <cmath>
 #include <limits>
 #include <random>
 #include <string>
@@ -24,7 +25,7 @@ absl::Span<const uint8_t> Bytes(const std::string& s) {
 absl::StatusOr<std::vector<Op>> Decode(const std::string& s) { return DecodeBatch(Bytes(s)); }
 
 Op MakeOp(OpCode code, std::vector<std::string> args, int64_t delta = 0) {
-  return Op{.code = code, .args = std::move(args), .delta = delta};
+  return Op{.code = code, .args = std::move(args), .delta = delta, .scores = {}};
 }
 
 TEST(ValidateOpTest, ArityPerOpcode) {
@@ -50,7 +51,7 @@ TEST(ValidateOpTest, ArityPerOpcode) {
 TEST(ValidateOpTest, UnknownOpcodeAndStrayDelta) {
   EXPECT_EQ(ValidateOp(MakeOp(static_cast<OpCode>(0), {"k", "v"})).code(),
             absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(ValidateOp(MakeOp(static_cast<OpCode>(6), {"k", "v"})).code(),
+  EXPECT_EQ(ValidateOp(MakeOp(static_cast<OpCode>(16), {"k", "v"})).code(),
             absl::StatusCode::kInvalidArgument);
   // The encoding has no delta outside INCRBY; it would be silently lost.
   EXPECT_FALSE(ValidateOp(MakeOp(OpCode::kSet, {"k", "v"}, 1)).ok());
@@ -78,31 +79,31 @@ TEST(ValidateOpTest, SizeLimits) {
 
 // The exact bytes FORMAT.md documents.
 TEST(EncodeBatchTest, GoldenBytes) {
-  EXPECT_EQ(EncodeBatch({}), std::string("\x01\x00", 2));
+  EXPECT_EQ(EncodeBatch({}), std::string("\x02\x00", 2));
   EXPECT_EQ(EncodeBatch({MakeOp(OpCode::kSet, {"k", "v"})}),
-            std::string("\x01\x01"
+            std::string("\x02\x01"
                         "\x01\x01k\x01v",
                         7));
   EXPECT_EQ(EncodeBatch({MakeOp(OpCode::kDel, {"a", "bc"})}),
-            std::string("\x01\x01"
+            std::string("\x02\x01"
                         "\x02\x02\x01"
                         "a\x02"
                         "bc",
                         9));
   EXPECT_EQ(EncodeBatch({MakeOp(OpCode::kIncrBy, {"n"}, -1)}),
-            std::string("\x01\x01"
+            std::string("\x02\x01"
                         "\x03\x01n\x01",
                         6));
   EXPECT_EQ(EncodeBatch({MakeOp(OpCode::kIncrBy, {"n"}, 64)}),
-            std::string("\x01\x01"
+            std::string("\x02\x01"
                         "\x03\x01n\x80\x01",
                         7));
   EXPECT_EQ(EncodeBatch({MakeOp(OpCode::kAppend, {"k", ""})}),
-            std::string("\x01\x01"
+            std::string("\x02\x01"
                         "\x04\x01k\x00",
                         6));
   EXPECT_EQ(EncodeBatch({MakeOp(OpCode::kMSet, {"a", "1", "b", "2"})}),
-            std::string("\x01\x01"
+            std::string("\x02\x01"
                         "\x05\x02\x01"
                         "a\x01"
                         "1\x01"
@@ -111,10 +112,73 @@ TEST(EncodeBatchTest, GoldenBytes) {
                         12));
   // INT64_MIN zigzags to 2^64-1: the longest (10-byte) varint.
   const std::string min = EncodeBatch({MakeOp(OpCode::kIncrBy, {""}, INT64_MIN)});
-  EXPECT_EQ(min, std::string("\x01\x01\x03\x00"
+  EXPECT_EQ(min, std::string("\x02\x01\x03\x00"
                              "\xff\xff\xff\xff\xff\xff\xff\xff\xff\x01",
                              14));
+  // Typed ops (version 2).
+  EXPECT_EQ(EncodeBatch({MakeOp(OpCode::kRPush, {"l", "a", "b"})}),
+            std::string("\x02\x01"
+                        "\x07\x03\x01l\x01"
+                        "a\x01"
+                        "b",
+                        10));
+  EXPECT_EQ(EncodeBatch({MakeOp(OpCode::kLPop, {"l"}, kNoCount)}),
+            std::string("\x02\x01"
+                        "\x08\x01l\x01",
+                        6));
+  EXPECT_EQ(EncodeBatch({MakeOp(OpCode::kZPopMax, {"z"}, 2)}),
+            std::string("\x02\x01"
+                        "\x0f\x01z\x04",
+                        6));
+  Op zadd = MakeOp(OpCode::kZAdd, {"z", "m"});
+  zadd.scores = {1.5};  // 0x3ff8000000000000
+  EXPECT_EQ(EncodeBatch({zadd}), std::string("\x02\x01"
+                                             "\x0c\x01\x01z"
+                                             "\x00\x00\x00\x00\x00\x00\xf8\x3f"
+                                             "\x01m",
+                                             16));
 }
+
+TEST(ValidateOpTest, TypedOps) {
+  EXPECT_FALSE(ValidateOp(MakeOp(OpCode::kLPush, {"k"})).ok());  // No elements.
+  EXPECT_TRUE(ValidateOp(MakeOp(OpCode::kLPush, {"k", "e"})).ok());
+  EXPECT_FALSE(ValidateOp(MakeOp(OpCode::kLPop, {"k"}, -2)).ok());
+  EXPECT_TRUE(ValidateOp(MakeOp(OpCode::kLPop, {"k"}, kNoCount)).ok());
+  EXPECT_FALSE(ValidateOp(MakeOp(OpCode::kSAdd, {"k", "m"}, 1)).ok());  // Stray count.
+  Op zadd = MakeOp(OpCode::kZAdd, {"k", "m"});
+  EXPECT_FALSE(ValidateOp(zadd).ok());  // No score.
+  zadd.scores = {std::nan("")};
+  EXPECT_FALSE(ValidateOp(zadd).ok());
+  zadd.scores = {HUGE_VAL};
+  EXPECT_TRUE(ValidateOp(zadd).ok());
+  Op sadd = MakeOp(OpCode::kSAdd, {"k", "m"});
+  sadd.scores = {1};
+  EXPECT_FALSE(ValidateOp(sadd).ok());  // Scores only for ZADD.
+}
+
+TEST(ScoreTest, FormatAndParseLikeRedis) {
+  EXPECT_EQ(FormatScore(1), "1");
+  EXPECT_EQ(FormatScore(2.5), "2.5");
+  EXPECT_EQ(FormatScore(-0.1), "-0.1");
+  EXPECT_EQ(FormatScore(HUGE_VAL), "inf");
+  EXPECT_EQ(FormatScore(-HUGE_VAL), "-inf");
+  EXPECT_EQ(FormatScore(1e300), "1e+300");
+  double d = 0;
+  EXPECT_TRUE(ParseScore("1.5", &d));
+  EXPECT_EQ(d, 1.5);
+  EXPECT_TRUE(ParseScore("+2", &d));
+  EXPECT_EQ(d, 2);
+  EXPECT_TRUE(ParseScore("-inf", &d));
+  EXPECT_EQ(d, -HUGE_VAL);
+  EXPECT_TRUE(ParseScore("+INF", &d));
+  EXPECT_EQ(d, HUGE_VAL);
+  EXPECT_TRUE(ParseScore("1e3", &d));
+  EXPECT_EQ(d, 1000);
+  for (const char* bad : {"", "nan", "NaN", "1.5x", " 1", "abc", "+-1", "--1", "1 "}) {
+    EXPECT_FALSE(ParseScore(bad, &d)) << bad;
+  }
+}
+
 
 TEST(DecodeBatchTest, RoundTripsExtremes) {
   const std::vector<Op> ops = {
@@ -136,33 +200,40 @@ TEST(DecodeBatchTest, RejectsMalformedInput) {
   };
   const Case cases[] = {
       {"", "truncated"},
-      {std::string("\x02\x00", 2), "unsupported version 2"},
-      {std::string("\x01", 1), "truncated varint"},
-      {std::string("\x01\x01", 2), "op count beyond input"},
-      {std::string("\x01\x00\x00", 3), "1 trailing bytes"},
-      {std::string("\x01\x01\x09\x01k\x01v", 7), "unknown opcode 9"},
-      {std::string("\x01\x01\x00\x01k\x01v", 7), "unknown opcode 0"},
-      {std::string("\x01\x01\x01\x01k\x02v", 7), "truncated value"},
-      {std::string("\x01\x01\x01\x81\x00k\x01v", 8), "non-canonical varint"},
-      {std::string("\x01\x01\x02\x00\x01k", 6), "zero argument count"},
-      {std::string("\x01\x01\x02\x05\x01k", 6), "argument count beyond input"},
-      {std::string("\x01\x01\x05\x00\x01k", 6), "zero argument count"},
-      {std::string("\x01\x01\x03\x01n"
+      {std::string("\x01\x00", 2), "unsupported version 1"},
+      {std::string("\x02", 1), "truncated varint"},
+      {std::string("\x02\x01", 2), "op count beyond input"},
+      {std::string("\x02\x00\x00", 3), "1 trailing bytes"},
+      {std::string("\x02\x01\x10\x01k\x01v", 7), "unknown opcode 16"},
+      {std::string("\x02\x01\x00\x01k\x01v", 7), "unknown opcode 0"},
+      {std::string("\x02\x01\x01\x01k\x02v", 7), "truncated value"},
+      {std::string("\x02\x01\x01\x81\x00k\x01v", 8), "non-canonical varint"},
+      {std::string("\x02\x01\x02\x00\x01k", 6), "zero argument count"},
+      {std::string("\x02\x01\x02\x05\x01k", 6), "argument count beyond input"},
+      {std::string("\x02\x01\x05\x00\x01k", 6), "zero argument count"},
+      {std::string("\x02\x01\x03\x01n"
                    "\xff\xff\xff\xff\xff\xff\xff\xff\xff\x02",
                    15),
        "varint overflows 64 bits"},
-      {std::string("\x01\x01\x03\x01n"
+      {std::string("\x02\x01\x03\x01n"
                    "\xff\xff\xff\xff\xff\xff\xff\xff\xff\x81\x00",
                    16),
        "varint overflows"},
       // Key length 64 KiB + 1 (varint 0x81 0x80 0x04).
-      {std::string("\x01\x01\x01\x81\x80\x04", 6), "key of 65537 bytes exceeds 65536"},
+      {std::string("\x02\x01\x01\x81\x80\x04", 6), "key of 65537 bytes exceeds 65536"},
       // Op count 2^16 + 1 (varint 0x81 0x80 0x04).
-      {std::string("\x01\x81\x80\x04", 4), "op count 65537 exceeds 65536"},
+      {std::string("\x02\x81\x80\x04", 4), "op count 65537 exceeds 65536"},
       // DEL with 2^16 + 1 keys.
-      {std::string("\x01\x01\x02\x81\x80\x04", 6), "argument count 65537 exceeds 65536"},
+      {std::string("\x02\x01\x02\x81\x80\x04", 6), "argument count 65537 exceeds 65536"},
       // MSET with 2^15 + 1 pairs.
-      {std::string("\x01\x01\x05\x81\x80\x02", 6), "argument count 65538 exceeds 65536"},
+      {std::string("\x02\x01\x05\x81\x80\x02", 6), "argument count 65538 exceeds 65536"},
+      // Typed ops: a push without elements, a negative pop count, a NaN score.
+      {std::string("\x02\x01\x06\x01\x01k", 6), "key without elements"},
+      {std::string("\x02\x01\x08\x01k\x03", 6), "negative count"},
+      {std::string("\x02\x01\x0c\x01\x01z"
+                   "\x00\x00\x00\x00\x00\x00\xf8\x7f\x01m",
+                   16),
+       "NaN score"},
   };
   for (const Case& c : cases) {
     auto r = Decode(c.bytes);

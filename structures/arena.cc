@@ -1,0 +1,357 @@
+// The arena's allocator, transactions and write sets. Layout:
+// structures/FORMAT.md ("Arena").
+#include "structures/arena.h"
+
+#include <algorithm>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/strings/str_format.h"
+#include "xxhash.h"
+
+namespace blizzard::structures {
+namespace {
+
+using arena_format::BlockBytes;
+using arena_format::BlockHeader;
+using arena_format::Header;
+using arena_format::kBlockHeaderBytes;
+using arena_format::kClassCount;
+
+uint64_t HeaderChecksum(const Header& h) {
+  return XXH3_64bits_withSeed(&h, offsetof(Header, checksum), arena_format::kHeaderSeed);
+}
+
+// The smallest class whose blocks hold `bytes` usable bytes.
+uint32_t ClassFor(uint64_t bytes) {
+  for (uint32_t c = 0; c < kClassCount; ++c) {
+    if (BlockBytes(c) - kBlockHeaderBytes >= bytes) return c;
+  }
+  return kClassCount;
+}
+
+absl::Status Damaged(const std::string& why) {
+  return absl::DataLossError(absl::StrCat("arena: ", why));
+}
+
+}  // namespace
+
+absl::Status Arena::Format(ArenaMemory* memory) {
+  if (memory->size() < arena_format::kArenaBytesMin) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "arena of %d bytes is below %d", memory->size(), arena_format::kArenaBytesMin));
+  }
+  Arena arena(memory);
+  if (auto s = arena.Begin(); !s.ok()) return s;
+  Header h{};
+  h.magic = arena_format::kMagic;
+  h.version = arena_format::kVersion;
+  h.class_count = kClassCount;
+  h.arena_bytes = memory->size();
+  h.heap_offset = arena_format::kHeapOffset;
+  h.checksum = HeaderChecksum(h);
+  h.bump = arena_format::kHeapOffset;
+  arena.Put(0, h);
+  arena.Zero(arena_format::kRootOffset, arena_format::kHeapOffset - arena_format::kRootOffset);
+  return arena.Commit();
+}
+
+absl::StatusOr<std::unique_ptr<Arena>> Arena::Attach(ArenaMemory* memory) {
+  if (memory->size() < arena_format::kArenaBytesMin) {
+    return Damaged(absl::StrFormat("%d bytes is too small", memory->size()));
+  }
+  std::unique_ptr<Arena> arena(new Arena(memory));
+  const Header h = arena->header();
+  if (h.magic != arena_format::kMagic) {
+    return absl::FailedPreconditionError("arena: bad magic (not an arena)");
+  }
+  if (h.checksum != HeaderChecksum(h)) return Damaged("header checksum mismatch");
+  if (h.version != arena_format::kVersion) {
+    return absl::FailedPreconditionError(absl::StrFormat(
+        "arena: version %d, this build reads %d", h.version, arena_format::kVersion));
+  }
+  if (h.class_count != kClassCount || h.heap_offset != arena_format::kHeapOffset ||
+      h.arena_bytes != memory->size()) {
+    return Damaged(absl::StrFormat("header fields (classes %d, heap %d, size %d of %d)",
+                                   h.class_count, h.heap_offset, h.arena_bytes,
+                                   memory->size()));
+  }
+  if (h.bump < h.heap_offset || h.bump > h.arena_bytes || h.bump % 16 != 0) {
+    return Damaged(absl::StrFormat("bump pointer %d outside the heap", h.bump));
+  }
+  for (uint32_t c = 0; c < kClassCount; ++c) {
+    const uint64_t f = h.free_heads[c];
+    if (f != 0 && (f < h.heap_offset + kBlockHeaderBytes || f >= h.bump)) {
+      return Damaged(absl::StrFormat("free list %d head %d outside the heap", c, f));
+    }
+  }
+  return arena;
+}
+
+absl::Status Arena::Begin() {
+  ABSL_RAW_CHECK(!in_tx_, "Arena::Begin inside a transaction");
+  records_.clear();
+  pre_.clear();
+  status_ = memory_->Begin();
+  if (!status_.ok()) return status_;
+  in_tx_ = true;
+  return absl::OkStatus();
+}
+
+void Arena::Write(uint64_t offset, const void* src, uint64_t bytes) {
+  ABSL_RAW_CHECK(in_tx_, "Arena::Write outside a transaction");
+  if (!status_.ok() || bytes == 0) return;
+  ABSL_RAW_CHECK(Contains(offset, bytes), "Arena::Write out of range");
+  if (auto s = memory_->Snapshot(offset, bytes); !s.ok()) {
+    Fail(std::move(s));
+    return;
+  }
+  records_.push_back(Record{offset, bytes, pre_.size()});
+  pre_.append(reinterpret_cast<const char*>(memory_->data() + offset), bytes);
+  memory_->Store(offset, src, bytes);
+}
+
+void Arena::Zero(uint64_t offset, uint64_t bytes) {
+  // In pieces: no large temporary.
+  static const uint8_t kZeros[4096] = {};
+  while (bytes > 0 && ok()) {
+    const uint64_t n = std::min<uint64_t>(bytes, sizeof(kZeros));
+    Write(offset, kZeros, n);
+    offset += n;
+    bytes -= n;
+  }
+}
+
+uint64_t Arena::Alloc(uint64_t bytes) {
+  ABSL_RAW_CHECK(in_tx_, "Arena::Alloc outside a transaction");
+  if (!ok()) return 0;
+  const uint32_t c = ClassFor(std::max<uint64_t>(bytes, 1));
+  if (c >= kClassCount) {
+    Fail(absl::ResourceExhaustedError(
+        absl::StrFormat("allocation of %d bytes exceeds %d", bytes, arena_format::kAllocBytesMax)));
+    return 0;
+  }
+  const uint64_t heads_at = offsetof(Header, free_heads) + 8 * c;
+  const uint64_t head = Load<uint64_t>(heads_at);
+  uint64_t block = 0;
+  if (head != 0) {
+    // LIFO free list through the first 8 payload bytes.
+    block = head - kBlockHeaderBytes;
+    const BlockHeader bh = Load<BlockHeader>(block);
+    ABSL_RAW_CHECK(bh.magic == arena_format::kBlockMagic && bh.size_class == c &&
+                       bh.state == arena_format::kBlockFree,
+                   "arena free list names a block that is not free");
+    Put<uint64_t>(heads_at, Load<uint64_t>(head));
+  } else {
+    const uint64_t bump = Load<uint64_t>(offsetof(Header, bump));
+    if (BlockBytes(c) > size_ - bump) {
+      Fail(absl::ResourceExhaustedError(absl::StrFormat(
+          "arena full: %d bytes wanted, %d left uncarved of %d", BlockBytes(c), size_ - bump,
+          size_)));
+      return 0;
+    }
+    block = bump;
+    Put<uint64_t>(offsetof(Header, bump), bump + BlockBytes(c));
+  }
+  Put(block, BlockHeader{arena_format::kBlockMagic, static_cast<uint8_t>(c),
+                         arena_format::kBlockUsed, 0});
+  return ok() ? block + kBlockHeaderBytes : 0;
+}
+
+uint64_t Arena::AllocZeroed(uint64_t bytes) {
+  const uint64_t p = Alloc(bytes);
+  if (p != 0) Zero(p, bytes);
+  return p;
+}
+
+uint64_t Arena::UsableBytes(uint64_t offset) const {
+  const BlockHeader bh = Load<BlockHeader>(offset - kBlockHeaderBytes);
+  ABSL_RAW_CHECK(bh.magic == arena_format::kBlockMagic && bh.state == arena_format::kBlockUsed &&
+                     bh.size_class < kClassCount,
+                 "Arena::UsableBytes of a block that is not in use");
+  return BlockBytes(bh.size_class) - kBlockHeaderBytes;
+}
+
+uint64_t Arena::BlockUsable(uint64_t offset) const {
+  const uint64_t bump = Load<uint64_t>(offsetof(Header, bump));
+  if (offset < arena_format::kHeapOffset + kBlockHeaderBytes || offset >= bump ||
+      offset % 8 != 0) {
+    return 0;
+  }
+  const BlockHeader bh = Load<BlockHeader>(offset - kBlockHeaderBytes);
+  if (bh.magic != arena_format::kBlockMagic || bh.state != arena_format::kBlockUsed ||
+      bh.size_class >= kClassCount ||
+      BlockBytes(bh.size_class) > bump - (offset - kBlockHeaderBytes)) {
+    return 0;
+  }
+  return BlockBytes(bh.size_class) - kBlockHeaderBytes;
+}
+
+void Arena::Free(uint64_t offset) {
+  ABSL_RAW_CHECK(in_tx_, "Arena::Free outside a transaction");
+  if (!ok()) return;
+  const uint64_t block = offset - kBlockHeaderBytes;
+  BlockHeader bh = Load<BlockHeader>(block);
+  ABSL_RAW_CHECK(bh.magic == arena_format::kBlockMagic && bh.state == arena_format::kBlockUsed &&
+                     bh.size_class < kClassCount,
+                 "Arena::Free of a block that is not in use (double free?)");
+  const uint64_t heads_at = offsetof(Header, free_heads) + 8 * bh.size_class;
+  bh.state = arena_format::kBlockFree;
+  Put(block, bh);
+  Put<uint64_t>(offset, Load<uint64_t>(heads_at));
+  Put<uint64_t>(heads_at, offset);
+}
+
+std::vector<std::pair<uint64_t, uint64_t>> Arena::MergedRanges() const {
+  std::vector<std::pair<uint64_t, uint64_t>> sorted;  // [start, end)
+  sorted.reserve(records_.size());
+  for (const Record& r : records_) sorted.emplace_back(r.offset, r.offset + r.bytes);
+  std::sort(sorted.begin(), sorted.end());
+  // Merge overlapping and adjacent records.
+  std::vector<std::pair<uint64_t, uint64_t>> merged;
+  for (const auto& [start, end] : sorted) {
+    if (!merged.empty() && start <= merged.back().second) {
+      merged.back().second = std::max(merged.back().second, end);
+    } else {
+      merged.emplace_back(start, end);
+    }
+  }
+  return merged;
+}
+
+void Arena::BuildWriteSet(WriteSet* out) const {
+  out->arena_bytes = size_;
+  out->ranges.clear();
+  const std::vector<std::pair<uint64_t, uint64_t>> merged = MergedRanges();
+  out->ranges.resize(merged.size());
+  for (size_t i = 0; i < merged.size(); ++i) {
+    WriteRange& w = out->ranges[i];
+    w.offset = merged[i].first;
+    w.post = std::string(Bytes(w.offset, merged[i].second - w.offset));
+    w.pre = w.post;  // Every byte is covered by some record below.
+  }
+  // Pre-images: the first record of each byte holds its value before the
+  // transaction, so copy newest first and let older ones overwrite.
+  for (size_t k = records_.size(); k-- > 0;) {
+    const Record& r = records_[k];
+    auto it = std::upper_bound(merged.begin(), merged.end(), r.offset,
+                               [](uint64_t off, const auto& m) { return off < m.first; });
+    const size_t m = static_cast<size_t>(it - merged.begin()) - 1;
+    std::memcpy(out->ranges[m].pre.data() + (r.offset - merged[m].first), pre_.data() + r.pre_at,
+                r.bytes);
+  }
+}
+
+absl::Status Arena::Commit(WriteSet* out) {
+  ABSL_RAW_CHECK(in_tx_, "Arena::Commit outside a transaction");
+  if (!status_.ok()) {
+    absl::Status s = status_;
+    Abort();
+    return s;
+  }
+  // Logical mode needs only the counts: no images are copied then.
+  uint64_t bytes = 0, ranges = 0;
+  if (out != nullptr) {
+    BuildWriteSet(out);
+    bytes = out->bytes();
+    ranges = out->ranges.size();
+  } else {
+    for (const auto& [start, end] : MergedRanges()) {
+      bytes += end - start;
+      ranges++;
+    }
+  }
+  in_tx_ = false;
+  if (auto s = memory_->Commit(); !s.ok()) return s;
+  stats_.transactions++;
+  stats_.bytes_written += bytes;
+  stats_.ranges_written += ranges;
+  records_.clear();
+  pre_.clear();
+  return absl::OkStatus();
+}
+
+void Arena::Abort() {
+  ABSL_RAW_CHECK(in_tx_, "Arena::Abort outside a transaction");
+  in_tx_ = false;
+  memory_->Abort();
+  records_.clear();
+  pre_.clear();
+}
+
+absl::Status Arena::ApplyWriteSet(const WriteSet& ws, WriteSet* out) {
+  if (ws.arena_bytes != size_) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("write set for an arena of %d bytes, this one has %d", ws.arena_bytes,
+                        size_));
+  }
+  for (const WriteRange& r : ws.ranges) {
+    if (r.post.empty() || !Contains(r.offset, r.post.size())) {
+      return absl::InvalidArgumentError("write set range outside the arena");
+    }
+  }
+  if (auto s = Begin(); !s.ok()) return s;
+  for (const WriteRange& r : ws.ranges) Write(r.offset, r.post.data(), r.post.size());
+  return Commit(out);
+}
+
+absl::Status Arena::UndoWriteSet(const WriteSet& ws) {
+  for (const WriteRange& r : ws.ranges) {
+    if (r.pre.size() != r.post.size() || !Contains(r.offset, r.pre.size())) {
+      return absl::InvalidArgumentError("write set without pre-images cannot be undone");
+    }
+  }
+  if (auto s = Begin(); !s.ok()) return s;
+  for (const WriteRange& r : ws.ranges) Write(r.offset, r.pre.data(), r.pre.size());
+  return Commit();
+}
+
+absl::Status Arena::CheckHeap(const std::function<void(uint64_t)>& used,
+                              HeapShape* shape) const {
+  const Header h = header();
+  HeapShape sh;
+  sh.arena_bytes = size_;
+  sh.heap_bytes = h.bump - h.heap_offset;
+  // Free blocks by payload offset -> class, from the walk.
+  absl::flat_hash_map<uint64_t, uint32_t> free_blocks;
+  for (uint64_t b = h.heap_offset; b < h.bump;) {
+    if (h.bump - b < kBlockHeaderBytes) return Damaged(absl::StrFormat("torn block at %d", b));
+    const BlockHeader bh = Load<BlockHeader>(b);
+    if (bh.magic != arena_format::kBlockMagic || bh.size_class >= kClassCount ||
+        bh.reserved != 0 ||
+        (bh.state != arena_format::kBlockUsed && bh.state != arena_format::kBlockFree)) {
+      return Damaged(absl::StrFormat("bad block header at %d", b));
+    }
+    const uint64_t n = BlockBytes(bh.size_class);
+    if (n > h.bump - b) return Damaged(absl::StrFormat("block at %d runs past the heap", b));
+    if (bh.state == arena_format::kBlockUsed) {
+      sh.blocks_used++;
+      sh.bytes_used += n;
+      if (used) used(b + kBlockHeaderBytes);
+    } else {
+      free_blocks.emplace(b + kBlockHeaderBytes, bh.size_class);
+    }
+    b += n;
+  }
+  uint64_t listed = 0;
+  for (uint32_t c = 0; c < kClassCount; ++c) {
+    for (uint64_t f = h.free_heads[c]; f != 0; f = Load<uint64_t>(f)) {
+      auto it = free_blocks.find(f);
+      if (it == free_blocks.end() || it->second != c) {
+        return Damaged(absl::StrFormat("free list %d names %d, not a free block of its class (or "
+                                       "listed twice)",
+                                       c, f));
+      }
+      free_blocks.erase(it);  // A second visit (cycle, sharing) fails above.
+      listed++;
+      sh.bytes_free += BlockBytes(c);
+    }
+  }
+  if (!free_blocks.empty()) {
+    return Damaged(absl::StrFormat("%d free blocks on no free list (leaked)", free_blocks.size()));
+  }
+  sh.blocks_free = listed;
+  if (shape != nullptr) *shape = sh;
+  return absl::OkStatus();
+}
+
+}  // namespace blizzard::structures

@@ -1,0 +1,242 @@
+// The arena: one flat byte range of persistent memory with a deterministic
+// allocator whose metadata lives inside it, and transactions in which every
+// change goes through ONE write API. Each write (a) makes the range
+// restorable (the backend's undo log) and (b) is recorded, so a committed
+// transaction yields its write set: the merged byte ranges it changed, with
+// post-images (what physical replication ships) and pre-images (what a
+// leader needs to undo a speculatively applied, never-committed write set).
+//
+// Offsets, never pointers: offset 0 is the arena header, so 0 means "null".
+// The same operations from the same arena bytes give the same arena bytes
+// (no addresses, clocks or randomness), so a follower that applies a write
+// set ends byte-identical to the leader.
+//
+// Backends (ArenaMemory): PmemArenaPool (a libpmemobj pool and its
+// transactions, pmem_arena.h) and SimMemory (DRAM with an explicit undo log
+// where every store is a crash point, sim_memory.h). Structures are written
+// once against Arena. Layout: structures/FORMAT.md ("Arena").
+// Not thread-safe (one owner).
+#ifndef BLIZZARD_STRUCTURES_ARENA_H_
+#define BLIZZARD_STRUCTURES_ARENA_H_
+
+#include <cstdint>
+#include <cstring>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "absl/base/internal/raw_logging.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "structures/write_set.h"
+
+namespace blizzard::structures {
+
+// Where an arena's bytes live and what makes a transaction over them
+// failure-atomic. Contract: between Begin() and Commit()/Abort(), every
+// Store() is preceded by a Snapshot() covering it; after a crash, the
+// backend's recovery restores every snapshotted range of an unfinished
+// transaction (so the arena holds the state before it).
+class ArenaMemory {
+ public:
+  virtual ~ArenaMemory() = default;
+  virtual const uint8_t* data() const = 0;
+  virtual uint64_t size() const = 0;
+  virtual absl::Status Begin() = 0;
+  // Makes [offset, offset + bytes) restorable. May fail (undo log full).
+  virtual absl::Status Snapshot(uint64_t offset, uint64_t bytes) = 0;
+  virtual void Store(uint64_t offset, const void* src, uint64_t bytes) = 0;
+  // Durable on return. On failure the transaction is rolled back.
+  virtual absl::Status Commit() = 0;
+  // Restores every snapshotted range; durable on return.
+  virtual void Abort() = 0;
+};
+
+namespace arena_format {
+inline constexpr uint64_t kMagic = 0x414e45524154425aull;  // "ZBTARENA" (LE)
+inline constexpr uint32_t kVersion = 1;
+inline constexpr uint64_t kHeaderSeed = 0x426c7a4172656e61ull;  // "anerAzlB"
+// Size classes: block sizes 32, 48, 64, 96, 128, 192, ... (2^k and
+// 1.5 * 2^k), header included; waste below 1/3 of a block.
+inline constexpr uint32_t kClassCount = 42;
+inline constexpr uint64_t BlockBytes(uint32_t c) {
+  return (c % 2 == 0 ? 32ull : 48ull) << (c / 2);
+}
+inline constexpr uint64_t kBlockHeaderBytes = 8;
+inline constexpr uint64_t kAllocBytesMax = BlockBytes(kClassCount - 1) - kBlockHeaderBytes;
+inline constexpr uint16_t kBlockMagic = 0xb10c;
+inline constexpr uint8_t kBlockUsed = 1;
+inline constexpr uint8_t kBlockFree = 2;
+
+struct Header {
+  uint64_t magic;
+  uint32_t version;
+  uint32_t class_count;
+  uint64_t arena_bytes;
+  uint64_t heap_offset;
+  uint64_t checksum;  // XXH3(kHeaderSeed) of the 32 bytes above.
+  uint64_t bump;      // End of the carved part of the heap.
+  uint64_t free_heads[kClassCount];  // Payload offset of a free block, 0 = none.
+};
+static_assert(sizeof(Header) == 48 + 8 * kClassCount);
+
+struct BlockHeader {
+  uint16_t magic;  // kBlockMagic
+  uint8_t size_class;
+  uint8_t state;  // kBlockUsed or kBlockFree
+  uint32_t reserved;
+};
+static_assert(sizeof(BlockHeader) == kBlockHeaderBytes);
+
+// The owner's root area (the keyspace's counters and its map).
+inline constexpr uint64_t kRootOffset = 512;
+inline constexpr uint64_t kRootBytes = 256;
+inline constexpr uint64_t kHeapOffset = 1024;
+inline constexpr uint64_t kArenaBytesMin = 64u << 10;
+static_assert(sizeof(Header) <= kRootOffset);
+}  // namespace arena_format
+
+struct ArenaStats {
+  uint64_t transactions = 0;  // Committed.
+  uint64_t bytes_written = 0;  // Of committed write sets (merged ranges).
+  uint64_t ranges_written = 0;
+};
+
+struct HeapShape {
+  uint64_t blocks_used = 0;
+  uint64_t blocks_free = 0;
+  uint64_t bytes_used = 0;   // Block bytes (headers included) of used blocks.
+  uint64_t bytes_free = 0;   // On free lists.
+  uint64_t heap_bytes = 0;   // Carved so far (bump - heap start).
+  uint64_t arena_bytes = 0;
+};
+
+class Arena {
+ public:
+  // Writes a fresh header and an empty heap in one transaction.
+  static absl::Status Format(ArenaMemory* memory);
+
+  // O(1) checks of an existing arena's header (magic, version, checksum,
+  // size, bump, free heads in range): DataLoss / FailedPrecondition.
+  // CheckHeap() checks the rest.
+  static absl::StatusOr<std::unique_ptr<Arena>> Attach(ArenaMemory* memory);
+
+  uint64_t size() const { return size_; }
+  bool Contains(uint64_t offset, uint64_t bytes) const {
+    return offset <= size_ && bytes <= size_ - offset;
+  }
+  // Read access. Out-of-range reads are bugs or damage that Verify() must
+  // have caught: assertion.
+  const uint8_t* At(uint64_t offset, uint64_t bytes) const {
+    ABSL_RAW_CHECK(Contains(offset, bytes), "arena read out of range");
+    return memory_->data() + offset;
+  }
+  std::string_view Bytes(uint64_t offset, uint64_t bytes) const {
+    return {reinterpret_cast<const char*>(At(offset, bytes)), bytes};
+  }
+  template <class T>
+  T Load(uint64_t offset) const {
+    static_assert(std::is_trivially_copyable_v<T>);
+    T v;
+    std::memcpy(&v, At(offset, sizeof(T)), sizeof(T));
+    return v;
+  }
+
+  // --- Transactions -------------------------------------------------------
+  // One at a time. A failure inside (arena full, backend error) makes the
+  // transaction sticky-failed: later writes are ignored, Commit() aborts
+  // and returns the first error.
+  absl::Status Begin();
+  bool in_tx() const { return in_tx_; }
+  bool ok() const { return status_.ok(); }
+  const absl::Status& status() const { return status_; }
+  void Fail(absl::Status s) {
+    if (status_.ok()) status_ = std::move(s);
+  }
+
+  // THE write API: snapshot (undo) + record + store.
+  void Write(uint64_t offset, const void* src, uint64_t bytes);
+  template <class T>
+  void Put(uint64_t offset, const T& v) {
+    static_assert(std::is_trivially_copyable_v<T>);
+    Write(offset, &v, sizeof(T));
+  }
+  void Zero(uint64_t offset, uint64_t bytes);
+  // Writes only the span between the first and last byte where `now`
+  // differs from `old` (the bytes at `offset`): small write sets for
+  // structures that edit a node in a local copy.
+  template <class T>
+  void PutChanged(uint64_t offset, const T& old, const T& now) {
+    static_assert(std::is_trivially_copyable_v<T>);
+    const auto* a = reinterpret_cast<const uint8_t*>(&old);
+    const auto* b = reinterpret_cast<const uint8_t*>(&now);
+    size_t lo = 0, hi = sizeof(T);
+    while (lo < hi && a[lo] == b[lo]) ++lo;
+    while (hi > lo && a[hi - 1] == b[hi - 1]) --hi;
+    if (lo < hi) Write(offset + lo, b + lo, hi - lo);
+  }
+
+  // A block of at least `bytes` usable bytes (contents unspecified): its
+  // payload offset, or 0 with the transaction failed (ResourceExhausted).
+  uint64_t Alloc(uint64_t bytes);
+  // Allocates and zeroes.
+  uint64_t AllocZeroed(uint64_t bytes);
+  void Free(uint64_t offset);
+  // Usable bytes of a used block (asserts it is one).
+  uint64_t UsableBytes(uint64_t offset) const;
+  // The same for untrusted offsets (verifiers): 0 unless `offset` is the
+  // payload of a used block inside the carved heap.
+  uint64_t BlockUsable(uint64_t offset) const;
+
+  // Commits; with `out`, also returns the write set (merged ranges with
+  // pre- and post-images). On failure the transaction is rolled back.
+  absl::Status Commit(WriteSet* out = nullptr);
+  void Abort();
+
+  // --- Physical replication -------------------------------------------------
+  // Applies an (already decoded, validated) write set in one transaction;
+  // `out` gets the write set as applied here (with this arena's
+  // pre-images, so it can be undone). InvalidArgument if it does not fit.
+  absl::Status ApplyWriteSet(const WriteSet& ws, WriteSet* out = nullptr);
+  // Writes the pre-images of a write set this arena committed (Commit's or
+  // ApplyWriteSet's `out`) in one transaction: the state before it, byte
+  // for byte, provided nothing committed since.
+  absl::Status UndoWriteSet(const WriteSet& ws);
+
+  // Walks every block from the heap start to the bump pointer, checks
+  // headers and free lists (each free block on its class list exactly
+  // once, no cycles), and calls `used` for every used block (payload
+  // offset). DataLoss naming the first problem.
+  absl::Status CheckHeap(const std::function<void(uint64_t)>& used, HeapShape* shape) const;
+
+  ArenaStats stats() const { return stats_; }
+  arena_format::Header header() const { return Load<arena_format::Header>(0); }
+
+ private:
+  explicit Arena(ArenaMemory* memory) : memory_(memory), size_(memory->size()) {}
+
+  struct Record {
+    uint64_t offset;
+    uint64_t bytes;
+    uint64_t pre_at;  // Into pre_.
+  };
+  // The records merged into sorted, disjoint, non-adjacent [start, end).
+  std::vector<std::pair<uint64_t, uint64_t>> MergedRanges() const;
+  void BuildWriteSet(WriteSet* out) const;
+
+  ArenaMemory* memory_;
+  uint64_t size_;
+  bool in_tx_ = false;
+  absl::Status status_;
+  std::vector<Record> records_;
+  std::string pre_;
+  ArenaStats stats_;
+};
+
+}  // namespace blizzard::structures
+
+#endif  // BLIZZARD_STRUCTURES_ARENA_H_
