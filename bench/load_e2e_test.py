@@ -15,6 +15,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -100,6 +101,14 @@ def three_nodes(load, binary):
         start_cluster(cluster)
         leader = cluster.wait_leader()
         follower = next(n for n in sorted(cluster.nodes) if n != leader)
+        # A follower answers CLUSTERDOWN until the leader's first append
+        # reaches it; on a loaded machine that can take a while after the
+        # leader is elected. The test is about -MOVED, so wait for it.
+        deadline = time.time() + 30
+        while cluster.info(follower).get("leader_id") != str(leader):
+            check(time.time() < deadline, "follower %d never learned leader %d" %
+                  (follower, leader))
+            time.sleep(0.05)
         port = cluster.nodes[follower].client_port
         r, _ = run_load(load, ["--port=%d" % port, "--workload=set"])
         check_clean(r, "set")

@@ -18,7 +18,7 @@ import threading
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
 from testing import AckWriter, check, run_test, verify_acked, wait_until  # noqa: E402
 
-CONFIG = dict(log_pool_bytes="8M", data_pool_bytes="32M", election_timeout_ticks=50,
+CONFIG = dict(log_pool_bytes="8M", data_pool_bytes="64M", election_timeout_ticks=50,
               heartbeat_interval_ticks=5,
               cluster_extra=["voters = 1,2,3",
                              "snapshot_log_percent = 25",

@@ -26,9 +26,8 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from testing import AckWriter, check, run_test, verify_acked, wait_until  # noqa: E402
 
 # A small log pool that compacts early, and an election timeout that rides
-# out a snapshot's pause on a loaded 2-core machine (node/README.md). 48 MiB data
-# pools: the typed keyspace's arena gets the pool minus a quarter and 8 MiB.
-CONFIG = dict(log_pool_bytes="8M", data_pool_bytes="48M", election_timeout_ticks=50,
+# out a snapshot's pause on a loaded 2-core machine (node/README.md).
+CONFIG = dict(log_pool_bytes="8M", data_pool_bytes="64M", election_timeout_ticks=50,
               heartbeat_interval_ticks=5,
               cluster_extra=["snapshot_log_percent = 25",
                              "snapshot_keep_entries = 8",

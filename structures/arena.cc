@@ -201,25 +201,27 @@ void Arena::Free(uint64_t offset) {
   Put<uint64_t>(heads_at, offset);
 }
 
+std::vector<std::pair<uint64_t, uint64_t>> Arena::MergedRanges() const {
+  std::vector<std::pair<uint64_t, uint64_t>> sorted;  // [start, end)
+  sorted.reserve(records_.size());
+  for (const Record& r : records_) sorted.emplace_back(r.offset, r.offset + r.bytes);
+  std::sort(sorted.begin(), sorted.end());
+  // Merge overlapping and adjacent records.
+  std::vector<std::pair<uint64_t, uint64_t>> merged;
+  for (const auto& [start, end] : sorted) {
+    if (!merged.empty() && start <= merged.back().second) {
+      merged.back().second = std::max(merged.back().second, end);
+    } else {
+      merged.emplace_back(start, end);
+    }
+  }
+  return merged;
+}
+
 void Arena::BuildWriteSet(WriteSet* out) const {
   out->arena_bytes = size_;
   out->ranges.clear();
-  std::vector<uint32_t> order(records_.size());
-  for (uint32_t i = 0; i < order.size(); ++i) order[i] = i;
-  std::sort(order.begin(), order.end(), [&](uint32_t a, uint32_t b) {
-    return records_[a].offset < records_[b].offset ||
-           (records_[a].offset == records_[b].offset && a < b);
-  });
-  // Merge overlapping and adjacent records.
-  std::vector<std::pair<uint64_t, uint64_t>> merged;  // [start, end)
-  for (uint32_t i : order) {
-    const Record& r = records_[i];
-    if (!merged.empty() && r.offset <= merged.back().second) {
-      merged.back().second = std::max(merged.back().second, r.offset + r.bytes);
-    } else {
-      merged.emplace_back(r.offset, r.offset + r.bytes);
-    }
-  }
+  const std::vector<std::pair<uint64_t, uint64_t>> merged = MergedRanges();
   out->ranges.resize(merged.size());
   for (size_t i = 0; i < merged.size(); ++i) {
     WriteRange& w = out->ranges[i];
@@ -246,14 +248,23 @@ absl::Status Arena::Commit(WriteSet* out) {
     Abort();
     return s;
   }
-  WriteSet local;
-  WriteSet* ws = out != nullptr ? out : &local;
-  BuildWriteSet(ws);
+  // Logical mode needs only the counts: no images are copied then.
+  uint64_t bytes = 0, ranges = 0;
+  if (out != nullptr) {
+    BuildWriteSet(out);
+    bytes = out->bytes();
+    ranges = out->ranges.size();
+  } else {
+    for (const auto& [start, end] : MergedRanges()) {
+      bytes += end - start;
+      ranges++;
+    }
+  }
   in_tx_ = false;
   if (auto s = memory_->Commit(); !s.ok()) return s;
   stats_.transactions++;
-  stats_.bytes_written += ws->bytes();
-  stats_.ranges_written += ws->ranges.size();
+  stats_.bytes_written += bytes;
+  stats_.ranges_written += ranges;
   records_.clear();
   pre_.clear();
   return absl::OkStatus();

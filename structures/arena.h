@@ -26,6 +26,7 @@
 #include <string>
 #include <string_view>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "absl/base/internal/raw_logging.h"
@@ -236,6 +237,8 @@ class Arena {
     uint64_t bytes;
     uint64_t pre_at;  // Into pre_.
   };
+  // The records merged into sorted, disjoint, non-adjacent [start, end).
+  std::vector<std::pair<uint64_t, uint64_t>> MergedRanges() const;
   void BuildWriteSet(WriteSet* out) const;
 
   ArenaMemory* memory_;

@@ -126,8 +126,8 @@ class KvStore::Impl {
 
   absl::Status Init();
   absl::StatusOr<std::vector<OpResult>> ApplyBatch(uint64_t index, absl::Span<const Op> ops,
-                                                   WriteSet* ws,
-                                                   const KvStore::Epilogue& epilogue);
+                                                   const KvStore::Epilogue* epilogue,
+                                                   WriteSet* ws);
   absl::Status ApplyWriteSet(const WriteSet& ws, WriteSet* applied);
   absl::Status UndoWriteSet(const WriteSet& ws);
   absl::StatusOr<std::vector<OpResult>> ExecuteOnTop(
@@ -148,12 +148,12 @@ class KvStore::Impl {
 
  private:
   static absl::Status ValidateOps(absl::Span<const Op> ops);
-  // Inside a transaction: the ops' effects and the root's new applied
-  // index and state hash. Stops at the first arena failure.
-  // `epilogue` as in KvStore::ApplyBatch; InvalidArgument if one of its
-  // ops is invalid (the caller aborts).
+  // Inside a transaction: the ops' effects, then the epilogue's (optional,
+  // as in KvStore::ApplyBatch; InvalidArgument if one of its ops is
+  // invalid: the caller aborts), and the root's new applied index and
+  // state hash. Stops at the first arena failure.
   absl::StatusOr<std::vector<OpResult>> ExecuteOps(uint64_t index, absl::Span<const Op> ops,
-                                                   const KvStore::Epilogue& epilogue = nullptr);
+                                                   const KvStore::Epilogue* epilogue = nullptr);
   OpResult ApplyOp(const Op& op);
   // Key terms of the state hash.
   uint64_t TermOfEntry(uint64_t entry) const;
@@ -257,8 +257,10 @@ absl::Status KvStore::Impl::Init() {
 
 // --- Apply --------------------------------------------------------------------
 
-absl::StatusOr<std::vector<OpResult>> KvStore::Impl::ApplyBatch(
-    uint64_t index, absl::Span<const Op> ops, WriteSet* ws, const KvStore::Epilogue& epilogue) {
+absl::StatusOr<std::vector<OpResult>> KvStore::Impl::ApplyBatch(uint64_t index,
+                                                                absl::Span<const Op> ops,
+                                                                const KvStore::Epilogue* epilogue,
+                                                                WriteSet* ws) {
   const Root r = root();
   if (index <= r.applied_index) {
     return absl::FailedPreconditionError(absl::StrFormat(
@@ -286,7 +288,7 @@ absl::Status KvStore::Impl::ValidateOps(absl::Span<const Op> ops) {
 }
 
 absl::StatusOr<std::vector<OpResult>> KvStore::Impl::ExecuteOps(
-    uint64_t index, absl::Span<const Op> ops, const KvStore::Epilogue& epilogue) {
+    uint64_t index, absl::Span<const Op> ops, const KvStore::Epilogue* epilogue) {
   const Root r = root();
   state_hash_ = r.state_hash;
   std::vector<OpResult> results;
@@ -295,12 +297,12 @@ absl::StatusOr<std::vector<OpResult>> KvStore::Impl::ExecuteOps(
     results.push_back(ApplyOp(op));
     if (!arena_->ok()) break;
   }
-  if (arena_->ok() && epilogue) {
-    const std::vector<Op> extra = epilogue(results);
+  if (arena_->ok() && epilogue != nullptr && *epilogue) {
+    const std::vector<Op> extra = (*epilogue)(results);
     for (size_t i = 0; i < extra.size() && arena_->ok(); ++i) {
-      if (!ValidateOp(extra[i]).ok()) {
+      if (auto s = ValidateOp(extra[i]); !s.ok()) {
         return absl::InvalidArgumentError(
-            absl::StrFormat("apply index %d: an epilogue op is invalid", index));
+            absl::StrFormat("apply index %d: epilogue op %d: %s", index, i, s.message()));
       }
       (void)ApplyOp(extra[i]);
     }
@@ -939,9 +941,14 @@ KvStore::~KvStore() = default;
 
 absl::StatusOr<std::vector<OpResult>> KvStore::ApplyBatch(uint64_t index,
                                                           absl::Span<const Op> ops,
-                                                          WriteSet* write_set,
-                                                          const Epilogue& epilogue) {
-  return impl_->ApplyBatch(index, ops, write_set, epilogue);
+                                                          WriteSet* write_set) {
+  return impl_->ApplyBatch(index, ops, nullptr, write_set);
+}
+absl::StatusOr<std::vector<OpResult>> KvStore::ApplyBatch(uint64_t index,
+                                                          absl::Span<const Op> ops,
+                                                          const Epilogue& epilogue,
+                                                          WriteSet* write_set) {
+  return impl_->ApplyBatch(index, ops, &epilogue, write_set);
 }
 absl::Status KvStore::ApplyWriteSet(const WriteSet& ws, WriteSet* applied) {
   return impl_->ApplyWriteSet(ws, applied);

@@ -107,19 +107,17 @@ class KvStore {
   // integer) are OpResult errors; ResourceExhausted if the arena is full
   // (rolled back, nothing applied); InvalidArgument (nothing applied) if
   // an op fails ValidateOp. With `write_set`, returns what changed.
-  // `epilogue` (optional): called inside the same transaction with the
-  // ops' results; the ops it returns are applied after them, results
-  // discarded (node/ records client sessions this way, atomically with
-  // the ops and the applied index). InvalidArgument (nothing applied) if
-  // one fails ValidateOp.
+  absl::StatusOr<std::vector<OpResult>> ApplyBatch(uint64_t index, absl::Span<const Op> ops,
+                                                   WriteSet* write_set = nullptr);
+  // The same with an `epilogue`: called inside the same transaction with
+  // the ops' results; the ops it returns are applied after them, results
+  // discarded (node/ records client sessions this way, atomically with the
+  // ops and the applied index). InvalidArgument (nothing applied) if one
+  // fails ValidateOp.
   using Epilogue = std::function<std::vector<Op>(absl::Span<const OpResult> results)>;
   absl::StatusOr<std::vector<OpResult>> ApplyBatch(uint64_t index, absl::Span<const Op> ops,
-                                                   WriteSet* write_set = nullptr,
-                                                   const Epilogue& epilogue = nullptr);
-  absl::StatusOr<std::vector<OpResult>> ApplyBatch(uint64_t index, absl::Span<const Op> ops,
-                                                   const Epilogue& epilogue) {
-    return ApplyBatch(index, ops, nullptr, epilogue);
-  }
+                                                   const Epilogue& epilogue,
+                                                   WriteSet* write_set = nullptr);
   // Physical replication: a write set applied in one transaction (the
   // applied index travels inside it), and the undo of one this store
   // committed (its pre-images). Both re-read the root afterwards.

@@ -213,18 +213,19 @@ absl::StatusOr<std::unique_ptr<PmemArenaPool>> PmemArenaPool::Open(const PoolOpt
   uint64_t node_id = r.node_id;
   if (adopt) {
     // Node id and checksum change together or not at all.
-    auto* root = static_cast<Root*>(pmemobj_direct(root_oid));
     int err = pmemobj_tx_begin(pop, nullptr, TX_PARAM_NONE);
     if (err == 0) {
-      err = pmemobj_tx_add_range_direct(root, offsetof(Root, arena));
+      auto* root = static_cast<Root*>(pmemobj_direct(root_oid));
+      err = pmemobj_tx_xadd_range_direct(root, sizeof(Root), POBJ_XADD_NO_ABORT);
       if (err == 0) {
         root->node_id = options.node_id;
         root->checksum = RootChecksum(*root);
         pmemobj_tx_commit();
-      } else {
+      } else if (pmemobj_tx_stage() == TX_STAGE_WORK) {
         pmemobj_tx_abort(err);
       }
-      err = pmemobj_tx_end();
+      const int end = pmemobj_tx_end();
+      if (err == 0) err = end;
     }
     if (err != 0) return fail(PmemError(err, absl::StrCat(where, "re-stamping the node id")));
     node_id = options.node_id;

@@ -25,8 +25,8 @@ struct PoolOptions {
   uint64_t node_id = 0;
   bool create_if_missing = true;
   bool check_identity = true;  // false: accept any cluster/node (inspector).
-  // Accept a pool of this cluster stamped with another node id and
-  // re-stamp it with node_id in one transaction (an installed snapshot).
+  // Accept this cluster's pool stamped with another node id and re-stamp
+  // it with node_id in one transaction (an installed snapshot).
   bool adopt_node_id = false;
 };
 

@@ -13,6 +13,7 @@ PACKAGES=(
   libdpdk-dev        # the DPDK transport
   libxxhash-dev      # XXH3 checksums of log entries, frames, pools
   redis-tools        # redis-cli, redis-benchmark: independent clients
+  redis-server       # the reference the typed commands are tested against
   python3-redis      # redis-py: the end-to-end tests' client
   gnuplot-nox        # bench/compare.sh plots
   python3 procps iproute2
