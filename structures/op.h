@@ -42,7 +42,7 @@ struct Op {
   OpCode code = OpCode::kSet;
   std::vector<std::string> args;
   int64_t delta = 0;  // kIncrBy: the delta; pops: the count or kNoCount.
-  std::vector<double> scores;  // kZAdd only: one per member, never NaN.
+  std::vector<double> scores{};  // kZAdd only: one per member, never NaN.
   bool operator==(const Op&) const = default;
 };
 
@@ -72,7 +72,7 @@ struct OpResult {
   Kind kind = Kind::kOk;
   int64_t integer = 0;
   std::string text;  // kBulk: the value; kError: "ERR ..." message.
-  std::vector<std::string> items;  // kArray: bulk strings.
+  std::vector<std::string> items{};  // kArray: bulk strings.
   bool operator==(const OpResult&) const = default;
 };
 
