@@ -76,7 +76,9 @@ ABSL_FLAG(bool, lease_with_server_clock, false,
           "With lease reads, keep node/server.cc's clock handling (ticks after messages, at most "
           "16 after a stall), which does not meet the lease's clock assumption.");
 ABSL_FLAG(int64_t, log_ring_kib, -1, "Each node's pmemlog ring, KiB (-1: from the seed / default).");
-ABSL_FLAG(bool, quiet, false, "Print only failures and the summary.");
+ABSL_FLAG(bool, quiet, false,
+          "Several seeds: print failures, a progress line every 10 s and the summary "
+          "instead of one line per seed.");
 
 namespace blizzard::sim {
 namespace {
@@ -255,14 +257,12 @@ int Main(const std::vector<std::string>& args) {
         std::printf("%s\n", r.Summary().c_str());
         std::printf("  replay: %s\n", ReplayCommand(args, seed).c_str());
       } else if (single || !absl::GetFlag(FLAGS_quiet)) {
-        if (single) {
-          std::printf("%s\n", r.Summary().c_str());
-        } else if (elapsed_s() - last_progress_s >= 10) {
-          last_progress_s = elapsed_s();
-          std::printf("... %llu seeds, %zu failed, %.1f seeds/s\n",
-                      static_cast<unsigned long long>(done.load()), failed.size(),
-                      done / last_progress_s);
-        }
+        std::printf("%s\n", r.Summary().c_str());
+      } else if (elapsed_s() - last_progress_s >= 10) {
+        last_progress_s = elapsed_s();
+        std::printf("... %llu seeds, %zu failed, %.1f seeds/s\n",
+                    static_cast<unsigned long long>(done.load()), failed.size(),
+                    done / last_progress_s);
       }
       std::fflush(stdout);
     }
