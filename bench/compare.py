@@ -63,8 +63,9 @@ def loadavg():
 
 
 def pool_sizes(value_bytes):
-    """Log and data pool sizes: the log is not compacted yet, so it must hold
-    every entry of a cluster's runs (about 1.1 KB per 1 KiB SET)."""
+    """Log and data pool sizes. The log compacts (snapshot_log_percent), but a
+    large log spares the runs the snapshot copies, which would otherwise be
+    part of what is measured; the data pool holds every key of the runs."""
     if value_bytes >= 512:
         return "1G", "1G"
     return "256M", "256M"

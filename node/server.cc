@@ -209,6 +209,8 @@ class Server::Impl {
   void ResumePausedClients();
   std::string RedirectError() const;
   void HandleCluster(const Waiter& waiter, const std::vector<std::string>& args);
+  // "voters:..\r\nlearners:..\r\n" (INFO); plus leader_id (CLUSTER MEMBERS).
+  std::string MembershipLines() const;
   std::string MembersText() const;
   std::string ExecuteClientRead(const std::vector<std::string>& args) const;
   std::string InfoText() const;
@@ -819,11 +821,14 @@ std::string Server::Impl::ExecuteClientRead(const std::vector<std::string>& args
   return ExecuteRead(args, *store_);
 }
 
-std::string Server::Impl::MembersText() const {
+std::string Server::Impl::MembershipLines() const {
   const consensus::Membership& m = raft_->membership();
   return absl::StrCat("voters:", absl::StrJoin(m.voters, ","), "\r\n",
-                      "learners:", absl::StrJoin(m.learners, ","), "\r\n",
-                      "leader_id:", raft_->leader(), "\r\n");
+                      "learners:", absl::StrJoin(m.learners, ","), "\r\n");
+}
+
+std::string Server::Impl::MembersText() const {
+  return absl::StrCat(MembershipLines(), "leader_id:", raft_->leader(), "\r\n");
 }
 
 // CLUSTER MEMBERS | ADDLEARNER id | PROMOTE id | REMOVE id | TRANSFER id.
@@ -993,7 +998,7 @@ std::string Server::Impl::InfoText() const {
                   "applied_index:", store_->AppliedIndex(), "\r\n",
                   "last_index:", raft_->last_index(), "\r\n", "first_index:",
                   log_->FirstIndex(), "\r\n", "nodes:", cluster_.nodes.size(), "\r\n",
-                  MembersText().substr(0, MembersText().find("leader_id:")),
+                  MembershipLines(),
                   "membership_changes:", membership_changes_, "\r\n");
   const SnapshotStats& ss = snapshots_->stats();
   absl::StrAppend(&s, "\r\n# Snapshots\r\n", "snapshot_index:", snapshots_->meta().index,
