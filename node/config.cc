@@ -16,6 +16,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/types/span.h"
 #include "consensus/types.h"
+#include "transport/transport.h"
 
 namespace blizzard::node {
 namespace {
@@ -137,7 +138,7 @@ enum class Field : uint8_t {
   // [cluster]
   kClusterId, kTickMs, kElectionTimeoutTicks, kHeartbeatIntervalTicks,
   kBatchOpsMax, kBatchBytesMax, kClientsMax, kBusyPoll, kVoters, kSnapshotLogPercent,
-  kSnapshotKeepEntries, kSnapshotChunkBytes, kSessionsMax,
+  kSnapshotKeepEntries, kSnapshotChunkBytes, kSessionsMax, kMtuBytes, kIdleSpinUs,
   // [node.N]
   kHost, kClientPort, kPeerPort, kLogPool, kLogPoolBytes, kDataPool,
   kDataPoolBytes, kMac, kEalArgs,
@@ -163,6 +164,8 @@ constexpr KeySpec kClusterKeys[] = {
     {"snapshot_keep_entries", Field::kSnapshotKeepEntries, false},
     {"snapshot_chunk_bytes", Field::kSnapshotChunkBytes, false},
     {"sessions_max", Field::kSessionsMax, false},
+    {"mtu_bytes", Field::kMtuBytes, false},
+    {"idle_spin_us", Field::kIdleSpinUs, false},
 };
 
 constexpr KeySpec kNodeKeys[] = {
@@ -376,6 +379,18 @@ absl::Status Parser::SetCluster(size_t line, Field field, std::string_view key,
   }
   constexpr uint64_t kU32Max = std::numeric_limits<uint32_t>::max();
   constexpr uint64_t kU64Max = std::numeric_limits<uint64_t>::max();
+  if (field == Field::kIdleSpinUs) {
+    // 0 is meaningful here (sleep at once), so not ParsePositive.
+    uint64_t us = 0;
+    if (ParseUnsigned(value, false, us) != NumberResult::kOk ||
+        us > static_cast<uint64_t>(transport::kIdleSpinUsMax)) {
+      return LineError(line, absl::StrCat("idle_spin_us = ", AV(value),
+                                          " (expected 0..",
+                                          transport::kIdleSpinUsMax, ")"));
+    }
+    config_.idle_spin_us = static_cast<uint32_t>(us);
+    return absl::OkStatus();
+  }
   if (field == Field::kVoters) {
     // A comma-separated list of node ids, checked against the nodes in
     // Validate (they may come later in the file).
@@ -394,7 +409,8 @@ absl::Status Parser::SetCluster(size_t line, Field field, std::string_view key,
     voters_line_ = line;
     return absl::OkStatus();
   }
-  const bool is_size = field == Field::kBatchBytesMax || field == Field::kSnapshotChunkBytes;
+  const bool is_size = field == Field::kBatchBytesMax ||
+                       field == Field::kSnapshotChunkBytes || field == Field::kMtuBytes;
   const uint64_t max = (field == Field::kClusterId || is_size) ? kU64Max
                                                                 : kU32Max;
   absl::StatusOr<uint64_t> number =
@@ -428,6 +444,15 @@ absl::Status Parser::SetCluster(size_t line, Field field, std::string_view key,
       config_.snapshot_chunk_bytes = *number;
       break;
     case Field::kSessionsMax: config_.sessions_max = as_u32; break;
+    case Field::kMtuBytes:
+      if (*number < transport::kLinkMtuBytesMin ||
+          *number > transport::kLinkMtuBytesMax) {
+        return LineError(line, absl::StrCat("mtu_bytes must be in ",
+                                            transport::kLinkMtuBytesMin, "..",
+                                            transport::kLinkMtuBytesMax));
+      }
+      config_.mtu_bytes = as_u32;
+      break;
     default:
       ABSL_RAW_CHECK(false, "node field in [cluster]");
   }

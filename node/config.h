@@ -42,6 +42,12 @@ struct ClusterConfig {
   // DPDK transport only: true spins on the port (a dedicated core per
   // node); false backs off when idle (nodes sharing cores). TCP ignores it.
   bool busy_poll = false;
+  // DPDK transport only: the IP MTU of frames between nodes; 0 (absent):
+  // the largest the port reports. See CONFIG.md and transport.h.
+  uint32_t mtu_bytes = 0;
+  // DPDK transport only, with busy_poll = false: keep polling this long
+  // after work before sleeping on the doorbell. 0: sleep at once.
+  uint32_t idle_spin_us = 0;
   // The bootstrap voters: the group as of an empty log. Empty: every node
   // in the file. Nodes of the file outside it start as non-members and
   // wait to be added (CLUSTER ADDLEARNER on the leader).

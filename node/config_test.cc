@@ -319,6 +319,40 @@ TEST(ClusterConfigTest, BusyPollIsTrueOrFalse) {
               "unknown key 'busy_poll' in [node.1]");
 }
 
+TEST(ClusterConfigTest, MtuBytesAndIdleSpin) {
+  absl::StatusOr<ClusterConfig> absent = ParseClusterConfig(MinimalWithClusterKey("tick_ms", "10"));
+  ASSERT_TRUE(absent.ok()) << absent.status();
+  EXPECT_EQ(absent->mtu_bytes, 0u);  // The port's own limit.
+  EXPECT_EQ(absent->idle_spin_us, 0u);
+  for (auto [value, bytes] : {std::pair<std::string_view, uint32_t>{"576", 576},
+                              {"9000", 9000}, {"16K", 16384}, {"65000", 65000}}) {
+    absl::StatusOr<ClusterConfig> c =
+        ParseClusterConfig(MinimalWithClusterKey("mtu_bytes", value));
+    ASSERT_TRUE(c.ok()) << value << ": " << c.status();
+    EXPECT_EQ(c->mtu_bytes, bytes);
+  }
+  for (std::string_view value : {"575", "65001", "64K", "1G"}) {
+    ExpectError(MinimalWithClusterKey("mtu_bytes", value), 3,
+                "mtu_bytes must be in 576..65000");
+  }
+  ExpectError(MinimalWithClusterKey("mtu_bytes", "0"), 3, "mtu_bytes");
+  ExpectError(MinimalWithClusterKey("mtu_bytes", "9000x"), 3, "bad number");
+  for (auto [value, us] : {std::pair<std::string_view, uint32_t>{"0", 0},
+                           {"50", 50}, {"10000", 10000}}) {
+    absl::StatusOr<ClusterConfig> c =
+        ParseClusterConfig(MinimalWithClusterKey("idle_spin_us", value));
+    ASSERT_TRUE(c.ok()) << value << ": " << c.status();
+    EXPECT_EQ(c->idle_spin_us, us);
+  }
+  for (std::string_view value : {"10001", "-1", "5k", "x", "99999999999999999999"}) {
+    ExpectError(MinimalWithClusterKey("idle_spin_us", value), 3,
+                "(expected 0..10000)");
+  }
+  // Both are properties of the deployment, not of one node.
+  ExpectError(MinimalWithNodeKey("mtu_bytes", "9000"), 9,
+              "unknown key 'mtu_bytes' in [node.1]");
+}
+
 TEST(ClusterConfigTest, BadNumbers) {
   for (std::string_view key :
        {"id", "tick_ms", "election_timeout_ticks", "heartbeat_interval_ticks",

@@ -16,7 +16,8 @@ namespace {
 // Three DPDK nodes; nodes 1 and 2 name their port, node 3 leaves eal_args
 // to the transport's defaults.
 std::string DpdkCluster() {
-  std::string text = "[cluster]\nid = 42\nbusy_poll = true\n";
+  std::string text =
+      "[cluster]\nid = 42\nbusy_poll = true\nmtu_bytes = 9000\nidle_spin_us = 30\n";
   for (int i = 1; i <= 3; ++i) {
     absl::StrAppend(&text, "[node.", i, "]\nhost = 10.0.0.", i,
                     "\nclient_port = ", 7000 + i, "\npeer_port = ", 7100 + i,
@@ -42,6 +43,8 @@ TEST(TransportOptionsForTest, CarriesEveryKeyOfTheClusterFile) {
   EXPECT_EQ(t.mac, "02:00:00:00:00:02");
   EXPECT_EQ(t.eal_args, "--vdev=net_af_packet0,iface=bzd2");
   EXPECT_TRUE(t.busy_poll);
+  EXPECT_EQ(t.mtu_bytes, 9000u);
+  EXPECT_EQ(t.idle_spin_us, 30);
   ASSERT_EQ(t.peers.size(), 2u);
   EXPECT_EQ(t.peers[0].id, 1u);
   EXPECT_EQ(t.peers[0].host, "10.0.0.1");
@@ -71,6 +74,8 @@ TEST(TransportOptionsForTest, BusyPollDefaultsToFalseAndMacsMayBeAbsent) {
       TransportOptionsFor(*cluster, *cluster->Find(1));
   EXPECT_TRUE(transport::ValidateTransportOptions(t).ok());
   EXPECT_FALSE(t.busy_poll);
+  EXPECT_EQ(t.mtu_bytes, 0u);  // The port's own.
+  EXPECT_EQ(t.idle_spin_us, 0);
   EXPECT_EQ(t.mac, "");
   ASSERT_EQ(t.peers.size(), 1u);
   EXPECT_EQ(t.peers[0].id, 2u);

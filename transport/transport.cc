@@ -19,6 +19,16 @@ absl::Status ValidateTransportOptions(const TransportOptions& options) {
     return absl::InvalidArgumentError(
         "reconnect back-off needs 0 < min <= max");
   }
+  if (options.mtu_bytes != 0 && (options.mtu_bytes < kLinkMtuBytesMin ||
+                                 options.mtu_bytes > kLinkMtuBytesMax)) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("mtu_bytes %d outside [%d, %d] (0: the port's own)",
+                        options.mtu_bytes, kLinkMtuBytesMin, kLinkMtuBytesMax));
+  }
+  if (options.idle_spin_us < 0 || options.idle_spin_us > kIdleSpinUsMax) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "idle_spin_us %d outside [0, %d]", options.idle_spin_us, kIdleSpinUsMax));
+  }
   absl::flat_hash_set<NodeId> ids;
   for (const PeerAddress& peer : options.peers) {
     if (peer.id == options.self) {

@@ -29,6 +29,11 @@ using NodeId = uint64_t;
 // Hard limit on one message's payload. Larger sends are rejected with
 // InvalidArgument; a peer announcing a larger frame is disconnected.
 inline constexpr size_t kMessageBytesMax = 64u << 20;  // 64 MiB
+// The IP MTU a datagram transport (DPDK) may be told to use: 576 is what
+// every IPv4 link carries; 65000 stays below IPv4's 16-bit total length and
+// an mbuf's 16-bit data room with its headroom.
+inline constexpr size_t kLinkMtuBytesMin = 576;
+inline constexpr size_t kLinkMtuBytesMax = 65000;
 
 struct PeerAddress {
   NodeId id = 0;
@@ -63,10 +68,26 @@ struct TransportOptions {
   // true: spin (ReadinessFd is always readable: for a dedicated core).
   // false: back off when idle (for machines where nodes share cores).
   bool busy_poll = false;
+  // The IP MTU of frames between nodes (the cluster file's mtu_bytes). 0:
+  // the largest the port reports (jumbo when it allows, capped at 9000).
+  // Nonzero: exactly this, also above what the driver reports when the
+  // port is kernel-backed (af_packet under-reports); the transport refuses
+  // to start if the port, its kernel interface or its mbufs cannot carry
+  // it. Else in [kLinkMtuBytesMin, kLinkMtuBytesMax].
+  size_t mtu_bytes = 0;
+  // DPDK idle back-off (busy_poll = false): after a Poll that found work,
+  // ReadinessFd stays readable for this long, so a frame answering ours is
+  // picked up without a sleep and a wake-up. 0: sleep at once. At most
+  // kIdleSpinUsMax.
+  int64_t idle_spin_us = 0;
 };
 
+inline constexpr int64_t kIdleSpinUsMax = 10000;
+
 // Checks what every implementation relies on: 0 < message_bytes_max <=
-// kMessageBytesMax, send_queue_bytes_max > 0, 0 < back-off min <= max, and
+// kMessageBytesMax, send_queue_bytes_max > 0, 0 < back-off min <= max,
+// mtu_bytes 0 or in [kLinkMtuBytesMin, kLinkMtuBytesMax], idle_spin_us in
+// [0, kIdleSpinUsMax], and
 // peers unique and not self. InvalidArgument naming the first problem.
 absl::Status ValidateTransportOptions(const TransportOptions& options);
 

@@ -35,6 +35,26 @@ TEST(ValidateTransportOptionsTest, RejectsEachBrokenField) {
   }));
   EXPECT_TRUE(rejects([](TransportOptions& o) { o.peers[1].id = 2; }));
   EXPECT_TRUE(rejects([](TransportOptions& o) { o.peers[0].id = 1; }));
+  EXPECT_TRUE(rejects(
+      [](TransportOptions& o) { o.mtu_bytes = kLinkMtuBytesMin - 1; }));
+  EXPECT_TRUE(rejects(
+      [](TransportOptions& o) { o.mtu_bytes = kLinkMtuBytesMax + 1; }));
+  EXPECT_TRUE(rejects([](TransportOptions& o) { o.idle_spin_us = -1; }));
+  EXPECT_TRUE(
+      rejects([](TransportOptions& o) { o.idle_spin_us = kIdleSpinUsMax + 1; }));
+}
+
+TEST(ValidateTransportOptionsTest, AcceptsMtuAndSpinBounds) {
+  for (size_t mtu : {size_t{0}, kLinkMtuBytesMin, size_t{9000}, kLinkMtuBytesMax}) {
+    TransportOptions options = Valid();
+    options.mtu_bytes = mtu;
+    EXPECT_TRUE(ValidateTransportOptions(options).ok()) << mtu;
+  }
+  for (int64_t spin : {int64_t{0}, int64_t{50}, kIdleSpinUsMax}) {
+    TransportOptions options = Valid();
+    options.idle_spin_us = spin;
+    EXPECT_TRUE(ValidateTransportOptions(options).ok()) << spin;
+  }
 }
 
 }  // namespace

@@ -17,6 +17,8 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/synchronization/mutex.h"
+#include "transport/dpdk/eal_args.h"
+#include "transport/dpdk/port_mtu.h"
 
 namespace blizzard::transport::dpdk {
 namespace {
@@ -96,7 +98,7 @@ size_t KernelMtu(int if_index) {
 
 bool SameSetUp(const PortRequest& a, const PortRequest& b) {
   return a.eal_argv == b.eal_argv && a.port_index == b.port_index &&
-         a.mtu_bytes_max == b.mtu_bytes_max &&
+         a.mtu_bytes_max == b.mtu_bytes_max && a.mtu_bytes == b.mtu_bytes &&
          a.rx_descriptors == b.rx_descriptors &&
          a.tx_descriptors == b.tx_descriptors && a.mac == b.mac;
 }
@@ -130,27 +132,38 @@ absl::Status SetUpPort(const PortRequest& request, PortInfo* info) {
     return DpdkError("rte_eth_dev_info_get", rc);
   }
   info->if_index = static_cast<int>(dev_info.if_index);
-  // Largest MTU the port, its receive path and (af_packet) the kernel
-  // interface agree on, capped by the request; jumbo frames if all allow.
-  size_t mtu = std::min<size_t>(request.mtu_bytes_max, dev_info.max_mtu);
+  // The MTU the port, its receive path and (af_packet) the kernel interface
+  // and ring agree on, or the configured one if they can carry it (see
+  // port_mtu.h: af_packet under-reports its limit).
+  MtuInputs mtu_in;
+  mtu_in.explicit_mtu_bytes = request.mtu_bytes;
+  mtu_in.mtu_bytes_max = request.mtu_bytes_max;
+  mtu_in.port_mtu_bytes = dev_info.max_mtu;
   if (dev_info.max_rx_pktlen > RTE_ETHER_HDR_LEN + RTE_ETHER_CRC_LEN) {
-    mtu = std::min<size_t>(
-        mtu, dev_info.max_rx_pktlen - RTE_ETHER_HDR_LEN - RTE_ETHER_CRC_LEN);
+    mtu_in.port_mtu_bytes =
+        std::min<size_t>(mtu_in.port_mtu_bytes, dev_info.max_rx_pktlen -
+                                                    RTE_ETHER_HDR_LEN -
+                                                    RTE_ETHER_CRC_LEN);
   }
-  if (size_t kernel = KernelMtu(info->if_index); kernel > 0) {
-    mtu = std::min(mtu, kernel);
+  mtu_in.kernel_mtu_bytes = KernelMtu(info->if_index);
+  if (info->device.rfind("net_af_packet", 0) == 0 ||
+      info->device.rfind("eth_af_packet", 0) == 0) {
+    absl::StatusOr<size_t> frame_bytes = AfPacketFrameBytes(request.eal_argv);
+    if (!frame_bytes.ok()) return frame_bytes.status();
+    // A vdev EAL was given some other way: the PMD's default ring frame.
+    mtu_in.af_packet_frame_bytes =
+        *frame_bytes > 0 ? *frame_bytes : kAfPacketDefaultFrameBytes;
   }
-  mtu = std::min(mtu, kMtuBytesMax);
-  if (mtu < kMtuBytesMin) {
-    return absl::FailedPreconditionError(absl::StrFormat(
-        "port %s carries an MTU of %d bytes, below the %d the transport "
-        "needs",
-        info->device, mtu, kMtuBytesMin));
-  }
+  mtu_in.mbuf_headroom_bytes = RTE_PKTMBUF_HEADROOM;
+  mtu_in.mbuf_data_room_min = RTE_MBUF_DEFAULT_BUF_SIZE;
+  mtu_in.device = info->device;
+  absl::StatusOr<MtuPlan> plan = PlanMtu(mtu_in);
+  if (!plan.ok()) return plan.status();
+  size_t mtu = plan->mtu_bytes;
   rte_eth_conf conf{};
-  conf.rxmode.mtu = static_cast<uint32_t>(mtu);
+  conf.rxmode.mtu = static_cast<uint32_t>(plan->ethdev_mtu_bytes);
   int rc = rte_eth_dev_configure(id, 1, 1, &conf);
-  if (rc != 0 && mtu > RTE_ETHER_MTU) {
+  if (rc != 0 && request.mtu_bytes == 0 && mtu > RTE_ETHER_MTU) {
     // Jumbo refused: standard frames.
     mtu = RTE_ETHER_MTU;
     conf.rxmode.mtu = static_cast<uint32_t>(mtu);
@@ -158,7 +171,8 @@ absl::Status SetUpPort(const PortRequest& request, PortInfo* info) {
   }
   if (rc != 0) return DpdkError("rte_eth_dev_configure", rc);
   uint16_t port_mtu = 0;
-  if (rte_eth_dev_get_mtu(id, &port_mtu) == 0 && port_mtu >= kMtuBytesMin) {
+  if (request.mtu_bytes == 0 && rte_eth_dev_get_mtu(id, &port_mtu) == 0 &&
+      port_mtu >= kMtuBytesMin) {
     mtu = std::min<size_t>(mtu, port_mtu);
   }
   info->mtu_bytes = mtu;
@@ -174,12 +188,8 @@ absl::Status SetUpPort(const PortRequest& request, PortInfo* info) {
   uint32_t pool_mbufs = 1;
   while (pool_mbufs - 1 < needed) pool_mbufs *= 2;
   info->pool_mbufs = pool_mbufs - 1;
-  // One frame per mbuf: no chains to walk. At least the default size, which
-  // af_packet's default 2048-byte ring frames need.
-  const size_t data_room = std::max<size_t>(
-      RTE_MBUF_DEFAULT_BUF_SIZE,
-      RTE_PKTMBUF_HEADROOM + RTE_ETHER_HDR_LEN + mtu + RTE_ETHER_CRC_LEN +
-          2 * RTE_VLAN_HLEN);
+  // One frame per mbuf: no chains to walk.
+  const size_t data_room = plan->mbuf_data_room;
   const int socket = rte_eth_dev_socket_id(id);
   info->pool = rte_pktmbuf_pool_create(
       "blizzard_mbufs", info->pool_mbufs, kPoolCache, 0,

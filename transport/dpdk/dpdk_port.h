@@ -28,6 +28,8 @@ struct PortRequest {
   std::vector<std::string> eal_argv;  // Complete, from BuildEalArgs.
   uint16_t port_index = 0;            // Among the ports EAL found.
   size_t mtu_bytes_max = 9000;        // Jumbo frames if the port allows.
+  // Nonzero: exactly this MTU, or an error (port_mtu.h, PlanMtu).
+  size_t mtu_bytes = 0;
   uint16_t rx_descriptors = 1024;
   uint16_t tx_descriptors = 1024;
   // Mbufs the transport itself holds at most (tx buffer, rx burst, spare);

@@ -108,7 +108,9 @@ absl::StatusOr<std::unique_ptr<DpdkTransport>> DpdkTransport::Create(
 
 DpdkTransport::DpdkTransport(const TransportOptions& options,
                              const DpdkOptions& dpdk_options)
-    : options_(dpdk_options), busy_poll_(options.busy_poll) {}
+    : options_(dpdk_options),
+      busy_poll_(options.busy_poll),
+      idle_spin_us_(options.idle_spin_us) {}
 
 absl::Status DpdkTransport::Init(const TransportOptions& options) {
   EalDefaults defaults;
@@ -126,6 +128,7 @@ absl::Status DpdkTransport::Init(const TransportOptions& options) {
   request.eal_argv = *argv;
   request.port_index = options_.port_index;
   request.mtu_bytes_max = options_.mtu_bytes_max;
+  request.mtu_bytes = options.mtu_bytes;
   request.rx_descriptors = options_.rx_descriptors;
   request.tx_descriptors = options_.tx_descriptors;
   // rx burst + tx buffer + the spare: all this class ever holds.
@@ -341,6 +344,15 @@ void DpdkTransport::UpdateReadiness(int64_t now_us, bool worked) {
   const bool gated = tx_count_ > 0 && now_us < gate_us;
   if (worked || (tx_count_ > 0 && !gated) || engine_->FrameDue(now_us)) {
     idle_polls_ = 0;
+    last_work_us_ = now_us;
+    SetAwake(true);
+    return;
+  }
+  // Spin a little after work: the answer to what was just sent (an ack, the
+  // next request) often comes within tens of microseconds, and catching it
+  // without sleeping saves a doorbell wake-up on both sides.
+  if (now_us - last_work_us_ < idle_spin_us_) {
+    ++poll_stats_.spin_polls;
     SetAwake(true);
     return;
   }

@@ -20,7 +20,8 @@
 //   busy_poll = true: the fd is always readable, so the node's epoll_wait
 //     never sleeps: it spins on Poll (production, a core per node).
 //   busy_poll = false (idle back-off, for nodes sharing cores): while Poll
-//     finds work the fd stays readable; when idle, it becomes readable again
+//     finds work, and for idle_spin_us after (TransportOptions), the fd
+//     stays readable; when idle, it becomes readable again
 //     when (a) a frame for us arrives, if the port is kernel-backed
 //     (af_packet): a tiny AF_PACKET socket with a BPF filter for our MAC and
 //     UDP port is in the epoll set, a doorbell that carries no data; (b) a
@@ -89,6 +90,7 @@ struct PollStats {
   uint64_t polls = 0;
   uint64_t idle_polls = 0;      // Found nothing to do, armed the timer.
   uint64_t doorbell_rings = 0;  // Woke from idle with the doorbell rung.
+  uint64_t spin_polls = 0;      // Idle, but stayed awake (idle_spin_us).
 };
 
 class DpdkTransport final : public Transport {
@@ -143,6 +145,8 @@ class DpdkTransport final : public Transport {
 
   DpdkOptions options_;
   bool busy_poll_;
+  int64_t idle_spin_us_;
+  int64_t last_work_us_ = 0;  // The last Poll that found work.
   PortInfo port_;
   bool port_held_ = false;
   std::unique_ptr<FrameEngine> engine_;

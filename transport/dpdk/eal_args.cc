@@ -71,6 +71,39 @@ absl::StatusOr<std::vector<std::string>> BuildEalArgs(
   return argv;
 }
 
+absl::StatusOr<size_t> AfPacketFrameBytes(const std::vector<std::string>& argv) {
+  for (size_t i = 0; i < argv.size(); ++i) {
+    // "--vdev=<dev>,k=v,..." or "--vdev <dev>,k=v,...".
+    std::string spec;
+    if (argv[i].rfind("--vdev=", 0) == 0) {
+      spec = argv[i].substr(7);
+    } else if (argv[i] == "--vdev" && i + 1 < argv.size()) {
+      spec = argv[i + 1];
+    } else {
+      continue;
+    }
+    std::vector<std::string> parts = absl::StrSplit(spec, ',');
+    if (parts[0].rfind("net_af_packet", 0) != 0 &&
+        parts[0].rfind("eth_af_packet", 0) != 0) {
+      continue;
+    }
+    size_t frame_bytes = 2048;  // DFLT_FRAME_SIZE of the PMD.
+    for (size_t k = 1; k < parts.size(); ++k) {
+      if (parts[k].rfind("framesz=", 0) != 0) continue;
+      const std::string value = parts[k].substr(8);
+      if (value.empty() || value.size() > 9 ||
+          value.find_first_not_of("0123456789") != std::string::npos ||
+          std::stoul(value) == 0) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "eal_args: af_packet framesz '", value, "' is not a positive number"));
+      }
+      frame_bytes = std::stoul(value);
+    }
+    return frame_bytes;
+  }
+  return 0;
+}
+
 std::string CpusOfThisProcess() {
   cpu_set_t set;
   CPU_ZERO(&set);

@@ -39,6 +39,13 @@ struct EalDefaults {
 absl::StatusOr<std::vector<std::string>> BuildEalArgs(
     const std::string& eal_args, const EalDefaults& defaults);
 
+// The ring frame size (framesz) of the af_packet vdev named in `argv`
+// (from BuildEalArgs): the value of its framesz= key, or the PMD's default
+// 2048 without one; 0 when argv names no af_packet vdev (net_af_packet* or
+// eth_af_packet*). InvalidArgument for a framesz that is not a positive
+// decimal number.
+absl::StatusOr<size_t> AfPacketFrameBytes(const std::vector<std::string>& argv);
+
 // The CPUs this thread may run on, as "0,1,3" (for --lcores).
 std::string CpusOfThisProcess();
 

@@ -71,5 +71,26 @@ TEST(EalArgsTest, CpusOfThisProcessListsAllowedCpus) {
   EXPECT_EQ(cpus.find_first_not_of("0123456789,"), std::string::npos) << cpus;
 }
 
+TEST(EalArgsTest, AfPacketFrameBytes) {
+  using V = std::vector<std::string>;
+  EXPECT_EQ(*AfPacketFrameBytes(V{"blizzard", "--no-pci"}), 0u);
+  EXPECT_EQ(*AfPacketFrameBytes(V{"blizzard", "--vdev=net_tap0,iface=t0"}), 0u);
+  EXPECT_EQ(*AfPacketFrameBytes(V{"blizzard", "--vdev=net_af_packet0,iface=v1"}),
+            2048u);
+  EXPECT_EQ(*AfPacketFrameBytes(
+                V{"blizzard", "--vdev=net_af_packet0,iface=v1,framesz=12288,blocksz=12288"}),
+            12288u);
+  EXPECT_EQ(*AfPacketFrameBytes(
+                V{"blizzard", "--vdev", "eth_af_packet1,framesz=4096,iface=v1"}),
+            4096u);
+  for (const char* bad : {"framesz=", "framesz=0", "framesz=-1", "framesz=4k",
+                          "framesz=99999999999"}) {
+    EXPECT_TRUE(absl::IsInvalidArgument(
+        AfPacketFrameBytes(V{"--vdev=net_af_packet0,iface=v1," + std::string(bad)})
+            .status()))
+        << bad;
+  }
+}
+
 }  // namespace
 }  // namespace blizzard::transport::dpdk

@@ -34,9 +34,11 @@ inline constexpr size_t kFrameHeadersBytes =
     kEthernetHeaderBytes + kMtuOverheadBytes;
 
 // The smallest IP MTU every Ethernet link carries; frames never exceed the
-// MTU the transport settled on at start-up (1500 or a jumbo size).
-inline constexpr size_t kMtuBytesMin = 576;
-inline constexpr size_t kMtuBytesMax = 9216;
+// MTU the transport settled on at start-up (1500, a jumbo size, or what the
+// cluster file's mtu_bytes says). payload_bytes (u16) and the IPv4 total
+// length bound the largest.
+inline constexpr size_t kMtuBytesMin = kLinkMtuBytesMin;
+inline constexpr size_t kMtuBytesMax = kLinkMtuBytesMax;
 
 inline constexpr uint16_t kEtherTypeIpv4 = 0x0800;
 inline constexpr uint8_t kIpProtocolUdp = 17;
