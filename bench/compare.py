@@ -35,14 +35,15 @@ MODES = [
     ("physical-3", "blizzard_tcp_physical", 3),
     ("logical-3-dpdk", "blizzard_dpdk_logical", 3),
     ("physical-3-dpdk", "blizzard_dpdk_physical", 3),
+    ("logical-3-tcpns", "blizzard_tcp_logical", 3),
 ]
 # DPDK variants run their nodes in network namespaces (root; the launcher's
 # netns mode) and only when --modes names them (bench/transport_compare.sh).
-OPT_IN_MODES = {"logical-3-dpdk", "physical-3-dpdk"}
+# logical-3-tcpns: TCP nodes in the same namespaces, their peer traffic over
+# the same veths and bridge: DPDK's like-for-like baseline.
+OPT_IN_MODES = {"logical-3-dpdk", "physical-3-dpdk", "logical-3-tcpns"}
+NETNS_MODES = {"logical-3-dpdk", "physical-3-dpdk", "logical-3-tcpns"}
 
-
-def is_dpdk(variant):
-    return variant.startswith("blizzard_dpdk_")
 WORKLOADS = ["set", "getset", "zadd", "list", "sadd"]
 FIELDS = ["mode", "variant", "nodes", "workload", "value_bytes", "status", "ops",
           "ops_per_s", "lat_p50_us", "lat_p99_us", "lat_p999_us", "lat_max_us", "errors",
@@ -310,6 +311,14 @@ def main():
                     help="a new cluster for every workload (default: per mode and value size)")
     ap.add_argument("--out-dir", default=os.path.join(HERE, "results"))
     ap.add_argument("--no-plots", action="store_true")
+    ap.add_argument("--netns-mtu-bytes", type=int,
+                    help="netns modes: mtu_bytes in the cluster file and on the veths "
+                    "(default: 1500, the kernel's)")
+    ap.add_argument("--netns-idle-spin-us", type=int,
+                    help="netns modes: idle_spin_us in the cluster file (DPDK)")
+    ap.add_argument("--mode-suffix", default="",
+                    help="appended to the mode column of the results (e.g. -mtu9000), "
+                    "to tell set-ups of one mode apart")
     ap.add_argument("--plot-only", metavar="CSV",
                     help="redraw the plots and the table from a compare.csv; run nothing")
     args = ap.parse_args()
@@ -367,10 +376,15 @@ def main():
             groups = [[w] for w in workloads] if args.fresh_cluster_per_run else [workloads]
             for group in groups:
                 name = "%s_%d_%s" % (mode, vs, group[0] if len(group) == 1 else "all")
+                netns = mode in NETNS_MODES
+                netns_args = {}
+                if netns:
+                    netns_args = dict(mtu_bytes=args.netns_mtu_bytes,
+                                      idle_spin_us=args.netns_idle_spin_us)
                 cluster = testing.TestCluster(binary, nodes=nodes, name=name,
-                                              netns=is_dpdk(variant),
+                                              netns=netns,
                                               log_pool_bytes=log_bytes,
-                                              data_pool_bytes=data_bytes)
+                                              data_pool_bytes=data_bytes, **netns_args)
                 try:
                     start_cluster(cluster)
                     for w in group:
@@ -397,6 +411,10 @@ def main():
                 finally:
                     cluster.close()
 
+    if args.mode_suffix:
+        for r in rows:
+            r["mode"] += args.mode_suffix
+        modes = [(m + args.mode_suffix, v, n) for m, v, n in modes]
     csv_path = os.path.join(args.out_dir, "compare.csv")
     with open(csv_path, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=FIELDS, extrasaction="ignore")

@@ -3,9 +3,11 @@
 value size, the median over the rounds of throughput, p99 latency, peer
 bytes and node CPU per op, with the throughput range; then, because the
 machine's load changes between rounds more than the transports differ, the
-PAIRED ratios DPDK/TCP of throughput and node CPU per op (each round's DPDK
-run against the TCP run just before it) and their medians. Writes
-<dir>/summary.csv and prints both tables.
+PAIRED ratios of throughput and node CPU per op (each round's run of a mode
+against the same round's baseline run): every mode against TCP on loopback
+(logical-3), and DPDK modes against TCP over the same veths and bridge
+(logical-3-tcpns*). Writes <dir>/summary.csv and <dir>/ratios.csv and prints
+the tables.
 
   bench/transport_summary.py bench/results/transport
 """
@@ -63,11 +65,11 @@ def main():
 
     def fmt(v, spec):
         return "n/a" if v is None else format(v, spec)
-    print("%-15s %-7s %6s %5s %9s %17s %8s %8s %7s %7s %6s" % (
+    print("%-26s %-7s %6s %5s %9s %17s %8s %8s %7s %7s %6s" % (
         "mode", "work", "value", "ok", "ops/s", "(min..max)", "p50 ms", "p99 ms",
         "peer B", "cpu us", "ops/e"))
     for r in summary:
-        print("%-15s %-7s %6d %2d/%-2d %9s %17s %8s %8s %7s %7s %6s" % (
+        print("%-26s %-7s %6d %2d/%-2d %9s %17s %8s %8s %7s %7s %6s" % (
             r["mode"], r["workload"], r["value_bytes"], r["rounds_ok"], r["rounds"],
             fmt(r["ops_per_s"], ".0f"),
             "(%s..%s)" % (fmt(r["ops_per_s_min"], ".0f"), fmt(r["ops_per_s_max"], ".0f")),
@@ -78,24 +80,46 @@ def main():
     print("medians over rounds; peer B = bytes sent between nodes per op (DPDK: whole "
           "frames), cpu us = node CPU per op summed over the 3 nodes, ops/e = ops per Raft entry")
 
-    ratios = {}
-    for (round_name, workload, value_bytes), modes in sorted(by_round.items()):
-        tcp, dpdk = modes.get("logical-3"), modes.get("logical-3-dpdk")
-        if not tcp or not dpdk:
+    # Paired ratios: every other mode against TCP on loopback (the issue's
+    # baseline) and DPDK modes against TCP over the same veths and bridge.
+    modes_seen = sorted({m for modes in by_round.values() for m in modes})
+    pairs = [(m, "logical-3") for m in modes_seen if m != "logical-3"]
+    pairs += [(m, b) for m in modes_seen if m.startswith("logical-3-dpdk")
+              for b in modes_seen if b.startswith("logical-3-tcpns")]
+    ratio_rows = []
+    for mode, base in pairs:
+        ratios = {}
+        for (round_name, workload, value_bytes), modes in sorted(by_round.items()):
+            a, b = modes.get(mode), modes.get(base)
+            if not a or not b:
+                continue
+            entry = ratios.setdefault((workload, value_bytes), {"ops": [], "cpu": []})
+            entry["ops"].append(float(a["ops_per_s"]) / float(b["ops_per_s"]))
+            if a.get("node_cpu_us_per_op") and b.get("node_cpu_us_per_op"):
+                entry["cpu"].append(float(a["node_cpu_us_per_op"]) /
+                                    float(b["node_cpu_us_per_op"]))
+        if not ratios:
             continue
-        entry = ratios.setdefault((workload, value_bytes), {"ops": [], "cpu": []})
-        entry["ops"].append(float(dpdk["ops_per_s"]) / float(tcp["ops_per_s"]))
-        if tcp.get("node_cpu_us_per_op") and dpdk.get("node_cpu_us_per_op"):
-            entry["cpu"].append(float(dpdk["node_cpu_us_per_op"]) /
-                                float(tcp["node_cpu_us_per_op"]))
-    if ratios:
-        print("\npaired DPDK/TCP ratios per round (median; every round)")
+        print("\npaired ratios %s / %s per round (median; every round)" % (mode, base))
         for (workload, value_bytes), e in sorted(ratios.items()):
             print("%-7s %5d B  throughput %4.2f  [%s]   node cpu/op %s  [%s]" % (
                 workload, value_bytes, statistics.median(e["ops"]),
                 " ".join("%.2f" % x for x in e["ops"]),
                 "%4.2f" % statistics.median(e["cpu"]) if e["cpu"] else " n/a",
                 " ".join("%.2f" % x for x in e["cpu"])))
+            ratio_rows.append({
+                "mode": mode, "baseline": base, "workload": workload,
+                "value_bytes": value_bytes, "rounds": len(e["ops"]),
+                "throughput_ratio_median": round(statistics.median(e["ops"]), 3),
+                "throughput_ratios": " ".join("%.2f" % x for x in e["ops"]),
+                "cpu_per_op_ratio_median":
+                    round(statistics.median(e["cpu"]), 3) if e["cpu"] else "",
+                "cpu_per_op_ratios": " ".join("%.2f" % x for x in e["cpu"])})
+    if ratio_rows:
+        with open(os.path.join(out_dir, "ratios.csv"), "w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=list(ratio_rows[0]))
+            w.writeheader()
+            w.writerows(ratio_rows)
 
 
 if __name__ == "__main__":

@@ -25,6 +25,12 @@ namespace that carries the client port (kernel TCP) -- see NetnsLayout:
   blizzard_cluster.py --config c.ini stop             # nodes, then the namespaces
   blizzard_cluster.py --config c.ini clean            # pools and any leftovers
 
+The same network carries a TCP variant (blizzard_tcp_*): its peer traffic then
+crosses the same veths and bridge (host routes over the DPDK link), a
+like-for-like baseline for DPDK. `gen-config --netns NAME --mtu-bytes 9000`
+writes mtu_bytes and a matching af_packet ring (framesz) into the file; the
+launcher sets that MTU on every veth of the bridge link.
+
 Membership (node/README.md, "Membership changes"): the cluster file lists
 every node that may ever join; `gen-config --voters 1,2,3` makes the others
 start as non-members that wait to be added.
@@ -191,11 +197,20 @@ class NetnsLayout:
     The cluster file's `host` doubles as the IPv4 address in the DPDK frames
     (no kernel routing involved there) and must be the third address of a
     /30 (gen-config --netns picks 10.X.Y.(4i+2)).
+
+    mtu: the MTU of both ends of every DPDK link (the cluster file's
+    mtu_bytes; None: the kernel's 1500). kernel_peers (up()): for a TCP
+    variant, node i reaches node j's host by a /32 route over NAMEd<i>, so
+    peer traffic crosses the same veths and bridge as DPDK frames do (ARP
+    answers for the host address from any interface; the client link keeps
+    its own /30). Not for DPDK: the kernel would answer DPDK's UDP frames to
+    the host address with ICMP over that route.
     """
 
-    def __init__(self, name, nodes):
+    def __init__(self, name, nodes, mtu=None):
         self.name = check_netns_name(name)
         self.nodes = nodes  # {id: Node}
+        self.mtu = mtu
 
     def ns(self, nid):
         return "%sn%d" % (self.name, nid)
@@ -228,7 +243,7 @@ class NetnsLayout:
         ours = {self.switch_ns} | {"%sn%d" % (self.name, i) for i in range(1, 10)}
         return sorted(names & ours)
 
-    def up(self):
+    def up(self, kernel_peers=False):
         """Creates the whole network (after removing leftovers of NAME)."""
         self.down()
         name, sw = self.name, self.switch_ns
@@ -260,9 +275,19 @@ class NetnsLayout:
             # frames with ICMP), bridged to the others.
             self._ip("-n", ns, "link", "add", dev, "type", "veth", "peer", "name", port,
                      "netns", sw)
+            if self.mtu:
+                self._ip("-n", ns, "link", "set", dev, "mtu", str(self.mtu))
+                self._ip("-n", sw, "link", "set", port, "mtu", str(self.mtu))
             self._ip("-n", sw, "link", "set", port, "master", bridge)
             self._ip("-n", sw, "link", "set", port, "up")
             self._ip("-n", ns, "link", "set", dev, "up")
+            if kernel_peers:
+                for table in ("all", "default", dev):
+                    self._sysctl(ns, "net.ipv4.conf.%s.rp_filter" % table, 0)
+                for other in sorted(self.nodes):
+                    if other != nid:
+                        self._ip("-n", ns, "route", "add", "%s/32" % self.nodes[other].host,
+                                 "dev", dev)
             # The client link to the root namespace.
             self._ip("-n", ns, "link", "add", cdev, "type", "veth", "peer", "name", hdev,
                      "netns", "1")
@@ -323,18 +348,37 @@ def netns_subnet(name):
     raise RuntimeError("no free 10.x.y.0/24 for netns cluster %s" % name)
 
 
-def gen_netns_config(nodes, base_port, pool_dir, name, **kwargs):
-    """gen_config for NetnsLayout: hosts 10.X.Y.(4i+2), MACs, EAL devices."""
+def af_packet_frame_bytes(mtu_bytes):
+    """The af_packet ring frame (framesz = blocksz) that carries mtu_bytes:
+    Ethernet header + MTU + the ring's 80 bytes of rx overhead, rounded up
+    to whole pages (transport/dpdk/port_mtu.h)."""
+    page = 4096
+    return (14 + mtu_bytes + 80 + page - 1) // page * page
+
+
+def gen_netns_config(nodes, base_port, pool_dir, name, mtu_bytes=None, idle_spin_us=None,
+                     **kwargs):
+    """gen_config for NetnsLayout: hosts 10.X.Y.(4i+2), MACs, EAL devices.
+
+    Without mtu_bytes: 1500-byte frames (DPDK 22.11's af_packet reports
+    max_rx_pktlen = 1518 whatever its ring). With it: mtu_bytes in the file,
+    which the transport then uses beyond the PMD's report, and an af_packet
+    ring of frames large enough for it; the launcher sets the veth MTU."""
     prefix = netns_subnet(check_netns_name(name))
     hosts = {i: "%s%d" % (prefix, 4 * i + 2) for i in range(1, nodes + 1)}
-    # Standard 1500-byte frames: DPDK 22.11's af_packet reports
-    # max_rx_pktlen = 1518 whatever its ring's frame size, so ethdev refuses
-    # a jumbo MTU on it (transport/README.md).
+    ring = ""
+    cluster_extra = ["busy_poll = false"]
+    if mtu_bytes:
+        frame = af_packet_frame_bytes(mtu_bytes)
+        ring = ",framesz=%d,blocksz=%d" % (frame, frame)
+        cluster_extra.append("mtu_bytes = %d" % mtu_bytes)
+    if idle_spin_us is not None:
+        cluster_extra.append("idle_spin_us = %d" % idle_spin_us)
     extra = {i: ["mac = 02:00:00:00:00:%02x" % i,
-                 "eal_args = --vdev=net_af_packet0,iface=%sd%d --file-prefix=%sn%d"
-                 % (name, i, name, i)] for i in range(1, nodes + 1)}
+                 "eal_args = --vdev=net_af_packet0,iface=%sd%d%s --file-prefix=%sn%d"
+                 % (name, i, ring, name, i)] for i in range(1, nodes + 1)}
     return gen_config(nodes, base_port, pool_dir, hosts=hosts, node_extra=extra,
-                      cluster_extra=["busy_poll = false"], **kwargs)
+                      cluster_extra=cluster_extra, **kwargs)
 
 
 class Node:
@@ -355,6 +399,7 @@ class Cluster:
         with open(self.config_path) as f:
             parser.read_file(f)
         self.nodes = {}
+        self.mtu_bytes = parser.getint("cluster", "mtu_bytes", fallback=None)
         for section in parser.sections():
             if section.startswith("node."):
                 s = parser[section]
@@ -379,7 +424,7 @@ class Cluster:
         elif os.path.exists(path):
             with open(path) as f:
                 name = f.read().strip()
-        return NetnsLayout(name, self.nodes) if name else None
+        return NetnsLayout(name, self.nodes, self.mtu_bytes) if name else None
 
     def partition(self, nids):
         self._require_netns().set_links(nids, up=False)
@@ -452,13 +497,23 @@ class Cluster:
         self._children[nid] = proc
         return proc.pid
 
+    def _binary_is_dpdk(self):
+        binary = self.binary
+        if binary is None:
+            try:
+                with open(os.path.join(self.run_dir, "binary")) as f:
+                    binary = f.read().strip()
+            except OSError:
+                return True  # Unknown: the layout that suits DPDK.
+        return "dpdk" in os.path.basename(binary)
+
     def start(self, nodes=None):
         """Starts `nodes` (default: every node in the file)."""
         if self.binary:
             with open(os.path.join(self.run_dir, "binary"), "w") as f:
                 f.write(os.path.abspath(self.binary) + "\n")
         if self.netns is not None and not any(self.pid(n) for n in self.nodes):
-            self.netns.up()
+            self.netns.up(kernel_peers=not self._binary_is_dpdk())
         for nid in sorted(nodes or self.nodes):
             self.start_node(nid)
         self.wait_ports(nodes=sorted(nodes or self.nodes))
@@ -662,6 +717,9 @@ def main(argv):
     g.add_argument("--cluster-id", type=int, default=1)
     g.add_argument("--netns", dest="gen_netns", metavar="NAME",
                    help="a DPDK cluster file for network-namespace mode")
+    g.add_argument("--mtu-bytes", type=int, help="with --netns: mtu_bytes (e.g. 9000) "
+                   "and a matching af_packet ring")
+    g.add_argument("--idle-spin-us", type=int, help="with --netns: idle_spin_us")
     g.add_argument("--voters", help="bootstrap voters, e.g. 1,2,3 (default: all nodes)")
     s = sub.add_parser("start", help="start every node (or --nodes)")
     s.add_argument("--binary", required=True, help="node variant binary")
@@ -698,6 +756,7 @@ def main(argv):
     if args.cmd == "gen-config":
         if args.gen_netns:
             print(gen_netns_config(args.nodes, args.base_port, args.dir, args.gen_netns,
+                                   mtu_bytes=args.mtu_bytes, idle_spin_us=args.idle_spin_us,
                                    cluster_id=args.cluster_id))
         else:
             extra = ["voters = %s" % args.voters] if args.voters else ()

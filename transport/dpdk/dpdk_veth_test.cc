@@ -90,6 +90,12 @@ int RunPeer(const std::map<std::string, std::string>& flags) {
   options.eal_args =
       absl::StrCat("--vdev=net_af_packet0,iface=", Flag(flags, "iface"));
   options.busy_poll = Flag(flags, "busy") == "1";
+  // Jumbo frames through af_packet: the cluster file's mtu_bytes and a ring
+  // whose frames hold them (as the launcher writes them).
+  options.mtu_bytes = FlagU64(flags, "mtu");
+  if (const uint64_t ring = FlagU64(flags, "framesz"); ring > 0) {
+    absl::StrAppend(&options.eal_args, ",framesz=", ring, ",blocksz=", ring);
+  }
   DpdkOptions dpdk;
   dpdk.file_prefix = Flag(flags, "prefix");
   absl::StatusOr<std::unique_ptr<DpdkTransport>> created =
@@ -204,13 +210,16 @@ std::map<std::string, std::string> ParseResult(const std::string& log) {
 }
 
 // `nodes` processes; 2 on a veth pair, more on a bridge. Each sends
-// `per_link` messages to every other.
-void Exchange(int nodes, uint64_t per_link, bool busy_poll) {
+// `per_link` messages to every other. `mtu` > 0: veths and transports at
+// that MTU (jumbo frames), af_packet ring frames of `framesz`.
+void Exchange(int nodes, uint64_t per_link, bool busy_poll, int mtu = 0,
+              int framesz = 0) {
   const std::string tag = absl::StrFormat("bz%d%s%d", getpid() % 10000,
-                                          busy_poll ? "b" : "i", nodes);
+                                          busy_poll ? "b" : (mtu > 0 ? "j" : "i"),
+                                          nodes);
   absl::StatusOr<std::unique_ptr<lab::VethLab>> veth =
-      nodes == 2 ? lab::VethLab::Create(tag)
-                 : lab::VethLab::CreateSwitched(tag, nodes);
+      nodes == 2 ? lab::VethLab::Create(tag, mtu)
+                 : lab::VethLab::CreateSwitched(tag, nodes, mtu);
   if (absl::IsFailedPrecondition(veth.status())) {
     std::printf("SKIPPED: this machine cannot create network namespaces "
                 "(needs root): %s\n",
@@ -238,6 +247,7 @@ void Exchange(int nodes, uint64_t per_link, bool busy_poll) {
          absl::StrCat("--iface=", (*veth)->iface(end)),
          absl::StrCat("--prefix=", prefix),
          absl::StrCat("--busy=", busy_poll ? 1 : 0),
+         absl::StrCat("--mtu=", mtu), absl::StrCat("--framesz=", framesz),
          absl::StrCat("--timeout_s=", timeout_s)},
         logs.back());
     ASSERT_TRUE(pid.ok()) << pid.status();
@@ -256,6 +266,18 @@ void Exchange(int nodes, uint64_t per_link, bool busy_poll) {
     EXPECT_EQ(r["errors"], "0");
     EXPECT_EQ(r["rejected"], "0");
     EXPECT_EQ(r["reassembly_failures"], "0");
+    // The MTU the transport settled on (Describe's line).
+    EXPECT_TRUE(absl::StrContains(log, absl::StrCat(" mtu ", mtu > 0 ? mtu : 1500, ",")))
+        << log;
+    if (mtu > 0) {
+      // Messages above 1368 B would need ceil(n / 1368) frames at MTU 1500;
+      // at a jumbo MTU the frames carry more: fewer frames than the bytes
+      // at 1500 would need.
+      uint64_t frames = 0, bytes = 0;
+      ASSERT_TRUE(absl::SimpleAtoi(r["frames_sent"], &frames));
+      ASSERT_TRUE(absl::SimpleAtoi(r["bytes_sent"], &bytes));
+      EXPECT_GT(bytes / frames, 1500u) << "frames of " << bytes / frames << " B on average";
+    }
   }
 }
 
@@ -267,6 +289,18 @@ TEST(DpdkVethTest, IdleBackoffExchangeMixedSizesVerified) {
 // machine mostly wait for the scheduler (transport/README.md).
 TEST(DpdkVethTest, BusyPollExchangeMixedSizesVerified) {
   Exchange(2, g_messages / 10, /*busy_poll=*/true);
+}
+
+// Jumbo frames over af_packet (transport/dpdk/port_mtu.h): veths at MTU
+// 9000, ring frames of 12 KiB, the transport told mtu_bytes = 9000 (above
+// the 1518 bytes the PMD reports); fragmentation and reassembly at the new
+// frame size, every payload verified. Also through the bridge.
+TEST(DpdkVethTest, JumboFramesExchangeMixedSizesVerified) {
+  Exchange(2, g_messages / 4, /*busy_poll=*/false, /*mtu=*/9000, /*framesz=*/12288);
+}
+
+TEST(DpdkVethTest, JumboFramesThreeNodesThroughABridge) {
+  Exchange(3, g_messages / 40, /*busy_poll=*/false, /*mtu=*/9000, /*framesz=*/12288);
 }
 
 // The README's three-node set-up: every node talks to both others through

@@ -139,7 +139,8 @@ absl::Status VethLab::AddNamespace(const std::string& name) {
   return RunCommand({"ip", "-n", name, "link", "set", "lo", "up"});
 }
 
-absl::StatusOr<std::unique_ptr<VethLab>> VethLab::Create(const std::string& tag) {
+absl::StatusOr<std::unique_ptr<VethLab>> VethLab::Create(const std::string& tag,
+                                                         int mtu_bytes) {
   if (tag.size() + 2 > 15) {
     return absl::InvalidArgumentError("tag too long for interface names");
   }
@@ -152,12 +153,17 @@ absl::StatusOr<std::unique_ptr<VethLab>> VethLab::Create(const std::string& tag)
   }
   // Created in the first namespace, the far end moved at once: nothing ever
   // appears in the caller's namespace.
-  const std::vector<std::vector<std::string>> steps = {
+  std::vector<std::vector<std::string>> steps = {
       {"ip", "-n", lab->ns_[0], "link", "add", lab->iface_[0], "type", "veth",
        "peer", "name", lab->iface_[1], "netns", lab->ns_[1]},
-      {"ip", "-n", lab->ns_[0], "link", "set", lab->iface_[0], "up"},
-      {"ip", "-n", lab->ns_[1], "link", "set", lab->iface_[1], "up"},
   };
+  for (int end = 0; end < 2 && mtu_bytes > 0; ++end) {
+    steps.push_back({"ip", "-n", lab->ns_[end], "link", "set", lab->iface_[end],
+                     "mtu", absl::StrCat(mtu_bytes)});
+  }
+  for (int end = 0; end < 2; ++end) {
+    steps.push_back({"ip", "-n", lab->ns_[end], "link", "set", lab->iface_[end], "up"});
+  }
   for (const auto& step : steps) {
     if (absl::Status s = RunCommand(step); !s.ok()) {
       return absl::InternalError(s.message());
@@ -167,7 +173,7 @@ absl::StatusOr<std::unique_ptr<VethLab>> VethLab::Create(const std::string& tag)
 }
 
 absl::StatusOr<std::unique_ptr<VethLab>> VethLab::CreateSwitched(
-    const std::string& tag, int nodes) {
+    const std::string& tag, int nodes, int mtu_bytes) {
   if (tag.size() + 4 > 15 || nodes < 1 || nodes > 9) {
     return absl::InvalidArgumentError("tag too long or node count not 1..9");
   }
@@ -185,6 +191,11 @@ absl::StatusOr<std::unique_ptr<VethLab>> VethLab::CreateSwitched(
     const std::string port = absl::StrCat(tag, "p", i);
     steps.push_back({"ip", "-n", lab->ns_.back(), "link", "add", lab->iface_.back(),
                      "type", "veth", "peer", "name", port, "netns", sw});
+    if (mtu_bytes > 0) {
+      steps.push_back({"ip", "-n", lab->ns_.back(), "link", "set", lab->iface_.back(),
+                       "mtu", absl::StrCat(mtu_bytes)});
+      steps.push_back({"ip", "-n", sw, "link", "set", port, "mtu", absl::StrCat(mtu_bytes)});
+    }
     steps.push_back({"ip", "-n", sw, "link", "set", port, "master", "sw0"});
     steps.push_back({"ip", "-n", sw, "link", "set", port, "up"});
     steps.push_back({"ip", "-n", lab->ns_.back(), "link", "set", lab->iface_.back(), "up"});

@@ -30,11 +30,13 @@ class VethLab {
   // unique, e.g. "bz" + the pid. FailedPrecondition if the machine cannot
   // create namespaces (not root, no /var/run/netns): callers skip, not
   // fail. Internal for any later step (a real failure).
-  static absl::StatusOr<std::unique_ptr<VethLab>> Create(const std::string& tag);
+  // `mtu_bytes` > 0: every veth gets that MTU (jumbo frames); 0: 1500.
+  static absl::StatusOr<std::unique_ptr<VethLab>> Create(const std::string& tag,
+                                                         int mtu_bytes = 0);
   // Nodes 0..n-1 in namespaces "<tag>n<i>" with interface "<tag>v<i>", each
   // linked to bridge "sw0" in namespace "<tag>sw".
   static absl::StatusOr<std::unique_ptr<VethLab>> CreateSwitched(
-      const std::string& tag, int nodes);
+      const std::string& tag, int nodes, int mtu_bytes = 0);
   ~VethLab();
 
   int nodes() const { return static_cast<int>(iface_.size()); }
