@@ -316,6 +316,8 @@ def main():
                     "(default: 1500, the kernel's)")
     ap.add_argument("--netns-idle-spin-us", type=int,
                     help="netns modes: idle_spin_us in the cluster file (DPDK)")
+    ap.add_argument("--netns-ack-delay-us", type=int,
+                    help="netns modes: ack_delay_us in the cluster file (DPDK)")
     ap.add_argument("--mode-suffix", default="",
                     help="appended to the mode column of the results (e.g. -mtu9000), "
                     "to tell set-ups of one mode apart")
@@ -380,7 +382,8 @@ def main():
                 netns_args = {}
                 if netns:
                     netns_args = dict(mtu_bytes=args.netns_mtu_bytes,
-                                      idle_spin_us=args.netns_idle_spin_us)
+                                      idle_spin_us=args.netns_idle_spin_us,
+                                      ack_delay_us=args.netns_ack_delay_us)
                 cluster = testing.TestCluster(binary, nodes=nodes, name=name,
                                               netns=netns,
                                               log_pool_bytes=log_bytes,

@@ -9,6 +9,9 @@
 #   logical-3-dpdk-mtu$MTU     DPDK, mtu_bytes = $MTU (jumbo frames through
 #                              af_packet: transport/dpdk/port_mtu.h)
 #   logical-3-dpdk-mtu$MTU-spin$SPIN   the same with idle_spin_us = $SPIN
+#   logical-3-dpdk[-mtu$MTU]-ack0      ack_delay_us = 0 (every ack at once,
+#                              as before delayed acks): set-ups dpdk-noack,
+#                              dpdk-jumbo-noack
 # Needs root.
 #
 # The machine is shared, and its load changes by the minute: the set-ups
@@ -52,6 +55,10 @@ setup_args() {
     tcpns) echo "--modes logical-3-tcpns --netns-mtu-bytes $MTU --mode-suffix=-mtu$MTU" ;;
     dpdk) echo "--modes logical-3-dpdk" ;;
     dpdk-jumbo) echo "--modes logical-3-dpdk --netns-mtu-bytes $MTU --mode-suffix=-mtu$MTU" ;;
+    dpdk-jumbo-noack)
+      echo "--modes logical-3-dpdk --netns-mtu-bytes $MTU --netns-ack-delay-us 0" \
+        "--mode-suffix=-mtu$MTU-ack0" ;;
+    dpdk-noack) echo "--modes logical-3-dpdk --netns-ack-delay-us 0 --mode-suffix=-ack0" ;;
     dpdk-jumbo-spin)
       echo "--modes logical-3-dpdk --netns-mtu-bytes $MTU --netns-idle-spin-us $SPIN" \
         "--mode-suffix=-mtu$MTU-spin$SPIN" ;;

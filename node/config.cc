@@ -138,7 +138,7 @@ enum class Field : uint8_t {
   // [cluster]
   kClusterId, kTickMs, kElectionTimeoutTicks, kHeartbeatIntervalTicks,
   kBatchOpsMax, kBatchBytesMax, kClientsMax, kBusyPoll, kVoters, kSnapshotLogPercent,
-  kSnapshotKeepEntries, kSnapshotChunkBytes, kSessionsMax, kMtuBytes, kIdleSpinUs,
+  kSnapshotKeepEntries, kSnapshotChunkBytes, kSessionsMax, kMtuBytes, kIdleSpinUs, kAckDelayUs,
   // [node.N]
   kHost, kClientPort, kPeerPort, kLogPool, kLogPoolBytes, kDataPool,
   kDataPoolBytes, kMac, kEalArgs,
@@ -166,6 +166,7 @@ constexpr KeySpec kClusterKeys[] = {
     {"sessions_max", Field::kSessionsMax, false},
     {"mtu_bytes", Field::kMtuBytes, false},
     {"idle_spin_us", Field::kIdleSpinUs, false},
+    {"ack_delay_us", Field::kAckDelayUs, false},
 };
 
 constexpr KeySpec kNodeKeys[] = {
@@ -379,16 +380,17 @@ absl::Status Parser::SetCluster(size_t line, Field field, std::string_view key,
   }
   constexpr uint64_t kU32Max = std::numeric_limits<uint32_t>::max();
   constexpr uint64_t kU64Max = std::numeric_limits<uint64_t>::max();
-  if (field == Field::kIdleSpinUs) {
-    // 0 is meaningful here (sleep at once), so not ParsePositive.
+  if (field == Field::kIdleSpinUs || field == Field::kAckDelayUs) {
+    // 0 is meaningful here (no spin, no delay), so not ParsePositive.
+    const bool spin = field == Field::kIdleSpinUs;
+    const uint64_t max = static_cast<uint64_t>(
+        spin ? transport::kIdleSpinUsMax : transport::kAckDelayUsMax);
     uint64_t us = 0;
-    if (ParseUnsigned(value, false, us) != NumberResult::kOk ||
-        us > static_cast<uint64_t>(transport::kIdleSpinUsMax)) {
-      return LineError(line, absl::StrCat("idle_spin_us = ", AV(value),
-                                          " (expected 0..",
-                                          transport::kIdleSpinUsMax, ")"));
+    if (ParseUnsigned(value, false, us) != NumberResult::kOk || us > max) {
+      return LineError(line, absl::StrCat(AV(key), " = ", AV(value),
+                                          " (expected 0..", max, ")"));
     }
-    config_.idle_spin_us = static_cast<uint32_t>(us);
+    (spin ? config_.idle_spin_us : config_.ack_delay_us) = static_cast<uint32_t>(us);
     return absl::OkStatus();
   }
   if (field == Field::kVoters) {

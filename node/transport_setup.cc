@@ -19,6 +19,7 @@ transport::TransportOptions TransportOptionsFor(const ClusterConfig& cluster,
   t.busy_poll = cluster.busy_poll;
   t.mtu_bytes = cluster.mtu_bytes;
   t.idle_spin_us = cluster.idle_spin_us;
+  t.ack_delay_us = cluster.ack_delay_us;
   for (const NodeConfig& n : cluster.nodes) {
     if (n.id == self.id) continue;
     t.peers.push_back(transport::PeerAddress{n.id, n.host, n.peer_port, n.mac});

@@ -17,7 +17,8 @@ namespace {
 // to the transport's defaults.
 std::string DpdkCluster() {
   std::string text =
-      "[cluster]\nid = 42\nbusy_poll = true\nmtu_bytes = 9000\nidle_spin_us = 30\n";
+      "[cluster]\nid = 42\nbusy_poll = true\nmtu_bytes = 9000\nidle_spin_us = 30\n"
+      "ack_delay_us = 0\n";
   for (int i = 1; i <= 3; ++i) {
     absl::StrAppend(&text, "[node.", i, "]\nhost = 10.0.0.", i,
                     "\nclient_port = ", 7000 + i, "\npeer_port = ", 7100 + i,
@@ -45,6 +46,7 @@ TEST(TransportOptionsForTest, CarriesEveryKeyOfTheClusterFile) {
   EXPECT_TRUE(t.busy_poll);
   EXPECT_EQ(t.mtu_bytes, 9000u);
   EXPECT_EQ(t.idle_spin_us, 30);
+  EXPECT_EQ(t.ack_delay_us, 0);
   ASSERT_EQ(t.peers.size(), 2u);
   EXPECT_EQ(t.peers[0].id, 1u);
   EXPECT_EQ(t.peers[0].host, "10.0.0.1");
@@ -76,6 +78,7 @@ TEST(TransportOptionsForTest, BusyPollDefaultsToFalseAndMacsMayBeAbsent) {
   EXPECT_FALSE(t.busy_poll);
   EXPECT_EQ(t.mtu_bytes, 0u);  // The port's own.
   EXPECT_EQ(t.idle_spin_us, 0);
+  EXPECT_EQ(t.ack_delay_us, 500);
   EXPECT_EQ(t.mac, "");
   ASSERT_EQ(t.peers.size(), 1u);
   EXPECT_EQ(t.peers[0].id, 2u);

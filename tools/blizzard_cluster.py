@@ -357,7 +357,7 @@ def af_packet_frame_bytes(mtu_bytes):
 
 
 def gen_netns_config(nodes, base_port, pool_dir, name, mtu_bytes=None, idle_spin_us=None,
-                     **kwargs):
+                     ack_delay_us=None, **kwargs):
     """gen_config for NetnsLayout: hosts 10.X.Y.(4i+2), MACs, EAL devices.
 
     Without mtu_bytes: 1500-byte frames (DPDK 22.11's af_packet reports
@@ -374,6 +374,8 @@ def gen_netns_config(nodes, base_port, pool_dir, name, mtu_bytes=None, idle_spin
         cluster_extra.append("mtu_bytes = %d" % mtu_bytes)
     if idle_spin_us is not None:
         cluster_extra.append("idle_spin_us = %d" % idle_spin_us)
+    if ack_delay_us is not None:
+        cluster_extra.append("ack_delay_us = %d" % ack_delay_us)
     extra = {i: ["mac = 02:00:00:00:00:%02x" % i,
                  "eal_args = --vdev=net_af_packet0,iface=%sd%d%s --file-prefix=%sn%d"
                  % (name, i, ring, name, i)] for i in range(1, nodes + 1)}
@@ -720,6 +722,7 @@ def main(argv):
     g.add_argument("--mtu-bytes", type=int, help="with --netns: mtu_bytes (e.g. 9000) "
                    "and a matching af_packet ring")
     g.add_argument("--idle-spin-us", type=int, help="with --netns: idle_spin_us")
+    g.add_argument("--ack-delay-us", type=int, help="with --netns: ack_delay_us")
     g.add_argument("--voters", help="bootstrap voters, e.g. 1,2,3 (default: all nodes)")
     s = sub.add_parser("start", help="start every node (or --nodes)")
     s.add_argument("--binary", required=True, help="node variant binary")
@@ -757,6 +760,7 @@ def main(argv):
         if args.gen_netns:
             print(gen_netns_config(args.nodes, args.base_port, args.dir, args.gen_netns,
                                    mtu_bytes=args.mtu_bytes, idle_spin_us=args.idle_spin_us,
+                                   ack_delay_us=args.ack_delay_us,
                                    cluster_id=args.cluster_id))
         else:
             extra = ["voters = %s" % args.voters] if args.voters else ()

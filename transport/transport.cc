@@ -29,6 +29,10 @@ absl::Status ValidateTransportOptions(const TransportOptions& options) {
     return absl::InvalidArgumentError(absl::StrFormat(
         "idle_spin_us %d outside [0, %d]", options.idle_spin_us, kIdleSpinUsMax));
   }
+  if (options.ack_delay_us < 0 || options.ack_delay_us > kAckDelayUsMax) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "ack_delay_us %d outside [0, %d]", options.ack_delay_us, kAckDelayUsMax));
+  }
   absl::flat_hash_set<NodeId> ids;
   for (const PeerAddress& peer : options.peers) {
     if (peer.id == options.self) {

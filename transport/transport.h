@@ -80,14 +80,19 @@ struct TransportOptions {
   // picked up without a sleep and a wake-up. 0: sleep at once. At most
   // kIdleSpinUsMax.
   int64_t idle_spin_us = 0;
+  // DPDK: how long the ack of a data frame may wait for data to the same
+  // peer to ride on (transport/dpdk/frame_engine.h, EngineConfig). At most
+  // kAckDelayUsMax (half the smallest retransmission timeout).
+  int64_t ack_delay_us = 500;
 };
 
 inline constexpr int64_t kIdleSpinUsMax = 10000;
+inline constexpr int64_t kAckDelayUsMax = 1000;
 
 // Checks what every implementation relies on: 0 < message_bytes_max <=
 // kMessageBytesMax, send_queue_bytes_max > 0, 0 < back-off min <= max,
 // mtu_bytes 0 or in [kLinkMtuBytesMin, kLinkMtuBytesMax], idle_spin_us in
-// [0, kIdleSpinUsMax], and
+// [0, kIdleSpinUsMax], ack_delay_us in [0, kAckDelayUsMax], and
 // peers unique and not self. InvalidArgument naming the first problem.
 absl::Status ValidateTransportOptions(const TransportOptions& options);
 

@@ -40,6 +40,9 @@ TEST(ValidateTransportOptionsTest, RejectsEachBrokenField) {
   EXPECT_TRUE(rejects(
       [](TransportOptions& o) { o.mtu_bytes = kLinkMtuBytesMax + 1; }));
   EXPECT_TRUE(rejects([](TransportOptions& o) { o.idle_spin_us = -1; }));
+  EXPECT_TRUE(rejects([](TransportOptions& o) { o.ack_delay_us = -1; }));
+  EXPECT_TRUE(
+      rejects([](TransportOptions& o) { o.ack_delay_us = kAckDelayUsMax + 1; }));
   EXPECT_TRUE(
       rejects([](TransportOptions& o) { o.idle_spin_us = kIdleSpinUsMax + 1; }));
 }

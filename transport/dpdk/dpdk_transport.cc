@@ -76,8 +76,10 @@ absl::Status ValidateDpdkOptions(const DpdkOptions& o) {
   return absl::OkStatus();
 }
 
-EngineConfig MakeEngineConfig(const DpdkOptions& o, const PortInfo& port) {
+EngineConfig MakeEngineConfig(const TransportOptions& options,
+                              const DpdkOptions& o, const PortInfo& port) {
   EngineConfig config = o.protocol;
+  config.ack_delay_us = options.ack_delay_us;
   config.port_mac = port.mac;
   config.mtu_bytes = port.mtu_bytes;
   config.epoch = NewEpoch();
@@ -97,7 +99,7 @@ absl::StatusOr<std::unique_ptr<DpdkTransport>> DpdkTransport::Create(
     stand_in.mac = {0x02, 0, 0, 0, 0, 0x01};
     stand_in.mtu_bytes = 1500;
     absl::StatusOr<std::unique_ptr<FrameEngine>> dry_run =
-        FrameEngine::Create(options, MakeEngineConfig(dpdk_options, stand_in));
+        FrameEngine::Create(options, MakeEngineConfig(options, dpdk_options, stand_in));
     if (!dry_run.ok()) return dry_run.status();
   }
   auto transport = std::unique_ptr<DpdkTransport>(
@@ -141,7 +143,7 @@ absl::Status DpdkTransport::Init(const TransportOptions& options) {
   port_held_ = true;
 
   absl::StatusOr<std::unique_ptr<FrameEngine>> engine =
-      FrameEngine::Create(options, MakeEngineConfig(options_, port_));
+      FrameEngine::Create(options, MakeEngineConfig(options, options_, port_));
   if (!engine.ok()) return engine.status();
   engine_ = std::move(*engine);
   ABSL_RAW_CHECK(port_.mbuf_data_bytes >= engine_->frame_bytes_max(),

@@ -35,6 +35,10 @@ absl::StatusOr<std::unique_ptr<FrameEngine>> FrameEngine::Create(
   if (config.epoch == 0) {
     return absl::InvalidArgumentError("epoch must be nonzero");
   }
+  if (config.ack_delay_us < 0 || config.ack_delay_us > config.rto_us_min / 2) {
+    return absl::InvalidArgumentError(
+        "ack_delay_us must be in [0, rto_us_min / 2]");
+  }
   Addressing self;
   if (options.mac.empty()) {
     // The port's own address must still be a station address.
@@ -103,6 +107,8 @@ FrameEngine::FrameEngine(const TransportOptions& options,
       self_id_(options.self),
       self_(self),
       mtu_bytes_(config.mtu_bytes),
+      ack_delay_us_(config.ack_delay_us),
+      ack_frames_max_(std::max<uint32_t>(1, config.window_frames / 4)),
       epoch_(config.epoch) {
   peers_.reserve(options.peers.size());
 }
@@ -172,6 +178,16 @@ void FrameEngine::OnFrame(absl::Span<const uint8_t> frame, int64_t now_us,
     ++stats_.connects;
     if (epoch_before != 0) ++stats_.disconnects;  // It restarted.
   }
+  if (peer->receive.ack_due()) {
+    if (peer->ack_due_since_us == kNeverUs) peer->ack_due_since_us = now_us;
+    ++peer->frames_unacked;
+    // The sender is retransmitting or saw a gap, or its window is filling:
+    // it needs this ack now.
+    if (outcome != ReceiveStream::Outcome::kAccepted ||
+        peer->receive.nack_due() || peer->frames_unacked >= ack_frames_max_) {
+      peer->ack_now = true;
+    }
+  }
   switch (outcome) {
     case ReceiveStream::Outcome::kAccepted:
       break;
@@ -187,13 +203,18 @@ void FrameEngine::OnFrame(absl::Span<const uint8_t> frame, int64_t now_us,
   }
 }
 
+bool FrameEngine::AckReady(const Peer& peer, int64_t now_us) const {
+  return peer.receive.ack_due() &&
+         (peer.ack_now || now_us - peer.ack_due_since_us >= ack_delay_us_);
+}
+
 bool FrameEngine::AckOnly(const Peer& peer, int64_t now_us) const {
-  return peer.receive.ack_due() && !peer.send.Ready(now_us);
+  return AckReady(peer, now_us) && !peer.send.Ready(now_us);
 }
 
 bool FrameEngine::FrameDue(int64_t now_us) const {
   for (const Peer& peer : peers_) {
-    if (peer.receive.ack_due() || peer.send.Ready(now_us)) return true;
+    if (AckReady(peer, now_us) || peer.send.Ready(now_us)) return true;
   }
   return false;
 }
@@ -209,6 +230,9 @@ void FrameEngine::FillAck(Peer& peer, FrameHeader* h) {
     h->ack_seq = peer.receive.expected_seq();
   }
   peer.receive.AckSent();
+  peer.ack_due_since_us = kNeverUs;
+  peer.frames_unacked = 0;
+  peer.ack_now = false;
 }
 
 size_t FrameEngine::BuildAck(Peer& peer, absl::Span<uint8_t> frame) {
@@ -255,6 +279,11 @@ int64_t FrameEngine::DeadlineUs() const {
   for (const Peer& peer : peers_) {
     deadline = std::min({deadline, peer.send.DeadlineUs(),
                          peer.receive.DeadlineUs()});
+    if (peer.receive.ack_due()) {
+      deadline = std::min(deadline, peer.ack_now
+                                        ? peer.ack_due_since_us
+                                        : peer.ack_due_since_us + ack_delay_us_);
+    }
   }
   return deadline;
 }

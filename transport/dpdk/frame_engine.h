@@ -38,6 +38,12 @@ struct EngineConfig {
   int64_t rto_us_min = 2000;
   int64_t rto_us_max = 200000;
   int64_t reassembly_timeout_us = 5000000;
+  // Delayed acks: a data frame's ack waits up to this for a data frame to
+  // the same peer to ride on, instead of costing a frame of its own (and,
+  // with the idle back-off, a wake-up of the peer). A duplicate, a gap (NACK)
+  // or window_frames / 4 frames unacknowledged are acked at once. 0: every
+  // ack at once. At most rto_us_min / 2.
+  int64_t ack_delay_us = 0;
   // This instance's epoch: nonzero and different from any earlier instance
   // of the same node (DpdkTransport uses the realtime clock in ns).
   uint64_t epoch = 1;
@@ -95,6 +101,11 @@ class FrameEngine {
     Addressing addressing;  // From us to this peer.
     SendStream send;
     ReceiveStream receive;
+    // Delayed ack (EngineConfig::ack_delay_us): since when one is due, how
+    // many frames it covers, and whether it must go at once.
+    int64_t ack_due_since_us = kNeverUs;
+    uint32_t frames_unacked = 0;
+    bool ack_now = false;
   };
 
   FrameEngine(const TransportOptions& options, const EngineConfig& config,
@@ -102,6 +113,7 @@ class FrameEngine {
   Peer* FindPeer(NodeId id);
   const Peer* FindPeer(NodeId id) const;
   bool AckOnly(const Peer& peer, int64_t now_us) const;
+  bool AckReady(const Peer& peer, int64_t now_us) const;
   void FillAck(Peer& peer, FrameHeader* header);
   size_t BuildAck(Peer& peer, absl::Span<uint8_t> frame);
   size_t BuildData(Peer& peer, int64_t now_us, absl::Span<uint8_t> frame);
@@ -111,6 +123,8 @@ class FrameEngine {
   NodeId self_id_;
   Addressing self_;  // src_* fields: ours; dst_* unused.
   size_t mtu_bytes_;
+  int64_t ack_delay_us_;
+  uint32_t ack_frames_max_;
   uint64_t epoch_;
   std::vector<Peer> peers_;
   absl::flat_hash_map<NodeId, size_t> peer_index_;

@@ -8,6 +8,7 @@
 
 #include <cstring>
 #include <map>
+#include <tuple>
 #include <string>
 #include <vector>
 
@@ -83,17 +84,22 @@ TEST(FrameEngineTest, MixedSizesArriveIntactAndInOrderOnACleanWire) {
   }
 }
 
-class LossyWireTest : public ::testing::TestWithParam<uint64_t> {};
+// Seed, and whether acks are delayed (EngineConfig::ack_delay_us).
+class LossyWireTest
+    : public ::testing::TestWithParam<std::tuple<uint64_t, bool>> {};
 
 TEST_P(LossyWireTest, EveryMessageArrivesOnceInOrderDespiteFaults) {
-  const uint64_t seed = GetParam();
-  SCOPED_TRACE(absl::StrFormat("seed=%d", seed));
+  const uint64_t seed = std::get<0>(GetParam());
+  SCOPED_TRACE(absl::StrFormat("seed=%d delayed_acks=%d", seed,
+                               std::get<1>(GetParam())));
   WireFaults faults;
   faults.drop = 0.03;
   faults.duplicate = 0.01;
   faults.corrupt = 0.01;
   faults.swap = 0.01;
-  SimWire wire(3, Base(), EngineConfig{}, faults, seed);
+  EngineConfig config;
+  if (std::get<1>(GetParam())) config.ack_delay_us = 500;
+  SimWire wire(3, Base(), config, faults, seed);
   StreamChecker checker(
       [seed](NodeId from, NodeId to, uint64_t seq) {
         // Up to 64 KiB here: 1 MiB messages over a 3% lossy wire with
@@ -118,7 +124,70 @@ TEST_P(LossyWireTest, EveryMessageArrivesOnceInOrderDespiteFaults) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Seeds, LossyWireTest,
-                         ::testing::Values(1, 2, 3, 4, 5));
+                         ::testing::Combine(::testing::Values(1, 2, 3, 4, 5),
+                                            ::testing::Bool()));
+
+// A request, then (50 us later, as a node answers after its own loop
+// iteration) the response: with delayed acks the response carries the ack
+// of the request, and the ack of the response goes alone only after the
+// delay; without, each side also sends a pure ack at once.
+TEST(FrameEngineTest, DelayedAcksRideOnTheResponse) {
+  for (const int64_t delay_us : {int64_t{0}, int64_t{500}}) {
+    SCOPED_TRACE(absl::StrFormat("ack_delay_us=%d", delay_us));
+    EngineConfig config;
+    config.ack_delay_us = delay_us;
+    SimWire wire(2, Base(), config, WireFaults{}, 1);
+    std::vector<uint8_t> message(100, 7);
+    int received_by_2 = 0, received_by_1 = 0;
+    auto handler = [&](NodeId to, NodeId, absl::Span<const uint8_t>) {
+      ++(to == 2 ? received_by_2 : received_by_1);
+    };
+    ASSERT_TRUE(wire.node(1).Send(2, message).ok());
+    for (int i = 0; i < 100 && received_by_2 == 0; ++i) wire.Step(handler);
+    ASSERT_EQ(received_by_2, 1);
+    for (int i = 0; i < 5; ++i) wire.Step(handler);  // 50 us.
+    ASSERT_TRUE(wire.node(2).Send(1, message).ok());
+    for (int i = 0; i < 100 && received_by_1 == 0; ++i) wire.Step(handler);
+    ASSERT_EQ(received_by_1, 1);
+    EXPECT_EQ(wire.frames_from(2), delay_us > 0 ? 1u : 2u);
+    const int64_t answered_us = wire.now_us();
+    // The response's ack: alone, after the delay (the engine's deadline
+    // says when, for an idle loop's timer).
+    if (delay_us > 0) {
+      EXPECT_LE(wire.node(1).DeadlineUs(), answered_us + delay_us);
+      EXPECT_FALSE(wire.node(2).Idle(1));
+    }
+    for (int i = 0; i < 100; ++i) wire.Step(handler);  // 1 ms.
+    EXPECT_EQ(wire.frames_from(1), 2u);  // The request and one ack.
+    EXPECT_TRUE(wire.node(1).Idle(2));
+    EXPECT_TRUE(wire.node(2).Idle(1));
+    EXPECT_EQ(wire.node(1).stats().retransmissions, 0u);
+    EXPECT_EQ(wire.node(2).stats().retransmissions, 0u);
+  }
+}
+
+// One-way bulk traffic: the receiver has nothing to piggyback on, so it
+// acks every window_frames / 4 frames at once and the sender never stalls
+// on its window waiting for a delayed ack.
+TEST(FrameEngineTest, DelayedAcksKeepABulkSendersWindowOpen) {
+  EngineConfig config;
+  config.ack_delay_us = 1000;
+  config.window_frames = 32;
+  SimWire wire(2, Base(), config, WireFaults{}, 1);
+  std::vector<uint8_t> big(1300, 1);  // One frame each.
+  int received = 0;
+  int sent = 0;
+  int steps = 0;
+  for (; steps < 1000 && received < 400; ++steps) {
+    while (sent < 400 && wire.node(1).Send(2, big).ok()) ++sent;
+    wire.Step([&](NodeId, NodeId, absl::Span<const uint8_t>) { ++received; });
+  }
+  EXPECT_EQ(received, 400);
+  // ~32 frames per window, acked every 8: far below one ack delay per window
+  // (400 / 32 windows x 100 steps of 10 us).
+  EXPECT_LT(steps, 200);
+  EXPECT_EQ(wire.node(1).stats().retransmissions, 0u);
+}
 
 TEST(FrameEngineTest, RejectsUnknownPeerSelfAndOversizedMessage) {
   TransportOptions base = Base();
@@ -550,6 +619,18 @@ TEST(FrameEngineCreateTest, ValidatesOptions) {
   EXPECT_TRUE(rejects(good, c));
   c = EngineConfig{};
   c.window_frames = 0;
+  EXPECT_TRUE(rejects(good, c));
+  c = EngineConfig{};
+  c.ack_delay_us = -1;
+  EXPECT_TRUE(rejects(good, c));
+  c.ack_delay_us = c.rto_us_min / 2 + 1;
+  EXPECT_TRUE(rejects(good, c));
+  c.ack_delay_us = c.rto_us_min / 2;
+  EXPECT_TRUE(FrameEngine::Create(good, c).ok());
+  c = EngineConfig{};
+  c.mtu_bytes = 9000;  // Jumbo frames.
+  EXPECT_TRUE(FrameEngine::Create(good, c).ok());
+  c.mtu_bytes = kMtuBytesMax + 1;
   EXPECT_TRUE(rejects(good, c));
   o = good;
   o.message_bytes_max = 0;
