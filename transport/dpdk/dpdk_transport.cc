@@ -280,12 +280,8 @@ bool DpdkTransport::Receive(int64_t now_us, const MessageHandler& handler) {
     // The handler's spans pointed into these; they are done now.
     rte_pktmbuf_free_bulk(rx_.data(), n);
     worked |= n > 0;
-    if (n < options_.rx_burst_frames) {
-      rx_drained_ = true;
-      return worked;
-    }
+    if (n < options_.rx_burst_frames) break;
   }
-  rx_drained_ = false;  // Stopped at rx_bursts_per_poll_max: more may wait.
   return worked;
 }
 
@@ -348,19 +344,9 @@ void DpdkTransport::UpdateReadiness(int64_t now_us, bool worked) {
   // or were refused by the NIC (retry at once).
   const int64_t gate_us = tx_oldest_us_ + options_.tx_flush_delay_us;
   const bool gated = tx_count_ > 0 && now_us < gate_us;
-  if (worked) {
+  if (worked || (tx_count_ > 0 && !gated) || engine_->FrameDue(now_us)) {
     idle_polls_ = 0;
     last_work_us_ = now_us;
-  }
-  // Poll again at once if work is left, or, without a doorbell, after any
-  // work (nothing would tell us about a frame that came meanwhile). With a
-  // doorbell a Poll that drained the ring and sent everything can sleep
-  // right away: a frame arriving from now on rings it (it was drained
-  // before the ring was read). That saves an eventfd write and read, an
-  // epoll_wait and an empty Poll per wake-up.
-  if (!rx_drained_ || (tx_count_ > 0 && !gated) || engine_->FrameDue(now_us) ||
-      (worked && doorbell_fd_ < 0)) {
-    idle_polls_ = 0;
     SetAwake(true);
     return;
   }
@@ -389,7 +375,7 @@ void DpdkTransport::UpdateReadiness(int64_t now_us, bool worked) {
     delay_us = std::min(delay_us, std::max<int64_t>(deadline_us - now_us, 1));
   }
   SetAwake(false);
-  ArmTimer(now_us, delay_us);
+  ArmTimer(delay_us);
 }
 
 void DpdkTransport::SetAwake(bool awake) {
@@ -404,13 +390,7 @@ void DpdkTransport::SetAwake(bool awake) {
   awake_ = awake;
 }
 
-void DpdkTransport::ArmTimer(int64_t now_us, int64_t delay_us) {
-  // A pending expiry at or before the one asked for can stay: waking early
-  // only costs an empty Poll, which re-arms. Saves a syscall per idle
-  // transition (the back-off restarts at 1 ms after every burst of work).
-  const int64_t expiry_us = now_us + delay_us;
-  if (timer_expiry_us_ > now_us && timer_expiry_us_ <= expiry_us) return;
-  timer_expiry_us_ = expiry_us;
+void DpdkTransport::ArmTimer(int64_t delay_us) {
   itimerspec spec{};
   spec.it_value.tv_sec = delay_us / 1000000;
   spec.it_value.tv_nsec = (delay_us % 1000000) * 1000;

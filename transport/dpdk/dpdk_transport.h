@@ -142,7 +142,7 @@ class DpdkTransport final : public Transport {
   void Flush();
   void UpdateReadiness(int64_t now_us, bool worked);
   void SetAwake(bool awake);
-  void ArmTimer(int64_t now_us, int64_t delay_us);
+  void ArmTimer(int64_t delay_us);
   // Empties the doorbell; true if it had rung.
   bool DrainDoorbell();
 
@@ -167,8 +167,6 @@ class DpdkTransport final : public Transport {
   int doorbell_fd_ = -1;  // AF_PACKET on the port's kernel interface, or -1.
   bool awake_ = false;
   int idle_polls_ = 0;
-  bool rx_drained_ = true;  // The last Receive emptied the port's ring.
-  int64_t timer_expiry_us_ = 0;  // When timer_fd_ fires (0: fired or never armed).
   bool in_poll_ = false;
 
   PollStats poll_stats_;
