@@ -524,6 +524,9 @@ bool KvStore::Impl::OpenContainer(std::string_view key, ValueType type, bool cre
   if (!arena_->ok()) return false;
   HashMap keys = Keys();
   *entry = keys.Put(key, std::string_view(reinterpret_cast<const char*>(&fresh), sizeof(fresh)));
+  // The arena may have run out inside Put (no entry then): the op stops
+  // here and is undone by its caller (ApplyOrOom).
+  if (!arena_->ok()) return false;
   *cv = fresh;
   // An empty container's term joins the hash in SaveContainer (the caller
   // adds elements first; an empty container never persists).
