@@ -137,7 +137,7 @@ enum class Field : uint8_t {
   // [cluster]
   kClusterId, kTickMs, kElectionTimeoutTicks, kHeartbeatIntervalTicks,
   kBatchOpsMax, kBatchBytesMax, kClientsMax, kBusyPoll, kVoters, kSnapshotLogPercent,
-  kSnapshotKeepEntries, kSnapshotChunkBytes, kSessionsMax,
+  kSnapshotKeepEntries, kSnapshotChunkBytes, kSessionsMax, kMaxMemoryPercent,
   // [node.N]
   kHost, kClientPort, kPeerPort, kLogPool, kLogPoolBytes, kDataPool,
   kDataPoolBytes, kMac, kEalArgs,
@@ -163,6 +163,7 @@ constexpr KeySpec kClusterKeys[] = {
     {"snapshot_keep_entries", Field::kSnapshotKeepEntries, false},
     {"snapshot_chunk_bytes", Field::kSnapshotChunkBytes, false},
     {"sessions_max", Field::kSessionsMax, false},
+    {"max_memory_percent", Field::kMaxMemoryPercent, false},
 };
 
 constexpr KeySpec kNodeKeys[] = {
@@ -428,6 +429,12 @@ absl::Status Parser::SetCluster(size_t line, Field field, std::string_view key,
       config_.snapshot_chunk_bytes = *number;
       break;
     case Field::kSessionsMax: config_.sessions_max = as_u32; break;
+    case Field::kMaxMemoryPercent:
+      if (*number > 100) {
+        return LineError(line, "max_memory_percent must be in 1..100");
+      }
+      config_.max_memory_percent = as_u32;
+      break;
     default:
       ABSL_RAW_CHECK(false, "node field in [cluster]");
   }
