@@ -149,7 +149,8 @@ class Arena {
   // --- Transactions -------------------------------------------------------
   // One at a time. A failure inside (arena full, backend error) makes the
   // transaction sticky-failed: later writes are ignored, Commit() aborts
-  // and returns the first error.
+  // and returns the first error, unless RollbackTo() a savepoint clears
+  // an arena-full failure (below).
   absl::Status Begin();
   bool in_tx() const { return in_tx_; }
   bool ok() const { return status_.ok(); }
