@@ -33,6 +33,18 @@ std::unique_ptr<KvStore> OpenSim(SimMemory& mem) {
   return s.ok() ? std::move(*s) : nullptr;
 }
 
+// Random typed batches that fill a small arena: many keys, values up to
+// `value_bytes_max` and occasional `big_value_bytes` ones.
+testing::RandomOpOptions Filling(uint64_t keys, size_t value_bytes_max, size_t big_value_bytes,
+                                 size_t ops_max) {
+  testing::RandomOpOptions gen;
+  gen.keys = keys;
+  gen.value_bytes_max = value_bytes_max;
+  gen.big_value_bytes = big_value_bytes;
+  gen.ops_max = ops_max;
+  return gen;
+}
+
 // The ops that did not answer OOM, and their results.
 void WithoutOom(const std::vector<Op>& ops, const std::vector<OpResult>& results,
                 std::vector<Op>* kept_ops, std::vector<OpResult>* kept_results) {
@@ -58,11 +70,7 @@ TEST(KvStoreOomTest, OnlyTheOpThatCannotAllocateFailsOnEveryReplica) {
   ASSERT_TRUE(a && b && c);
   testing::Model model;
   std::mt19937_64 rng(seed);
-  testing::RandomOpOptions gen;
-  gen.keys = 300;
-  gen.value_bytes_max = 600;
-  gen.big_value_bytes = 6000;
-  gen.ops_max = 6;
+  const testing::RandomOpOptions gen = Filling(300, 600, 6000, 6);
   uint64_t oom = 0, mixed = 0;
   std::vector<Op> failed_ops;  // Retried after the keys are deleted.
   for (uint64_t i = 1; i <= 800; ++i) {
@@ -255,10 +263,7 @@ TEST(KvStoreOomTest, ExecuteOnTopLeavesTheOomOpOutOfTheWriteSet) {
   const uint64_t seed = 31337;
   SCOPED_TRACE(absl::StrCat("seed=", seed));
   std::mt19937_64 rng(seed);
-  testing::RandomOpOptions gen;
-  gen.keys = 200;
-  gen.value_bytes_max = 800;
-  gen.big_value_bytes = 8000;
+  const testing::RandomOpOptions gen = Filling(200, 800, 8000, 8);
   uint64_t oom = 0;
   for (uint64_t i = 1; i <= 300; ++i) {
     // The first batches nearly fill the arena with 8 KiB blocks.
@@ -295,11 +300,7 @@ TEST(KvStoreOomCrashTest, EveryStoreOfAnOomBatchRecoversBeforeOrAfter) {
   ASSERT_NE(store, nullptr);
   testing::Model model;
   std::mt19937_64 rng(seed);
-  testing::RandomOpOptions gen;
-  gen.keys = 120;
-  gen.value_bytes_max = 400;
-  gen.big_value_bytes = 3000;
-  gen.ops_max = 4;
+  const testing::RandomOpOptions gen = Filling(120, 400, 3000, 4);
   uint64_t points = 0, oom = 0, oom_batches = 0;
   for (uint64_t i = 1; i <= 600; ++i) {
     // The first batches fill most of the arena with 8 KiB blocks.
