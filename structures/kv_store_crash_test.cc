@@ -286,7 +286,9 @@ TEST(KvStoreCrashTest, KilledProcessLeavesWholeBatchesWhenOpsRunOutOfMemory) {
   const auto test_start = std::chrono::steady_clock::now();
   int rounds = 0;
   for (; rounds < kRounds; ++rounds) {
-    if (std::chrono::steady_clock::now() - test_start > kOomBudget) break;
+    // As above: a slow machine takes longer, it does not fail.
+    const bool enough_work = rounds >= kOomRoundsMin && oom_at_kill > 0;
+    if (enough_work && std::chrono::steady_clock::now() - test_start > kOomBudget) break;
     SCOPED_TRACE(absl::StrCat("round ", rounds));
     int fds[2];
     ASSERT_EQ(pipe(fds), 0);
@@ -334,7 +336,6 @@ TEST(KvStoreCrashTest, KilledProcessLeavesWholeBatchesWhenOpsRunOutOfMemory) {
     ASSERT_EQ(testing::Dump(**store), testing::Dump(**reference)) << "applied " << applied;
     ASSERT_EQ((*store)->Memory().used_bytes, (*reference)->Memory().used_bytes);
   }
-  EXPECT_GE(rounds, kOomRoundsMin);
   // Most kills must land after the arena filled, while ops were failing.
   EXPECT_GT(oom_at_kill, static_cast<uint64_t>(rounds / 2));
   std::printf("oom crash test: %d kills (%lu after the arena filled), %lu batches, %lu ops "
