@@ -115,6 +115,38 @@ void Drain(int fd, std::string* buffer, std::vector<uint64_t>* out) {
   buffer->erase(0, used);
 }
 
+// A child running ChildMain and the (non-blocking) read end of its pipe.
+struct Child {
+  pid_t pid = -1;
+  int fd = -1;
+};
+
+void StartChild(const StoreOptions& options, std::vector<Op> (*batch_for)(uint64_t),
+                Child* child) {
+  int fds[2];
+  ASSERT_EQ(pipe(fds), 0);
+  const pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    close(fds[0]);
+    ChildMain(options, batch_for, fds[1]);
+  }
+  close(fds[1]);
+  ASSERT_EQ(fcntl(fds[0], F_SETFL, O_NONBLOCK), 0);
+  *child = Child{pid, fds[0]};
+}
+
+// SIGKILLs the child (it must not have exited on its own), reaps it and
+// reads the rest of its reports.
+void KillChild(const Child& child, std::string* buffer, std::vector<uint64_t>* reported) {
+  ASSERT_EQ(kill(child.pid, SIGKILL), 0);
+  int status = 0;
+  ASSERT_EQ(waitpid(child.pid, &status, 0), child.pid);
+  ASSERT_TRUE(WIFSIGNALED(status)) << "child exited early with " << WEXITSTATUS(status);
+  Drain(child.fd, buffer, reported);
+  close(child.fd);
+}
+
 TEST(KvStoreCrashTest, KilledProcessLeavesWholeBatches) {
   SCOPED_TRACE(absl::StrCat("seed=", kSeed));
   testing::ScratchDir dir("crash");
@@ -139,16 +171,9 @@ TEST(KvStoreCrashTest, KilledProcessLeavesWholeBatches) {
     if (enough_work && std::chrono::steady_clock::now() - test_start > kBudget) break;
     const int round = rounds;
     SCOPED_TRACE(absl::StrCat("round ", round));
-    int fds[2];
-    ASSERT_EQ(pipe(fds), 0);
-    const pid_t pid = fork();
-    ASSERT_GE(pid, 0);
-    if (pid == 0) {
-      close(fds[0]);
-      ChildMain(Options(path), BatchFor, fds[1]);
-    }
-    close(fds[1]);
-    ASSERT_EQ(fcntl(fds[0], F_SETFL, O_NONBLOCK), 0);
+    Child child;
+    StartChild(Options(path), BatchFor, &child);
+    if (HasFatalFailure()) return;
     // Open and the first transactions after it cost tens of ms (libpmemobj
     // rebuilds its volatile heap state lazily; page faults), so most kills
     // are timed from the child's first applied batch: they land mid-run.
@@ -163,9 +188,9 @@ TEST(KvStoreCrashTest, KilledProcessLeavesWholeBatches) {
     auto wait_for = [&](const std::function<bool()>& done, std::chrono::seconds limit) {
       const auto give_up = std::chrono::steady_clock::now() + limit;
       while (!done() && std::chrono::steady_clock::now() < give_up) {
-        pollfd p{fds[0], POLLIN, 0};
+        pollfd p{child.fd, POLLIN, 0};
         poll(&p, 1, 100);
-        Drain(fds[0], &buffer, &reported);
+        Drain(child.fd, &buffer, &reported);
       }
     };
     if (when == 0) {
@@ -181,12 +206,8 @@ TEST(KvStoreCrashTest, KilledProcessLeavesWholeBatches) {
         std::this_thread::sleep_for(std::chrono::microseconds(rng() % 40000));
       }
     }
-    ASSERT_EQ(kill(pid, SIGKILL), 0);
-    int status = 0;
-    ASSERT_EQ(waitpid(pid, &status, 0), pid);
-    ASSERT_TRUE(WIFSIGNALED(status)) << "child exited early with " << WEXITSTATUS(status);
-    Drain(fds[0], &buffer, &reported);
-    close(fds[0]);
+    KillChild(child, &buffer, &reported);
+    if (HasFatalFailure()) return;
     if (!reported.empty()) {
       ASSERT_EQ(reported.front(), 0u) << "ready comes first";
       reported.erase(reported.begin());
@@ -292,33 +313,22 @@ TEST(KvStoreCrashTest, KilledProcessLeavesWholeBatchesWhenOpsRunOutOfMemory) {
     const bool enough_work = rounds >= kOomRoundsMin && oom_at_kill >= kOomKillsMin;
     if (enough_work && std::chrono::steady_clock::now() - test_start > kOomBudget) break;
     SCOPED_TRACE(absl::StrCat("round ", rounds));
-    int fds[2];
-    ASSERT_EQ(pipe(fds), 0);
-    const pid_t pid = fork();
-    ASSERT_GE(pid, 0);
-    if (pid == 0) {
-      close(fds[0]);
-      ChildMain(OomOptions(path), OomBatchFor, fds[1]);
-    }
-    close(fds[1]);
-    ASSERT_EQ(fcntl(fds[0], F_SETFL, O_NONBLOCK), 0);
+    Child child;
+    StartChild(OomOptions(path), OomBatchFor, &child);
+    if (HasFatalFailure()) return;
     // Kills are timed from the child's first applied batch (mid-run).
     std::string buffer;
     std::vector<uint64_t> reported;
     const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(30);
     while (reported.size() < 2 && std::chrono::steady_clock::now() < give_up) {
-      pollfd p{fds[0], POLLIN, 0};
+      pollfd p{child.fd, POLLIN, 0};
       poll(&p, 1, 100);
-      Drain(fds[0], &buffer, &reported);
+      Drain(child.fd, &buffer, &reported);
     }
     ASSERT_GE(reported.size(), 2u) << "the child applied nothing in 30 s";
     std::this_thread::sleep_for(std::chrono::microseconds(rng() % 60000));
-    ASSERT_EQ(kill(pid, SIGKILL), 0);
-    int status = 0;
-    ASSERT_EQ(waitpid(pid, &status, 0), pid);
-    ASSERT_TRUE(WIFSIGNALED(status)) << "child exited early with " << WEXITSTATUS(status);
-    Drain(fds[0], &buffer, &reported);
-    close(fds[0]);
+    KillChild(child, &buffer, &reported);
+    if (HasFatalFailure()) return;
     max_reported = std::max(max_reported, reported.back() & ~kResizingBit);
 
     StoreOptions o = OomOptions(path);
