@@ -1068,6 +1068,10 @@ class Raft::Impl {
       return;
     }
     const Index commit_before = log_.committed();
+    if (log_.MatchTerm(m.index, m.log_term)) {
+      const Index conflict = log_.FindConflict(m.entries);
+      if (conflict != 0 && conflict <= log_.LastIndex()) DropAcksFrom(conflict);
+    }
     std::optional<Index> last_new =
         log_.MaybeAppend(m.index, m.log_term, m.commit, m.entries);
     if (last_new.has_value()) {
@@ -1188,6 +1192,7 @@ class Raft::Impl {
   }
 
   void RestoreSnapshot(const SnapshotMeta& meta) {
+    DropAcksFrom(meta.index + 1);
     log_.Restore(meta);
     // The log now starts at the snapshot: its membership is the base.
     config_history_.clear();
@@ -1533,6 +1538,20 @@ class Raft::Impl {
     transfer_target_ = kNoNode;
     transfer_elapsed_ = 0;
     timeout_now_sent_ = false;
+  }
+
+  // Our entries from `first_gone` on are about to be replaced (a
+  // conflicting append from a newer leader) or discarded (a snapshot).
+  // Acknowledgements of them queued earlier in this Ready cycle, when they
+  // were appended but not yet durable, must not leave: they never will be
+  // durable, and the leader of the older term that sent them may still be
+  // leading and would count them towards a commit (found by the tools/sim
+  // soak: persist-before-send, seed 208319). Dropping an ack is always
+  // safe; the leader probes again.
+  void DropAcksFrom(Index first_gone) {
+    std::erase_if(msgs_, [first_gone](const Message& q) {
+      return q.type == MessageType::kAppendResponse && !q.reject && q.index >= first_gone;
+    });
   }
 
   void Send(Message m) {

@@ -362,6 +362,37 @@ TEST(RaftReplicationTest, FollowerTruncatesConflictingSuffixOnly) {
   EXPECT_EQ(n.raft->last_index(), 3u);
 }
 
+// Found by the tools/sim soak (seed 208319): a follower that appends a
+// term-2 leader's entries and, before its next Ready, truncates them for a
+// term-3 leader's conflicting entry must not send the term-2 leader an ack
+// of entries it never made durable (that leader may still count it).
+TEST(RaftReplicationTest, TruncationInTheSameReadyDropsAcksOfTheReplacedEntries) {
+  Node n(TestConfig(2, {1, 2, 3, 4, 5}), Log({1, 1}), HardState{2, 0, 1});
+  const std::vector<Entry> old_entries = {Entry{2, 3, EntryType::kNormal, "a"},  // {term, index}
+                                          Entry{2, 4, EntryType::kNormal, "b"}};
+  absl::Status st = n.raft->Step(Append(1, 2, 2, 2, 1, 1, old_entries));
+  ASSERT_TRUE(st.ok()) << st;
+  // Not drained: the ack of index 4 waits for the Ready that persists 3..4.
+  const std::vector<Entry> fresh = {Entry{3, 3, EntryType::kNormal, "new"}};
+  ASSERT_TRUE(n.raft->Step(Append(3, 2, 3, 2, 1, 1, fresh)).ok());
+  ASSERT_TRUE(n.raft->HasReady());
+  Ready rd = n.raft->GetReady();
+  ASSERT_EQ(rd.entries.size(), 1u);
+  EXPECT_EQ(rd.entries[0], fresh[0]);
+  for (const Message& m : rd.messages) {
+    if (m.type == MessageType::kAppendResponse && !m.reject) {
+      EXPECT_EQ(m.to, 3u) << "an ack of replaced entries leaves for node " << m.to;
+      EXPECT_LE(m.index, 3u);
+    }
+  }
+  ASSERT_EQ(rd.messages.size(), 1u);
+  EXPECT_EQ(rd.messages[0].to, 3u);
+  EXPECT_EQ(rd.messages[0].index, 3u);
+  n.Persist(rd);
+  n.raft->Advance(rd);
+  EXPECT_EQ(n.storage.LastIndex(), 3u);
+}
+
 TEST(RaftReplicationTest, AppendBelowCommitIsAnsweredWithCommit) {
   Node n(TestConfig(2, {1, 2, 3}), Log({1, 1, 1}), HardState{1, 0, 3});
   ASSERT_TRUE(n.raft->Step(Append(1, 2, 1, 1, 1, 1, {Log({1, 1})[1]})).ok());

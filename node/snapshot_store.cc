@@ -5,6 +5,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -241,6 +242,10 @@ absl::StatusOr<consensus::SnapshotMeta> DecodeMeta(const std::string& in, uint64
   return meta;
 }
 
+std::string ImagePathFor(const std::string& dir, const consensus::SnapshotMeta& meta) {
+  return absl::StrCat(dir, "/snap-", meta.index, "-", meta.term, ".img");
+}
+
 bool AllZero(const char* p, size_t n) {
   static const char kZero[kBlockBytes] = {};
   return std::memcmp(p, kZero, n) == 0;
@@ -263,7 +268,7 @@ void SnapshotStore::CloseReader() {
 
 std::string SnapshotStore::ImagePathIn(const std::string& dir,
                                        const consensus::SnapshotMeta& meta) {
-  return absl::StrCat(dir, "/snap-", meta.index, "-", meta.term, ".img");
+  return ImagePathFor(dir, meta);
 }
 
 absl::StatusOr<uint64_t> VerifySnapshotImage(const std::string& path, uint64_t cluster_id) {
@@ -271,43 +276,95 @@ absl::StatusOr<uint64_t> VerifySnapshotImage(const std::string& path, uint64_t c
   return ScanImage(path, cluster_id, &sum, nullptr);
 }
 
+absl::StatusOr<KeptSnapshot> LoadKeptSnapshot(const std::string& dir, uint64_t cluster_id) {
+  KeptSnapshot kept;
+  const std::string meta_path = dir + "/meta";
+  std::error_code ec;
+  if (!std::filesystem::exists(meta_path, ec)) return kept;  // index 0: none.
+  int fd = open(meta_path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return Errno("open", meta_path);
+  std::string bytes(kMetaBytesMax + 1, '\0');
+  ssize_t n = read(fd, bytes.data(), bytes.size());
+  close(fd);
+  if (n < 0) return Errno("read", meta_path);
+  bytes.resize(static_cast<size_t>(n));
+  if (cluster_id == 0 && bytes.size() >= 24) cluster_id = Get64(bytes.data() + 16);
+  absl::StatusOr<consensus::SnapshotMeta> meta =
+      DecodeMeta(bytes, cluster_id, &kept.image_checksum);
+  if (!meta.ok()) {
+    return absl::Status(meta.status().code(),
+                        absl::StrCat(meta_path, ": ", meta.status().message()));
+  }
+  kept.cluster_id = cluster_id;
+  kept.image_path = ImagePathFor(dir, *meta);
+  struct stat st;
+  if (stat(kept.image_path.c_str(), &st) != 0 ||
+      static_cast<uint64_t>(st.st_size) != meta->bytes) {
+    return absl::DataLossError(absl::StrCat("snapshot image ", kept.image_path,
+                                            " is missing or not ", meta->bytes, " bytes"));
+  }
+  uint64_t sum = 0;
+  absl::StatusOr<uint64_t> pool_bytes = ScanImage(kept.image_path, cluster_id, &sum, nullptr);
+  if (!pool_bytes.ok()) return pool_bytes.status();
+  if (sum != kept.image_checksum) {
+    return absl::DataLossError(absl::StrCat("snapshot image ", kept.image_path,
+                                            " is not the one its meta names"));
+  }
+  kept.pool_bytes = *pool_bytes;
+  kept.meta = std::move(*meta);
+  return kept;
+}
+
+absl::StatusOr<std::string> DescribeSnapshotDir(const std::string& dir, uint64_t cluster_id) {
+  std::error_code ec;
+  if (!std::filesystem::is_directory(dir, ec)) {
+    return absl::NotFoundError(absl::StrCat(dir, " is not a directory"));
+  }
+  std::string out;
+  absl::StatusOr<KeptSnapshot> kept = LoadKeptSnapshot(dir, cluster_id);
+  if (!kept.ok()) {
+    absl::StrAppend(&out, "status: ", absl::IsDataLoss(kept.status()) ? "CORRUPT" : "REFUSED",
+                    ": ", kept.status().message(), "\n");
+  } else if (kept->meta.index == 0) {
+    absl::StrAppend(&out, "status: OK (no snapshot kept)\n");
+  } else {
+    const consensus::SnapshotMeta& m = kept->meta;
+    absl::StrAppend(&out, "status: OK\n", "cluster_id: ", kept->cluster_id, "\n",
+                    "index: ", m.index, "\nterm: ", m.term, "\n", "image: ",
+                    kept->image_path, " (", m.bytes, " bytes, checksum ",
+                    absl::Hex(kept->image_checksum, absl::kZeroPad16), ", verified)\n",
+                    "pool_bytes: ", kept->pool_bytes, "\n", "voters:");
+    for (consensus::NodeId v : m.membership.voters) absl::StrAppend(&out, " ", v);
+    absl::StrAppend(&out, "\nlearners:");
+    for (consensus::NodeId l : m.membership.learners) absl::StrAppend(&out, " ", l);
+    absl::StrAppend(&out, "\n");
+  }
+  // What the next Open would remove (a crash's leftovers), listed in order.
+  std::vector<std::string> leftovers;
+  for (const auto& e : std::filesystem::directory_iterator(dir, ec)) {
+    const std::string p = e.path().string();
+    if (p == dir + "/meta" || (kept.ok() && p == kept->image_path)) continue;
+    leftovers.push_back(e.path().filename().string());
+  }
+  std::sort(leftovers.begin(), leftovers.end());
+  for (const std::string& l : leftovers) {
+    absl::StrAppend(&out, "leftover: ", l, " (removed when the node next opens the store)\n");
+  }
+  if (!kept.ok()) return absl::Status(kept.status().code(), out);
+  return out;
+}
+
 absl::StatusOr<std::unique_ptr<SnapshotStore>> SnapshotStore::Open(const std::string& dir,
                                                                    uint64_t cluster_id) {
+  ABSL_RAW_CHECK(cluster_id != 0, "cluster ids are positive (config)");
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
   if (ec) return absl::InternalError(absl::StrCat("create ", dir, ": ", ec.message()));
   std::unique_ptr<SnapshotStore> store(new SnapshotStore(dir, cluster_id));
   const std::string meta_path = dir + "/meta";
-  uint64_t image_checksum = 0;
-  if (std::filesystem::exists(meta_path, ec)) {
-    int fd = open(meta_path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return Errno("open", meta_path);
-    std::string bytes(kMetaBytesMax + 1, '\0');
-    ssize_t n = read(fd, bytes.data(), bytes.size());
-    close(fd);
-    if (n < 0) return Errno("read", meta_path);
-    bytes.resize(static_cast<size_t>(n));
-    absl::StatusOr<consensus::SnapshotMeta> meta = DecodeMeta(bytes, cluster_id, &image_checksum);
-    if (!meta.ok()) {
-      return absl::Status(meta.status().code(),
-                          absl::StrCat(meta_path, ": ", meta.status().message()));
-    }
-    const std::string image = store->ImagePath(*meta);
-    struct stat st;
-    if (stat(image.c_str(), &st) != 0 || static_cast<uint64_t>(st.st_size) != meta->bytes) {
-      return absl::DataLossError(absl::StrCat("snapshot image ", image,
-                                              " is missing or not ", meta->bytes, " bytes"));
-    }
-    uint64_t sum = 0;
-    if (absl::StatusOr<uint64_t> v = ScanImage(image, cluster_id, &sum, nullptr); !v.ok()) {
-      return v.status();
-    }
-    if (sum != image_checksum) {
-      return absl::DataLossError(absl::StrCat("snapshot image ", image,
-                                              " is not the one its meta names"));
-    }
-    store->meta_ = std::move(*meta);
-  }
+  absl::StatusOr<KeptSnapshot> kept = LoadKeptSnapshot(dir, cluster_id);
+  if (!kept.ok()) return kept.status();
+  store->meta_ = std::move(kept->meta);
   // Leftovers: anything but the meta and the kept image.
   const std::string keep = store->meta_.index > 0 ? store->ImagePath(store->meta_) : "";
   for (const auto& e : std::filesystem::directory_iterator(dir, ec)) {

@@ -128,6 +128,28 @@ class SnapshotStore {
 // describes; DataLoss naming the first problem.
 absl::StatusOr<uint64_t> VerifySnapshotImage(const std::string& path, uint64_t cluster_id);
 
+// The kept snapshot of the store in `dir`, read and fully verified (meta
+// checksum, version, cluster, the image's size, structure and checksum)
+// without changing anything in `dir`: SnapshotStore::Open's first half.
+// meta.index == 0 when no snapshot is kept. `cluster_id` 0 accepts the
+// cluster the meta names (the inspector without a cluster file). Errors as
+// Open.
+struct KeptSnapshot {
+  consensus::SnapshotMeta meta;
+  uint64_t cluster_id = 0;
+  uint64_t image_checksum = 0;
+  uint64_t pool_bytes = 0;  // What the image restores to.
+  std::string image_path;
+};
+absl::StatusOr<KeptSnapshot> LoadKeptSnapshot(const std::string& dir, uint64_t cluster_id);
+
+// The inspector's report of a snapshot directory (read-only): "status: OK"
+// or "status: CORRUPT: ..." / "REFUSED: ...", the kept snapshot's index,
+// term, image, pool size and membership, and the leftovers (staging,
+// temporary, stale images) the next Open would remove. On a damaged or
+// foreign store the Status carries the whole report as its message.
+absl::StatusOr<std::string> DescribeSnapshotDir(const std::string& dir, uint64_t cluster_id);
+
 }  // namespace blizzard::node
 
 #endif  // BLIZZARD_NODE_SNAPSHOT_STORE_H_

@@ -158,6 +158,48 @@ TEST_F(SnapshotStoreTest, DamagedFilesAreRefused) {
   EXPECT_TRUE(SnapshotStore::Open(dir_ + "/snaps", 7).ok());
 }
 
+// The inspector's view: read-only, verifies everything, lists leftovers,
+// names the damage.
+TEST_F(SnapshotStoreTest, DescribeReportsWithoutChangingTheDirectory) {
+  const std::string snaps = dir_ + "/snaps";
+  {
+    auto store = OpenStore();
+    auto none = DescribeSnapshotDir(snaps, 7);
+    ASSERT_TRUE(none.ok()) << none.status();
+    EXPECT_NE(none->find("status: OK (no snapshot kept)"), std::string::npos) << *none;
+    ASSERT_TRUE(store->Create(dir_ + "/data.pool", Meta(10, 2)).ok());
+  }
+  WriteFile(snaps + "/staging.img", "partial");
+  WriteFile(snaps + "/meta.tmp", "garbage");
+  for (uint64_t cluster : {uint64_t{7}, uint64_t{0}}) {  // 0: the meta's own cluster.
+    auto report = DescribeSnapshotDir(snaps, cluster);
+    ASSERT_TRUE(report.ok()) << report.status();
+    for (const char* want : {"status: OK\n", "cluster_id: 7\n", "index: 10\n", "term: 2\n",
+                             "snap-10-2.img", "verified", "pool_bytes: 3145728\n",
+                             "voters: 1 2 3\n", "learners: 4\n", "leftover: meta.tmp",
+                             "leftover: staging.img"}) {
+      EXPECT_NE(report->find(want), std::string::npos) << want << " in\n" << *report;
+    }
+  }
+  // Nothing was removed.
+  EXPECT_TRUE(std::filesystem::exists(snaps + "/staging.img"));
+  EXPECT_TRUE(std::filesystem::exists(snaps + "/meta.tmp"));
+  auto foreign = DescribeSnapshotDir(snaps, 8);
+  EXPECT_TRUE(absl::IsFailedPrecondition(foreign.status()));
+  EXPECT_NE(foreign.status().message().find("status: REFUSED"), std::string::npos);
+  // A damaged image: the report says CORRUPT and names the file.
+  const std::string image_path = snaps + "/snap-10-2.img";
+  std::string image = ReadFile(image_path);
+  image[image.size() / 2] ^= 0x10;
+  WriteFile(image_path, image);
+  auto damaged = DescribeSnapshotDir(snaps, 7);
+  ASSERT_TRUE(absl::IsDataLoss(damaged.status())) << damaged.status();
+  EXPECT_NE(damaged.status().message().find("status: CORRUPT"), std::string::npos);
+  EXPECT_NE(damaged.status().message().find("snap-10-2.img"), std::string::npos);
+  EXPECT_TRUE(std::filesystem::exists(image_path));
+  EXPECT_TRUE(absl::IsNotFound(DescribeSnapshotDir(dir_ + "/nope", 7).status()));
+}
+
 // Crash points of Create and of an install: whatever the last durable
 // step, the store reopens with either the old or the new snapshot, and
 // leftovers are removed.

@@ -19,6 +19,7 @@ Run by //node:snapshot_test.
 import os
 import shutil
 import signal
+import subprocess
 import sys
 import time
 
@@ -139,6 +140,22 @@ def body(cluster, args):
     print("interrupted install finished on restart (snapshot %s); applied %s, hash %s" % (
         fi["snapshot_index"], applied, state_hash))
 
+    # The pool inspector reads a stopped node's pools and snapshot
+    # directory, verifies them and finds the snapshot INFO reported.
+    snap_index = info_int(cluster, follower, "snapshot_index")
+    cluster.kill(follower, signal.SIGTERM)
+    out = subprocess.run([args.inspect, "--config=%s" % cluster.config_path,
+                          "--id=%d" % follower, "--entries=2"],
+                         capture_output=True, text=True, timeout=120)
+    check(out.returncode == 0, "inspector exit %d:\n%s%s" % (out.returncode, out.stdout,
+                                                             out.stderr))
+    snap_part = out.stdout[out.stdout.find("== snapshot directory"):]
+    check("== snapshot directory" in out.stdout and "status: OK\n" in snap_part and
+          ("index: %d\n" % snap_index) in snap_part,
+          "inspector did not verify snapshot %d:\n%s" % (snap_index, out.stdout))
+    print("inspector verified node %d's pools and snapshot %d" % (follower, snap_index))
+
 
 if __name__ == "__main__":
-    run_test("snapshot", body, nodes=3, **CONFIG)
+    run_test("snapshot", body, nodes=3,
+             extra_args=[("--inspect", "the blizzard_inspect binary")], **CONFIG)

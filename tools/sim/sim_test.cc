@@ -67,6 +67,18 @@ INSTANTIATE_TEST_SUITE_P(Blocks, SimSeeds, ::testing::Range(0, kSeeds / kSeedsPe
                                                   first + kSeedsPerBlock - 1);
                          });
 
+// Seeds the soak (blizzard_sim --seeds=200001..) failed before the fix
+// they led to, with the soak's default run length. persist-before-send: a
+// follower acknowledged a term-2 leader's entries that a term-3 leader's
+// conflicting append replaced before they were persisted (consensus/raft.cc
+// DropAcksFrom).
+TEST(SimRegressionTest, SoakFindingsStayFixed) {
+  for (uint64_t seed : {204232, 204686, 205593, 208319}) {
+    const SimulationResult r = RunSimulation(SwarmOptions(seed, SimulatorOptions{}));
+    EXPECT_TRUE(r.ok) << r.Summary() << "\n  replay: blizzard_sim --seed=" << seed << " --trace";
+  }
+}
+
 TEST(SimDeterminismTest, SameSeedSameRun) {
   for (uint64_t seed : {1, 2, 3, 4, 5}) {
     const SimulatorOptions o = SwarmOptions(seed, Base());
