@@ -138,7 +138,8 @@ enum class Field : uint8_t {
   // [cluster]
   kClusterId, kTickMs, kElectionTimeoutTicks, kHeartbeatIntervalTicks,
   kBatchOpsMax, kBatchBytesMax, kClientsMax, kBusyPoll, kVoters, kSnapshotLogPercent,
-  kSnapshotKeepEntries, kSnapshotChunkBytes, kSessionsMax, kMtuBytes, kIdleSpinUs, kAckDelayUs,
+  kSnapshotKeepEntries, kSnapshotChunkBytes, kSessionsMax, kMaxMemoryPercent,
+  kMtuBytes, kIdleSpinUs, kAckDelayUs,
   // [node.N]
   kHost, kClientPort, kPeerPort, kLogPool, kLogPoolBytes, kDataPool,
   kDataPoolBytes, kMac, kEalArgs,
@@ -164,6 +165,7 @@ constexpr KeySpec kClusterKeys[] = {
     {"snapshot_keep_entries", Field::kSnapshotKeepEntries, false},
     {"snapshot_chunk_bytes", Field::kSnapshotChunkBytes, false},
     {"sessions_max", Field::kSessionsMax, false},
+    {"max_memory_percent", Field::kMaxMemoryPercent, false},
     {"mtu_bytes", Field::kMtuBytes, false},
     {"idle_spin_us", Field::kIdleSpinUs, false},
     {"ack_delay_us", Field::kAckDelayUs, false},
@@ -446,6 +448,12 @@ absl::Status Parser::SetCluster(size_t line, Field field, std::string_view key,
       config_.snapshot_chunk_bytes = *number;
       break;
     case Field::kSessionsMax: config_.sessions_max = as_u32; break;
+    case Field::kMaxMemoryPercent:
+      if (*number > 100) {
+        return LineError(line, "max_memory_percent must be in 1..100");
+      }
+      config_.max_memory_percent = as_u32;
+      break;
     case Field::kMtuBytes:
       if (*number < transport::kLinkMtuBytesMin ||
           *number > transport::kLinkMtuBytesMax) {

@@ -64,6 +64,11 @@ struct ClusterConfig {
   // Client sessions kept (exactly-once retries); the least recently used
   // is evicted beyond it.
   uint32_t sessions_max = 10000;
+  // Admission control (node/README.md, "A full data pool"): above this
+  // percentage of the data arena's capacity in use, the leader refuses
+  // commands that may grow memory with Redis's OOM error before they enter
+  // the log. Leader-local; the apply-time per-op OOM is the backstop.
+  uint32_t max_memory_percent = 90;
   std::vector<NodeConfig> nodes; // 1..kNodesMax, sorted by id.
 
   // `voters`, or every node id when it is empty.

@@ -482,6 +482,7 @@ TEST(ClusterConfigTest, VotersSnapshotAndSessionKeys) {
   EXPECT_EQ(c->snapshot_keep_entries, 64u);
   EXPECT_EQ(c->snapshot_chunk_bytes, 1u << 20);
   EXPECT_EQ(c->sessions_max, 10000u);
+  EXPECT_EQ(c->max_memory_percent, 90u);
   std::string two = absl::StrCat(MinimalWithClusterKey("voters", "2, 1"),
                                  "[node.2]\nhost = 10.0.0.2\nclient_port = 6379\n"
                                  "peer_port = 6380\nlog_pool = /q/log\ndata_pool = /q/data\n");
@@ -498,6 +499,11 @@ TEST(ClusterConfigTest, VotersSnapshotAndSessionKeys) {
   ExpectError(MinimalWithClusterKey("snapshot_log_percent", "101"), 3, "1..100");
   ExpectError(MinimalWithClusterKey("snapshot_log_percent", "0"), 3, "");
   ExpectError(MinimalWithClusterKey("snapshot_chunk_bytes", "33M"), 3, "at most");
+  ExpectError(MinimalWithClusterKey("max_memory_percent", "101"), 3, "1..100");
+  ExpectError(MinimalWithClusterKey("max_memory_percent", "0"), 3, "");
+  c = ParseClusterConfig(MinimalWithClusterKey("max_memory_percent", "100"));
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->max_memory_percent, 100u);
   c = ParseClusterConfig(MinimalWithClusterKey("snapshot_chunk_bytes", "64K"));
   ASSERT_TRUE(c.ok());
   EXPECT_EQ(c->snapshot_chunk_bytes, 64u << 10);

@@ -59,8 +59,10 @@ class ReplicationMode {
   // Leader only: the payload of the Raft entry that will get `index` (the
   // log's last index + 1) in `term`, for a batch of validated ops. `log`
   // is read only for entries after the store's applied index. Errors:
-  // ResourceExhausted (the arena is full), Unavailable (an entry it must
-  // build on is not durable yet: retry), others are bugs or damage.
+  // ResourceExhausted (libpmemobj's undo log is full; an op that finds
+  // the ARENA full answers OOM in its result instead), Unavailable (an
+  // entry it must build on is not durable yet: retry), others are bugs or
+  // damage.
   virtual absl::StatusOr<BuiltEntry> BuildEntry(uint64_t index, uint64_t term,
                                                 absl::Span<const structures::Op> ops,
                                                 const UnappliedLog& log) = 0;

@@ -52,10 +52,14 @@ class LogicalReplication : public ReplicationMode {
         return sessions_->RecordOps(*plan, results, index);
       };
     }
+    // False when the session records did not fit in the arena even with
+    // every op of the entry undone (KvStore::ApplyBatch): the table stays
+    // as it was, on every replica alike.
+    bool recorded = true;
     absl::StatusOr<std::vector<structures::OpResult>> results =
-        store_->ApplyBatch(index, plan->execute, record);
+        store_->ApplyBatch(index, plan->execute, record, nullptr, &recorded);
     if (!results.ok()) return results.status();
-    if (plan->has_sessions) sessions_->Commit();
+    if (plan->has_sessions && recorded) sessions_->Commit();
     std::vector<structures::OpResult> replies = sessions_->Results(*plan, *results);
     const uint64_t count = replies.size();
     return AppliedEntry{count, std::move(replies)};

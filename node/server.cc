@@ -292,6 +292,12 @@ class Server::Impl {
   absl::StatusOr<SnapshotStore::Image> snapshot_result_ = absl::UnknownError("no snapshot");
   std::deque<consensus::Entry> apply_backlog_;
   uint64_t apply_backlog_max_ = 0;
+  // Admission control: refusals, and the last verdict with the applied
+  // index it was computed at (the arena changes only when entries apply).
+  bool DataPoolFull();
+  uint64_t oom_refused_ = 0;
+  uint64_t full_checked_at_index_ = 0;
+  bool full_ = false;
   absl::Status fatal_;
 };
 
@@ -795,6 +801,16 @@ void Server::Impl::HandleRequest(uint64_t id, Connection& conn,
     new_reads_.push_back(PendingRead{waiter, std::move(args)});
     return;
   }
+  if (structures::MayGrowMemory(cmd.op.code) && DataPoolFull()) {
+    // Admission control (node/README.md, "A full data pool"): refused
+    // before the log, so it needs no determinism; what gets through and
+    // still finds no room fails alone when applied.
+    ++oom_refused_;
+    std::string err;
+    AppendError(err, structures::kOutOfMemoryError);
+    FillSlot(waiter, std::move(err));
+    return;
+  }
   uint64_t op_bytes = 16;
   for (const std::string& a : cmd.op.args) op_bytes += a.size() + 8;
   if (!batch_ops_.empty() && (batch_ops_.size() >= cluster_.batch_ops_max ||
@@ -1016,6 +1032,7 @@ std::string Server::Impl::InfoText() const {
                   "apply_backlog_max:", apply_backlog_max_, "\r\n",
                   "log_compactions:", compactions_, "\r\n");
   const structures::StoreStats st = store_->Stats();
+  const structures::MemoryUsage mem = store_->Memory();
   absl::StrAppend(&s, "\r\n# Data\r\n", "keys:", store_->Size() - sessions_->size(), "\r\n",
                   "sessions:", sessions_->size(), "\r\n",
                   "session_retries_answered:", session_retries_ + sessions_->retries_answered(),
@@ -1023,6 +1040,12 @@ std::string Server::Impl::InfoText() const {
                   "data_transactions:", st.transactions, "\r\n",
                   "data_bytes_written:", st.bytes_written, "\r\n",
                   "state_hash:", absl::StrFormat("%016x", store_->StateHash()), "\r\n",
+                  "data_used_bytes:", mem.used_bytes, "\r\n",
+                  "data_capacity_bytes:", mem.capacity_bytes, "\r\n",
+                  "max_memory_percent:", cluster_.max_memory_percent, "\r\n",
+                  "oom_refused:", oom_refused_, "\r\n",
+                  "oom_applied:", st.ops_out_of_memory, "\r\n",
+                  "oom_session_records_dropped:", st.epilogues_dropped, "\r\n",
                   "entries_applied:", entries_applied_, "\r\n", "ops_applied:",
                   ops_applied_, "\r\n", "proposals:", proposals_made_, "\r\n");
   replication_->AppendInfo(&s);
@@ -1338,6 +1361,19 @@ absl::Status Server::Impl::CompactToSnapshot() {
   if (absl::Status s = log_->CompactPrefix(upto); !s.ok()) return s;
   ++compactions_;
   return absl::OkStatus();
+}
+
+bool Server::Impl::DataPoolFull() {
+  if (cluster_.max_memory_percent >= 100) return false;
+  const uint64_t applied = store_->AppliedIndex();
+  if (applied != full_checked_at_index_ || applied == 0) {
+    // O(1) in logical mode; after write sets (physical) one walk of the
+    // free lists, at most once per applied index.
+    const structures::MemoryUsage m = store_->Memory();
+    full_ = m.used_bytes * 100 >= m.capacity_bytes * cluster_.max_memory_percent;
+    full_checked_at_index_ = applied;
+  }
+  return full_;
 }
 
 absl::Status Server::Impl::ApplyCommitted(const consensus::Entry& entry) {

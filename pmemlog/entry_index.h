@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "absl/base/attributes.h"
 #include "absl/base/internal/raw_logging.h"
 
 namespace blizzard::pmemlog {
@@ -31,7 +32,10 @@ class EntryIndex {
   }
   const IndexedEntry& back() const { return (*this)[size_ - 1]; }
 
-  void PushBack(const IndexedEntry& e) {
+  // Inlined on the append path with the rare Grow kept out of line: called
+  // out of line, the entry went through the stack (two 8-byte stores read
+  // back as one 16-byte load, which the store buffer cannot forward).
+  ABSL_ATTRIBUTE_ALWAYS_INLINE void PushBack(const IndexedEntry& e) {
     if (size_ == slots_.size()) Grow();
     slots_[(begin_ + size_) & (slots_.size() - 1)] = e;
     ++size_;
@@ -51,7 +55,7 @@ class EntryIndex {
   void Clear() { begin_ = size_ = 0; }
 
  private:
-  void Grow() {
+  ABSL_ATTRIBUTE_NOINLINE void Grow() {
     std::vector<IndexedEntry> bigger(slots_.empty() ? 1024 : slots_.size() * 2);
     for (size_t i = 0; i < size_; ++i) bigger[i] = (*this)[i];
     slots_.swap(bigger);

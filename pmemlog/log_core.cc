@@ -160,6 +160,19 @@ absl::Status LogCore::Append(absl::Span<const LogEntry> entries) {
   return absl::OkStatus();
 }
 
+namespace {
+// A record header's four words as four 8-byte stores. Not a local array
+// copied with memcpy: the compiler builds such an array with 8-byte stores
+// and copies it with 16-byte loads, which the store buffer cannot forward
+// (perf annotate put two thirds of StageRecord's samples on that copy).
+inline void StoreHeaderWords(uint8_t* at, uint64_t w0, uint64_t w1, uint64_t w2, uint64_t w3) {
+  std::memcpy(at, &w0, sizeof(w0));
+  std::memcpy(at + 8, &w1, sizeof(w1));
+  std::memcpy(at + 16, &w2, sizeof(w2));
+  std::memcpy(at + 24, &w3, sizeof(w3));
+}
+}  // namespace
+
 void LogCore::StageRecord(const LogEntry& entry, uint64_t offset) {
   const uint8_t* payload = reinterpret_cast<const uint8_t*>(entry.payload.data());
   uint64_t n = entry.payload.size();
@@ -170,8 +183,7 @@ void LogCore::StageRecord(const LogEntry& entry, uint64_t offset) {
   const uint64_t checksum =
       format::RecordChecksumOf(entry.index, entry.term, static_cast<uint32_t>(n), entry.type,
                                offset, format::RecordPayloadHash({payload, n}));
-  const uint64_t h[4] = {entry.index, entry.term, word2, checksum};
-  static_assert(sizeof(h) == sizeof(format::RecordHeader) &&
+  static_assert(sizeof(format::RecordHeader) == 4 * sizeof(uint64_t) &&
                 offsetof(format::RecordHeader, payload_bytes) == 16 &&
                 offsetof(format::RecordHeader, type) == 20 &&
                 offsetof(format::RecordHeader, checksum) == 24);
@@ -184,7 +196,7 @@ void LogCore::StageRecord(const LogEntry& entry, uint64_t offset) {
                   format::kCacheLineBytes + format::RecordBytes(format::kDirectCopyBytesMin));
     if (stage_.size() - stage_used_ < record_bytes) StreamStageLines();
     uint8_t* const at = stage_.data() + stage_used_;
-    std::memcpy(at, h, sizeof(h));
+    StoreHeaderWords(at, entry.index, entry.term, word2, checksum);
     if (n % format::kRecordAlignBytes != 0) {
       const uint64_t zero = 0;
       std::memcpy(at + record_bytes - format::kRecordAlignBytes, &zero, sizeof(zero));
@@ -195,7 +207,9 @@ void LogCore::StageRecord(const LogEntry& entry, uint64_t offset) {
   }
   static constexpr uint8_t kZeros[format::kRecordAlignBytes] = {};
   const uint64_t padding = record_bytes - kRecordHeaderBytes - n;
-  StageBytes(h, sizeof(h));
+  if (stage_.size() - stage_used_ < kRecordHeaderBytes) StreamStageLines();
+  StoreHeaderWords(stage_.data() + stage_used_, entry.index, entry.term, word2, checksum);
+  stage_used_ += kRecordHeaderBytes;
   // Complete the stage's partial line from the payload and stream the
   // stage, then stream the payload's whole-line middle straight from the
   // caller's buffer; the rest is staged below.

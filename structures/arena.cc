@@ -91,6 +91,9 @@ absl::Status Arena::Begin() {
   ABSL_RAW_CHECK(!in_tx_, "Arena::Begin inside a transaction");
   records_.clear();
   pre_.clear();
+  out_of_memory_ = false;
+  free_known_at_begin_ = free_known_;
+  free_bytes_at_begin_ = free_bytes_;
   status_ = memory_->Begin();
   if (!status_.ok()) return status_;
   in_tx_ = true;
@@ -126,6 +129,7 @@ uint64_t Arena::Alloc(uint64_t bytes) {
   if (!ok()) return 0;
   const uint32_t c = ClassFor(std::max<uint64_t>(bytes, 1));
   if (c >= kClassCount) {
+    out_of_memory_ = true;
     Fail(absl::ResourceExhaustedError(
         absl::StrFormat("allocation of %d bytes exceeds %d", bytes, arena_format::kAllocBytesMax)));
     return 0;
@@ -141,9 +145,11 @@ uint64_t Arena::Alloc(uint64_t bytes) {
                        bh.state == arena_format::kBlockFree,
                    "arena free list names a block that is not free");
     Put<uint64_t>(heads_at, Load<uint64_t>(head));
+    if (free_known_) free_bytes_ -= BlockBytes(c);
   } else {
     const uint64_t bump = Load<uint64_t>(offsetof(Header, bump));
     if (BlockBytes(c) > size_ - bump) {
+      out_of_memory_ = true;
       Fail(absl::ResourceExhaustedError(absl::StrFormat(
           "arena full: %d bytes wanted, %d left uncarved of %d", BlockBytes(c), size_ - bump,
           size_)));
@@ -199,6 +205,62 @@ void Arena::Free(uint64_t offset) {
   Put(block, bh);
   Put<uint64_t>(offset, Load<uint64_t>(heads_at));
   Put<uint64_t>(heads_at, offset);
+  if (free_known_) free_bytes_ += BlockBytes(bh.size_class);
+}
+
+Arena::Savepoint Arena::Mark() const {
+  ABSL_RAW_CHECK(in_tx_, "Arena::Mark outside a transaction");
+  return Savepoint{records_.size(), pre_.size(), free_known_, free_bytes_};
+}
+
+void Arena::RollbackTo(const Savepoint& sp) {
+  ABSL_RAW_CHECK(in_tx_, "Arena::RollbackTo outside a transaction");
+  ABSL_RAW_CHECK(status_.ok() || out_of_memory_, "Arena::RollbackTo after a backend error");
+  ABSL_RAW_CHECK(sp.records <= records_.size() && sp.pre_bytes <= pre_.size(),
+                 "Arena::RollbackTo a savepoint of another transaction");
+  for (size_t k = records_.size(); k-- > sp.records;) {
+    const Record& r = records_[k];
+    // Already snapshotted by the write being undone; snapshotting again
+    // keeps the backend's contract (every store follows a snapshot) and
+    // costs no undo log space for a range it already holds (libpmemobj).
+    if (auto s = memory_->Snapshot(r.offset, r.bytes); !s.ok()) {
+      status_ = std::move(s);
+      out_of_memory_ = false;
+      return;
+    }
+    memory_->Store(r.offset, pre_.data() + r.pre_at, r.bytes);
+  }
+  records_.resize(sp.records);
+  pre_.resize(sp.pre_bytes);
+  free_known_ = sp.free_known;
+  free_bytes_ = sp.free_bytes;
+  status_ = absl::OkStatus();
+  out_of_memory_ = false;
+}
+
+uint64_t Arena::WalkFreeBytes() const {
+  const Header h = header();
+  // Every free block takes >= 32 bytes of the carved heap: a longer walk
+  // means a cycle (damage, which Verify reports); stop rather than loop.
+  uint64_t budget = (h.bump - h.heap_offset) / BlockBytes(0);
+  uint64_t bytes = 0;
+  for (uint32_t c = 0; c < kClassCount; ++c) {
+    for (uint64_t f = h.free_heads[c]; f != 0 && budget > 0; --budget) {
+      if (f < h.heap_offset + kBlockHeaderBytes || f + 8 > h.bump) break;
+      bytes += BlockBytes(c);
+      f = Load<uint64_t>(f);
+    }
+  }
+  return bytes;
+}
+
+uint64_t Arena::UsedBytes() const {
+  if (!free_known_) {
+    free_bytes_ = WalkFreeBytes();
+    free_known_ = true;
+  }
+  const uint64_t carved = header().bump - arena_format::kHeapOffset;
+  return carved > free_bytes_ ? carved - free_bytes_ : 0;
 }
 
 std::vector<std::pair<uint64_t, uint64_t>> Arena::MergedRanges() const {
@@ -261,7 +323,10 @@ absl::Status Arena::Commit(WriteSet* out) {
     }
   }
   in_tx_ = false;
-  if (auto s = memory_->Commit(); !s.ok()) return s;
+  if (auto s = memory_->Commit(); !s.ok()) {
+    free_known_ = false;  // Rolled back by the backend: count again.
+    return s;
+  }
   stats_.transactions++;
   stats_.bytes_written += bytes;
   stats_.ranges_written += ranges;
@@ -276,6 +341,8 @@ void Arena::Abort() {
   memory_->Abort();
   records_.clear();
   pre_.clear();
+  free_known_ = free_known_at_begin_;
+  free_bytes_ = free_bytes_at_begin_;
 }
 
 absl::Status Arena::WritePostImages(const WriteSet& ws) {
@@ -291,6 +358,7 @@ absl::Status Arena::WritePostImages(const WriteSet& ws) {
     }
   }
   for (const WriteRange& r : ws.ranges) Write(r.offset, r.post.data(), r.post.size());
+  free_known_ = false;  // The ranges may hold allocator metadata.
   return status_;
 }
 
@@ -324,6 +392,7 @@ absl::Status Arena::UndoWriteSet(const WriteSet& ws) {
   }
   if (auto s = Begin(); !s.ok()) return s;
   for (const WriteRange& r : ws.ranges) Write(r.offset, r.pre.data(), r.pre.size());
+  free_known_ = false;  // The ranges may hold allocator metadata.
   return Commit();
 }
 

@@ -149,7 +149,8 @@ class Arena {
   // --- Transactions -------------------------------------------------------
   // One at a time. A failure inside (arena full, backend error) makes the
   // transaction sticky-failed: later writes are ignored, Commit() aborts
-  // and returns the first error.
+  // and returns the first error, unless RollbackTo() a savepoint clears
+  // an arena-full failure (below).
   absl::Status Begin();
   bool in_tx() const { return in_tx_; }
   bool ok() const { return status_.ok(); }
@@ -191,6 +192,39 @@ class Arena {
   // The same for untrusted offsets (verifiers): 0 unless `offset` is the
   // payload of a used block inside the carved heap.
   uint64_t BlockUsable(uint64_t offset) const;
+
+  // --- Savepoints ------------------------------------------------------------
+  // Inside a transaction, a point to roll back to: what one operation of a
+  // batch may undo without losing the batch (a deterministic per-op "out of
+  // memory": every replica's arena fails the same Alloc the same way).
+  struct Savepoint {
+    size_t records = 0;
+    size_t pre_bytes = 0;
+    bool free_known = false;
+    uint64_t free_bytes = 0;
+  };
+  Savepoint Mark() const;
+  // Writes back the pre-images of every write since `sp`, newest first
+  // (each through the backend's Snapshot + Store: a crash in the middle
+  // recovers the state before the transaction, like any crash inside it),
+  // forgets those writes (the write set and the counts will not hold them)
+  // and clears an allocator failure, so the transaction goes on as if they
+  // had never been made. Allowed when ok() or out_of_memory(); a backend
+  // error during the rollback leaves the transaction failed (not OOM).
+  void RollbackTo(const Savepoint& sp);
+  // The transaction failed because Alloc could not find a block (the arena
+  // is full, or the size is beyond every class): a function of the arena's
+  // bytes, the same on every replica. False for backend errors (undo log).
+  bool out_of_memory() const { return !status_.ok() && out_of_memory_; }
+
+  // --- Occupancy (admission control, INFO) ---------------------------------
+  // Bytes the heap may hold (the arena minus header and owner root).
+  uint64_t CapacityBytes() const { return size_ - arena_format::kHeapOffset; }
+  // Block bytes in use: carved heap minus the blocks on free lists. Kept
+  // up to date by Alloc/Free, aborts and rollbacks; after raw writes
+  // (ApplyWriteSet, UndoWriteSet, WritePostImages: physical replication)
+  // the free lists are walked again on the next call (O(free blocks)).
+  uint64_t UsedBytes() const;
 
   // Commits; with `out`, also returns the write set (merged ranges with
   // pre- and post-images). On failure the transaction is rolled back.
@@ -241,10 +275,21 @@ class Arena {
   std::vector<std::pair<uint64_t, uint64_t>> MergedRanges() const;
   void BuildWriteSet(WriteSet* out) const;
 
+  // Walks the free lists (bounded by the heap's size: damage stops the
+  // walk, it never loops).
+  uint64_t WalkFreeBytes() const;
+
   ArenaMemory* memory_;
   uint64_t size_;
   bool in_tx_ = false;
   absl::Status status_;
+  bool out_of_memory_ = false;  // status_ came from Alloc.
+  // Block bytes on the free lists, when known (volatile, derived from the
+  // arena's bytes); the values at Begin() restore it on Abort().
+  mutable bool free_known_ = false;
+  mutable uint64_t free_bytes_ = 0;
+  bool free_known_at_begin_ = false;
+  uint64_t free_bytes_at_begin_ = 0;
   std::vector<Record> records_;
   std::string pre_;
   ArenaStats stats_;

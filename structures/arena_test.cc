@@ -254,6 +254,144 @@ TEST(ArenaTest, ResetRecordingKeepsOnlyLaterWritesAndAbortUndoesAll) {
   EXPECT_EQ(mem.bytes(), before);
 }
 
+// A savepoint inside a transaction: an allocation that fails after it is
+// undone back to it (bytes, recording, occupancy), the failure is cleared,
+// and the transaction commits what came before it (the write set holds
+// only that).
+TEST(ArenaTest, RollbackToSavepointUndoesOnlyLaterWritesAndClearsOutOfMemory) {
+  SimMemory mem(kSimBytes);
+  auto a = Fresh(mem);
+  ASSERT_TRUE(a->Begin().ok());
+  const uint64_t p = a->Alloc(100);
+  a->Write(p, "before", 6);
+  const Arena::Savepoint sp = a->Mark();
+  const std::vector<uint8_t> at_savepoint = mem.bytes();
+  const uint64_t used_at_savepoint = a->UsedBytes();
+  a->Write(p, "AFTER!", 6);  // Overwrites a range written before the savepoint.
+  a->Free(p);
+  uint64_t n = 0;
+  while (a->Alloc(1000) != 0) ++n;
+  EXPECT_GT(n, 100u);
+  EXPECT_TRUE(a->out_of_memory());
+  EXPECT_EQ(a->status().code(), absl::StatusCode::kResourceExhausted);
+  a->RollbackTo(sp);
+  EXPECT_TRUE(a->ok());
+  EXPECT_FALSE(a->out_of_memory());
+  EXPECT_EQ(mem.bytes(), at_savepoint);
+  EXPECT_EQ(a->UsedBytes(), used_at_savepoint);
+  WriteSet ws;
+  ASSERT_TRUE(a->Commit(&ws).ok());
+  // Only the savepoint's prefix is in the write set: applied to a fresh
+  // arena it gives the same bytes.
+  SimMemory other_mem(kSimBytes);
+  auto other = Fresh(other_mem);
+  ASSERT_TRUE(other->ApplyWriteSet(ws).ok());
+  EXPECT_EQ(other_mem.bytes(), mem.bytes());
+  EXPECT_EQ(a->Bytes(p, 6), "before");
+  HeapShape shape;
+  ASSERT_TRUE(a->CheckHeap(nullptr, &shape).ok());
+  EXPECT_EQ(shape.bytes_used, a->UsedBytes());
+  EXPECT_EQ(other->UsedBytes(), a->UsedBytes());
+  EXPECT_EQ(a->CapacityBytes(), kSimBytes - arena_format::kHeapOffset);
+}
+
+// UsedBytes() (kept by Alloc/Free, restored by Abort and RollbackTo,
+// recounted after write sets) always equals the heap walk's count, on a
+// leader and on a follower that applies its write sets.
+TEST(ArenaTest, UsedBytesMatchesTheHeapWalk) {
+  const uint64_t seed = 4242;
+  std::mt19937_64 rng(seed);
+  SimMemory leader_mem(64 << 10), follower_mem(64 << 10);
+  auto leader = Fresh(leader_mem);
+  auto follower = Fresh(follower_mem);
+  std::vector<uint64_t> live;
+  auto walked = [](const Arena& a) {
+    HeapShape shape;
+    EXPECT_TRUE(a.CheckHeap(nullptr, &shape).ok());
+    return shape.bytes_used;
+  };
+  int rolled_back = 0, aborted = 0;
+  for (int t = 0; t < 400; ++t) {
+    const std::vector<uint64_t> live_before = live;
+    ASSERT_TRUE(leader->Begin().ok());
+    RandomTx(rng, *leader, live);
+    if (leader->ok() && rng() % 2 == 0) {
+      const Arena::Savepoint sp = leader->Mark();
+      const std::vector<uint64_t> live_at_sp = live;
+      RandomTx(rng, *leader, live);
+      if (!leader->ok() || rng() % 4 == 0) {
+        ASSERT_TRUE(leader->ok() || leader->out_of_memory());
+        leader->RollbackTo(sp);
+        live = live_at_sp;
+        rolled_back++;
+      }
+    }
+    if (!leader->ok() || rng() % 8 == 0) {
+      leader->Abort();
+      live = live_before;
+      aborted++;
+    } else {
+      WriteSet ws;
+      ASSERT_TRUE(leader->Commit(&ws).ok());
+      ASSERT_TRUE(follower->ApplyWriteSet(ws).ok());
+    }
+    ASSERT_EQ(leader->UsedBytes(), walked(*leader)) << "seed=" << seed << " tx " << t;
+    ASSERT_EQ(follower->UsedBytes(), walked(*follower)) << "seed=" << seed << " tx " << t;
+    ASSERT_EQ(leader_mem.bytes(), follower_mem.bytes()) << "seed=" << seed << " tx " << t;
+  }
+  EXPECT_GT(rolled_back, 20);
+  EXPECT_GT(aborted, 20);
+}
+
+// Crash at every store of transactions that roll back to a savepoint after
+// running out of memory (the rollback's own stores included): recovery
+// gives the bytes before or after the transaction.
+TEST(ArenaCrashTest, SavepointRollbackRecoversBeforeOrAfter) {
+  const uint64_t seed = 777;
+  std::mt19937_64 rng(seed);
+  SimMemory mem(64 << 10);
+  auto a = Fresh(mem);
+  std::vector<uint64_t> live;
+  uint64_t points = 0;
+  int out_of_memory = 0;
+  for (int t = 0; t < 60; ++t) {
+    const std::vector<uint8_t> before = mem.bytes();
+    // Only the images that differ from `before` are kept (memory).
+    std::vector<std::vector<uint8_t>> images;
+    mem.set_crash_hook([&] {
+      points++;
+      std::vector<uint8_t> image = mem.RecoveredImage();
+      if (image != before) images.push_back(std::move(image));
+    });
+    ASSERT_TRUE(a->Begin().ok());
+    RandomTx(rng, *a, live);
+    if (a->ok()) {
+      // Grow until the arena is full (often), then undo the growth.
+      const Arena::Savepoint sp = a->Mark();
+      const std::vector<uint64_t> live_at_sp = live;
+      for (int i = 0; i < 40 && a->ok(); ++i) {
+        const uint64_t q = a->Alloc(200 + rng() % 2000);
+        if (q != 0) a->Write(q, "grown", 5);
+      }
+      out_of_memory += a->out_of_memory() ? 1 : 0;
+      a->RollbackTo(sp);
+      live = live_at_sp;
+      ASSERT_TRUE(a->ok());
+      ASSERT_TRUE(a->Commit().ok());
+    } else {
+      a->Abort();
+    }
+    mem.set_crash_hook(nullptr);
+    const std::vector<uint8_t> after = mem.bytes();
+    for (size_t i = 0; i < images.size(); ++i) {
+      ASSERT_TRUE(images[i] == after) << "seed=" << seed << " tx " << t << " image " << i;
+    }
+    ASSERT_TRUE(a->CheckHeap(nullptr, nullptr).ok());
+  }
+  EXPECT_GT(out_of_memory, 10);
+  EXPECT_GT(points, 5000u);
+}
+
 // Crash at every store of random transactions: recovery gives exactly the
 // bytes before or after the transaction, and the heap checks.
 TEST(ArenaCrashTest, EveryStoreRecoversBeforeOrAfter) {

@@ -127,7 +127,7 @@ class KvStore::Impl {
   absl::Status Init();
   absl::StatusOr<std::vector<OpResult>> ApplyBatch(uint64_t index, absl::Span<const Op> ops,
                                                    const KvStore::Epilogue* epilogue,
-                                                   WriteSet* ws);
+                                                   WriteSet* ws, bool* epilogue_applied);
   absl::Status ApplyWriteSet(const WriteSet& ws, WriteSet* applied);
   absl::Status UndoWriteSet(const WriteSet& ws);
   absl::StatusOr<std::vector<OpResult>> ExecuteOnTop(
@@ -151,9 +151,18 @@ class KvStore::Impl {
   // Inside a transaction: the ops' effects, then the epilogue's (optional,
   // as in KvStore::ApplyBatch; InvalidArgument if one of its ops is
   // invalid: the caller aborts), and the root's new applied index and
-  // state hash. Stops at the first arena failure.
+  // state hash. An op that runs out of arena is undone alone (ApplyOrOom);
+  // stops at the first other arena failure. Counts the OOM answers in
+  // tx_ops_out_of_memory_.
   absl::StatusOr<std::vector<OpResult>> ExecuteOps(uint64_t index, absl::Span<const Op> ops,
-                                                   const KvStore::Epilogue* epilogue = nullptr);
+                                                   const KvStore::Epilogue* epilogue = nullptr,
+                                                   bool* epilogue_applied = nullptr);
+  // The epilogue's ops for `results` (stops at an arena failure).
+  absl::Status RunEpilogue(uint64_t index, const KvStore::Epilogue& epilogue,
+                           absl::Span<const OpResult> results);
+  // ApplyOp inside a savepoint: if the op cannot allocate, its writes and
+  // its change of the state hash are undone and it answers OOM.
+  OpResult ApplyOrOom(const Op& op);
   OpResult ApplyOp(const Op& op);
   // Key terms of the state hash.
   uint64_t TermOfEntry(uint64_t entry) const;
@@ -193,6 +202,9 @@ class KvStore::Impl {
   PoolIdentity id_;
   // The state hash of the open transaction (written with the root).
   uint64_t state_hash_ = 0;
+  // Ops of the open transaction answered OOM; epilogue dropped.
+  uint64_t tx_ops_out_of_memory_ = 0;
+  bool tx_epilogue_dropped_ = false;
 };
 
 // --- Hashes -------------------------------------------------------------------
@@ -260,7 +272,8 @@ absl::Status KvStore::Impl::Init() {
 absl::StatusOr<std::vector<OpResult>> KvStore::Impl::ApplyBatch(uint64_t index,
                                                                 absl::Span<const Op> ops,
                                                                 const KvStore::Epilogue* epilogue,
-                                                                WriteSet* ws) {
+                                                                WriteSet* ws,
+                                                                bool* epilogue_applied) {
   const Root r = root();
   if (index <= r.applied_index) {
     return absl::FailedPreconditionError(absl::StrFormat(
@@ -268,13 +281,16 @@ absl::StatusOr<std::vector<OpResult>> KvStore::Impl::ApplyBatch(uint64_t index,
   }
   if (auto s = ValidateOps(ops); !s.ok()) return s;
   if (auto s = arena_->Begin(); !s.ok()) return s;
-  absl::StatusOr<std::vector<OpResult>> results = ExecuteOps(index, ops, epilogue);
+  absl::StatusOr<std::vector<OpResult>> results =
+      ExecuteOps(index, ops, epilogue, epilogue_applied);
   if (!results.ok()) {
     arena_->Abort();
     return results.status();
   }
   if (auto s = arena_->Commit(ws); !s.ok()) return s;
   stats_.ops_applied += ops.size();
+  stats_.ops_out_of_memory += tx_ops_out_of_memory_;
+  stats_.epilogues_dropped += tx_epilogue_dropped_ ? 1 : 0;
   return results;
 }
 
@@ -288,30 +304,69 @@ absl::Status KvStore::Impl::ValidateOps(absl::Span<const Op> ops) {
 }
 
 absl::StatusOr<std::vector<OpResult>> KvStore::Impl::ExecuteOps(
-    uint64_t index, absl::Span<const Op> ops, const KvStore::Epilogue* epilogue) {
+    uint64_t index, absl::Span<const Op> ops, const KvStore::Epilogue* epilogue,
+    bool* epilogue_applied) {
   const Root r = root();
   state_hash_ = r.state_hash;
+  tx_ops_out_of_memory_ = 0;
+  tx_epilogue_dropped_ = false;
+  if (epilogue_applied != nullptr) *epilogue_applied = true;
+  const Arena::Savepoint start = arena_->Mark();
   std::vector<OpResult> results;
   results.reserve(ops.size());
   for (const Op& op : ops) {
-    results.push_back(ApplyOp(op));
+    results.push_back(ApplyOrOom(op));
     if (!arena_->ok()) break;
   }
   if (arena_->ok() && epilogue != nullptr && *epilogue) {
-    const std::vector<Op> extra = (*epilogue)(results);
-    for (size_t i = 0; i < extra.size() && arena_->ok(); ++i) {
-      if (auto s = ValidateOp(extra[i]); !s.ok()) {
-        return absl::InvalidArgumentError(
-            absl::StrFormat("apply index %d: epilogue op %d: %s", index, i, s.message()));
+    if (auto s = RunEpilogue(index, *epilogue, results); !s.ok()) return s;
+    // What the epilogue records (client sessions) must commit with the
+    // ops it describes, so if it does not fit, the ops go: all are undone
+    // and answer OOM, and the epilogue records that instead. If even that
+    // does not fit, only the index commits.
+    for (int attempt = 0; attempt < 2 && arena_->out_of_memory(); ++attempt) {
+      arena_->RollbackTo(start);
+      state_hash_ = r.state_hash;
+      for (OpResult& res : results) res = Error(kOutOfMemoryError);
+      tx_ops_out_of_memory_ = results.size();
+      if (attempt == 0) {
+        if (auto s = RunEpilogue(index, *epilogue, results); !s.ok()) return s;
+      } else {
+        tx_epilogue_dropped_ = true;
+        if (epilogue_applied != nullptr) *epilogue_applied = false;
       }
-      (void)ApplyOp(extra[i]);
     }
   }
+  if (!arena_->ok()) return results;  // A backend error: Commit reports it.
   Root now = r;
   now.applied_index = index;
   now.state_hash = state_hash_;
   arena_->PutChanged(arena_format::kRootOffset, r, now);
   return results;
+}
+
+absl::Status KvStore::Impl::RunEpilogue(uint64_t index, const KvStore::Epilogue& epilogue,
+                                        absl::Span<const OpResult> results) {
+  const std::vector<Op> extra = epilogue(results);
+  for (size_t i = 0; i < extra.size() && arena_->ok(); ++i) {
+    if (auto s = ValidateOp(extra[i]); !s.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrFormat("apply index %d: epilogue op %d: %s", index, i, s.message()));
+    }
+    (void)ApplyOp(extra[i]);
+  }
+  return absl::OkStatus();
+}
+
+OpResult KvStore::Impl::ApplyOrOom(const Op& op) {
+  const Arena::Savepoint before = arena_->Mark();
+  const uint64_t hash = state_hash_;
+  OpResult result = ApplyOp(op);
+  if (!arena_->out_of_memory()) return result;
+  arena_->RollbackTo(before);
+  state_hash_ = hash;
+  tx_ops_out_of_memory_++;
+  return Error(kOutOfMemoryError);
 }
 
 OpResult KvStore::Impl::ApplyOp(const Op& op) {
@@ -469,6 +524,9 @@ bool KvStore::Impl::OpenContainer(std::string_view key, ValueType type, bool cre
   if (!arena_->ok()) return false;
   HashMap keys = Keys();
   *entry = keys.Put(key, std::string_view(reinterpret_cast<const char*>(&fresh), sizeof(fresh)));
+  // The arena may have run out inside Put (no entry then): the op stops
+  // here and is undone by its caller (ApplyOrOom).
+  if (!arena_->ok()) return false;
   *cv = fresh;
   // An empty container's term joins the hash in SaveContainer (the caller
   // adds elements first; an empty container never persists).
@@ -708,6 +766,7 @@ absl::StatusOr<std::vector<OpResult>> KvStore::Impl::ExecuteOnTop(
   absl::StatusOr<std::vector<OpResult>> results = ExecuteOps(index, ops);
   if (!results.ok()) return results.status();
   if (auto s = arena_->RecordedWriteSet(ws); !s.ok()) return s;
+  stats_.ops_out_of_memory += tx_ops_out_of_memory_;
   return results;
 }
 
@@ -942,13 +1001,14 @@ KvStore::~KvStore() = default;
 absl::StatusOr<std::vector<OpResult>> KvStore::ApplyBatch(uint64_t index,
                                                           absl::Span<const Op> ops,
                                                           WriteSet* write_set) {
-  return impl_->ApplyBatch(index, ops, nullptr, write_set);
+  return impl_->ApplyBatch(index, ops, nullptr, write_set, nullptr);
 }
 absl::StatusOr<std::vector<OpResult>> KvStore::ApplyBatch(uint64_t index,
                                                           absl::Span<const Op> ops,
                                                           const Epilogue& epilogue,
-                                                          WriteSet* write_set) {
-  return impl_->ApplyBatch(index, ops, &epilogue, write_set);
+                                                          WriteSet* write_set,
+                                                          bool* epilogue_applied) {
+  return impl_->ApplyBatch(index, ops, &epilogue, write_set, epilogue_applied);
 }
 absl::Status KvStore::ApplyWriteSet(const WriteSet& ws, WriteSet* applied) {
   return impl_->ApplyWriteSet(ws, applied);
@@ -963,6 +1023,9 @@ absl::Status KvStore::ApplyEntryWriteSet(uint64_t index, const WriteSet& ws, uin
   return impl_->ApplyEntryWriteSet(index, ws, ops);
 }
 uint64_t KvStore::ArenaBytes() const { return impl_->arena().size(); }
+MemoryUsage KvStore::Memory() const {
+  return MemoryUsage{impl_->arena().UsedBytes(), impl_->arena().CapacityBytes()};
+}
 
 ValueType KvStore::Type(std::string_view key) const { return impl_->Lookup(key).second; }
 

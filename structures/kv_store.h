@@ -56,6 +56,18 @@ struct StoreStats {
   // Excludes libpmemobj's own undo log.
   uint64_t bytes_written = 0;
   uint64_t ranges_written = 0;
+  // Ops answered kOutOfMemoryError because the arena had no block for them
+  // (committed batches; for ExecuteOnTop, every batch executed).
+  uint64_t ops_out_of_memory = 0;
+  // Batches whose epilogue did not fit even with every op undone (see
+  // ApplyBatch): their epilogue was not applied.
+  uint64_t epilogues_dropped = 0;
+};
+
+// Occupancy of the arena's heap (admission control, INFO).
+struct MemoryUsage {
+  uint64_t used_bytes = 0;      // Blocks in use (headers included).
+  uint64_t capacity_bytes = 0;  // What the heap can hold.
 };
 
 struct StoreInfo {
@@ -83,6 +95,10 @@ const char* TypeName(ValueType type);
 
 inline constexpr char kWrongTypeError[] =
     "WRONGTYPE Operation against a key holding the wrong kind of value";
+// An op that found the arena full (Redis's reply under maxmemory with the
+// noeviction policy, verbatim).
+inline constexpr char kOutOfMemoryError[] =
+    "OOM command not allowed when used memory > 'maxmemory'.";
 
 struct ScoreBound {
   double value = 0;
@@ -104,26 +120,38 @@ class KvStore {
   // Applies the ops of log entry `index` in one transaction that also sets
   // AppliedIndex() = index. `index` must be > AppliedIndex()
   // (FailedPrecondition otherwise). Per-op failures (WRONGTYPE, not an
-  // integer) are OpResult errors; ResourceExhausted if the arena is full
-  // (rolled back, nothing applied); InvalidArgument (nothing applied) if
-  // an op fails ValidateOp. With `write_set`, returns what changed.
+  // integer) are OpResult errors. An op that cannot allocate (the arena is
+  // full) is undone alone, back to a savepoint taken before it, and answers
+  // kOutOfMemoryError; the other ops and the index commit. The allocator
+  // is deterministic, so every replica fails the same op. InvalidArgument
+  // (nothing applied) if an op fails ValidateOp; other errors (the
+  // backend's undo log) roll the whole batch back. With `write_set`,
+  // returns what changed.
   absl::StatusOr<std::vector<OpResult>> ApplyBatch(uint64_t index, absl::Span<const Op> ops,
                                                    WriteSet* write_set = nullptr);
   // The same with an `epilogue`: called inside the same transaction with
   // the ops' results; the ops it returns are applied after them, results
   // discarded (node/ records client sessions this way, atomically with the
   // ops and the applied index). InvalidArgument (nothing applied) if one
-  // fails ValidateOp.
+  // fails ValidateOp. If the epilogue's ops do not fit in the arena, every
+  // op of the batch is undone and answers kOutOfMemoryError, and the
+  // epilogue is called again with those results; if its ops still do not
+  // fit, they are undone too and `*epilogue_applied` is false (only the
+  // index commits). Deterministic like the rest.
   using Epilogue = std::function<std::vector<Op>(absl::Span<const OpResult> results)>;
   absl::StatusOr<std::vector<OpResult>> ApplyBatch(uint64_t index, absl::Span<const Op> ops,
                                                    const Epilogue& epilogue,
-                                                   WriteSet* write_set = nullptr);
+                                                   WriteSet* write_set = nullptr,
+                                                   bool* epilogue_applied = nullptr);
   // Physical replication: a write set applied in one transaction (the
   // applied index travels inside it), and the undo of one this store
   // committed (its pre-images). Both re-read the root afterwards.
   absl::Status ApplyWriteSet(const WriteSet& ws, WriteSet* applied = nullptr);
   absl::Status UndoWriteSet(const WriteSet& ws);
   uint64_t ArenaBytes() const;
+  // The arena heap's occupancy now (O(1); after write sets were applied,
+  // one walk of the free lists: Arena::UsedBytes).
+  MemoryUsage Memory() const;
 
   // Physical replication (node/PHYSICAL.md). The leader's pool holds only
   // committed state; to build log entry `index` it executes `ops` on top
@@ -133,9 +161,11 @@ class KvStore {
   // ONE transaction that it then aborts. `*ws` gets the changes of `ops`
   // alone (with AppliedIndex() = index), computed on top of the unapplied
   // ones; the results are what applying would answer. The store is
-  // unchanged on return. FailedPrecondition if `unapplied` does not chain
-  // from AppliedIndex() to `index`; InvalidArgument as ApplyBatch or for a
-  // write set that does not fit; ResourceExhausted if the arena is full.
+  // unchanged on return. An op that finds the arena full is undone alone
+  // and answers kOutOfMemoryError, as in ApplyBatch (it adds nothing to
+  // `*ws`). FailedPrecondition if `unapplied` does not chain from
+  // AppliedIndex() to `index`; InvalidArgument as ApplyBatch or for a
+  // write set that does not fit.
   struct UnappliedEntry {
     uint64_t index = 0;
     const WriteSet* write_set = nullptr;

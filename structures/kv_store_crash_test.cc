@@ -26,6 +26,7 @@
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 #include "structures/kv_store.h"
+#include "structures/sim_memory.h"
 #include "structures/test_util.h"
 
 namespace blizzard::structures {
@@ -84,13 +85,14 @@ StoreOptions Options(const std::string& path) {
 // in progress after it.
 constexpr uint64_t kResizingBit = 1ull << 63;
 
-[[noreturn]] void ChildMain(const std::string& path, int fd) {
-  auto store = KvStore::Open(Options(path));
+[[noreturn]] void ChildMain(const StoreOptions& options, std::vector<Op> (*batch_for)(uint64_t),
+                            int fd) {
+  auto store = KvStore::Open(options);
   if (!store.ok()) _exit(2);
   const uint64_t ready = 0;  // Not an index: "opened, about to apply".
   if (write(fd, &ready, sizeof(ready)) != sizeof(ready)) _exit(4);
   for (uint64_t i = (*store)->AppliedIndex() + 1;; ++i) {
-    if (!(*store)->ApplyBatch(i, BatchFor(i)).ok()) _exit(3);
+    if (!(*store)->ApplyBatch(i, batch_for(i)).ok()) _exit(3);
     const uint64_t report = i | ((*store)->Info().resizing ? kResizingBit : 0);
     if (write(fd, &report, sizeof(report)) != sizeof(report)) _exit(4);
   }
@@ -111,6 +113,38 @@ void Drain(int fd, std::string* buffer, std::vector<uint64_t>* out) {
     out->push_back(v);
   }
   buffer->erase(0, used);
+}
+
+// A child running ChildMain and the (non-blocking) read end of its pipe.
+struct Child {
+  pid_t pid = -1;
+  int fd = -1;
+};
+
+void StartChild(const StoreOptions& options, std::vector<Op> (*batch_for)(uint64_t),
+                Child* child) {
+  int fds[2];
+  ASSERT_EQ(pipe(fds), 0);
+  const pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    close(fds[0]);
+    ChildMain(options, batch_for, fds[1]);
+  }
+  close(fds[1]);
+  ASSERT_EQ(fcntl(fds[0], F_SETFL, O_NONBLOCK), 0);
+  *child = Child{pid, fds[0]};
+}
+
+// SIGKILLs the child (it must not have exited on its own), reaps it and
+// reads the rest of its reports.
+void KillChild(const Child& child, std::string* buffer, std::vector<uint64_t>* reported) {
+  ASSERT_EQ(kill(child.pid, SIGKILL), 0);
+  int status = 0;
+  ASSERT_EQ(waitpid(child.pid, &status, 0), child.pid);
+  ASSERT_TRUE(WIFSIGNALED(status)) << "child exited early with " << WEXITSTATUS(status);
+  Drain(child.fd, buffer, reported);
+  close(child.fd);
 }
 
 TEST(KvStoreCrashTest, KilledProcessLeavesWholeBatches) {
@@ -137,16 +171,9 @@ TEST(KvStoreCrashTest, KilledProcessLeavesWholeBatches) {
     if (enough_work && std::chrono::steady_clock::now() - test_start > kBudget) break;
     const int round = rounds;
     SCOPED_TRACE(absl::StrCat("round ", round));
-    int fds[2];
-    ASSERT_EQ(pipe(fds), 0);
-    const pid_t pid = fork();
-    ASSERT_GE(pid, 0);
-    if (pid == 0) {
-      close(fds[0]);
-      ChildMain(path, fds[1]);
-    }
-    close(fds[1]);
-    ASSERT_EQ(fcntl(fds[0], F_SETFL, O_NONBLOCK), 0);
+    Child child;
+    StartChild(Options(path), BatchFor, &child);
+    if (HasFatalFailure()) return;
     // Open and the first transactions after it cost tens of ms (libpmemobj
     // rebuilds its volatile heap state lazily; page faults), so most kills
     // are timed from the child's first applied batch: they land mid-run.
@@ -161,9 +188,9 @@ TEST(KvStoreCrashTest, KilledProcessLeavesWholeBatches) {
     auto wait_for = [&](const std::function<bool()>& done, std::chrono::seconds limit) {
       const auto give_up = std::chrono::steady_clock::now() + limit;
       while (!done() && std::chrono::steady_clock::now() < give_up) {
-        pollfd p{fds[0], POLLIN, 0};
+        pollfd p{child.fd, POLLIN, 0};
         poll(&p, 1, 100);
-        Drain(fds[0], &buffer, &reported);
+        Drain(child.fd, &buffer, &reported);
       }
     };
     if (when == 0) {
@@ -179,12 +206,8 @@ TEST(KvStoreCrashTest, KilledProcessLeavesWholeBatches) {
         std::this_thread::sleep_for(std::chrono::microseconds(rng() % 40000));
       }
     }
-    ASSERT_EQ(kill(pid, SIGKILL), 0);
-    int status = 0;
-    ASSERT_EQ(waitpid(pid, &status, 0), pid);
-    ASSERT_TRUE(WIFSIGNALED(status)) << "child exited early with " << WEXITSTATUS(status);
-    Drain(fds[0], &buffer, &reported);
-    close(fds[0]);
+    KillChild(child, &buffer, &reported);
+    if (HasFatalFailure()) return;
     if (!reported.empty()) {
       ASSERT_EQ(reported.front(), 0u) << "ready comes first";
       reported.erase(reported.begin());
@@ -224,6 +247,114 @@ TEST(KvStoreCrashTest, KilledProcessLeavesWholeBatches) {
       "end\n",
       rounds, static_cast<unsigned long>(recovered_mid_resize),
       static_cast<unsigned long>(model_index), model.values().size());
+}
+
+}  // namespace
+}  // namespace blizzard::structures
+
+namespace blizzard::structures {
+namespace {
+
+// The same with a data pool that fills up: a 24 MiB pool (a 10 MiB arena)
+// where every other batch also pushes a 64 KiB element onto one list, so
+// after ~300 batches the arena is full and from then on ops fail alone with
+// OOM (savepoint rollbacks inside libpmemobj transactions) while the kills
+// continue. The reference is a simulated arena of the same size fed the same
+// batches: the allocator is deterministic, so it fails the same ops, and the
+// recovered pool must match it (state hash, content) at AppliedIndex().
+constexpr auto kOomBudget = std::chrono::seconds(10);
+constexpr int kOomRoundsMin = 6;
+// Kills that land after the arena filled (ops failing with OOM).
+constexpr uint64_t kOomKillsMin = 4;
+
+std::vector<Op> OomBatchFor(uint64_t index) {
+  std::mt19937_64 rng(kSeed ^ 0x00f1 ^ (index * 0x9e3779b97f4a7c15ull));
+  testing::RandomOpOptions gen;
+  gen.keys = 400;
+  gen.ops_max = 8;
+  gen.value_bytes_max = 300;
+  gen.big_value_bytes = 16 << 10;
+  std::vector<Op> ops = testing::RandomBatch(rng, gen);
+  if (index % 2 == 0) {
+    ops.push_back(Op{OpCode::kRPush, {"fill", std::string(64 << 10, 'f')}, 0, {}});
+  }
+  return ops;
+}
+
+StoreOptions OomOptions(const std::string& path) {
+  StoreOptions o = Options(path);
+  o.pool_bytes = 24ull << 20;
+  return o;
+}
+
+bool IsOom(const OpResult& r) {
+  return r.kind == OpResult::Kind::kError && r.text == kOutOfMemoryError;
+}
+
+TEST(KvStoreCrashTest, KilledProcessLeavesWholeBatchesWhenOpsRunOutOfMemory) {
+  SCOPED_TRACE(absl::StrCat("seed=", kSeed));
+  testing::ScratchDir dir("crash_oom");
+  const std::string path = dir.Path("kv.pool");
+  std::mt19937_64 rng(kSeed ^ 0x00f1);
+  uint64_t arena_bytes = 0;
+  {
+    auto created = KvStore::Open(OomOptions(path));
+    ASSERT_TRUE(created.ok()) << created.status();
+    arena_bytes = (*created)->ArenaBytes();
+  }
+  SimMemory reference_memory(arena_bytes);
+  auto reference = KvStore::OpenMemory(&reference_memory);
+  ASSERT_TRUE(reference.ok()) << reference.status();
+  uint64_t oom_ops = 0, oom_at_kill = 0, max_reported = 0;
+  const auto test_start = std::chrono::steady_clock::now();
+  int rounds = 0;
+  for (; rounds < kRounds; ++rounds) {
+    // As above: a slow machine takes longer, it does not fail.
+    const bool enough_work = rounds >= kOomRoundsMin && oom_at_kill >= kOomKillsMin;
+    if (enough_work && std::chrono::steady_clock::now() - test_start > kOomBudget) break;
+    SCOPED_TRACE(absl::StrCat("round ", rounds));
+    Child child;
+    StartChild(OomOptions(path), OomBatchFor, &child);
+    if (HasFatalFailure()) return;
+    // Kills are timed from the child's first applied batch (mid-run).
+    std::string buffer;
+    std::vector<uint64_t> reported;
+    const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+    while (reported.size() < 2 && std::chrono::steady_clock::now() < give_up) {
+      pollfd p{child.fd, POLLIN, 0};
+      poll(&p, 1, 100);
+      Drain(child.fd, &buffer, &reported);
+    }
+    ASSERT_GE(reported.size(), 2u) << "the child applied nothing in 30 s";
+    std::this_thread::sleep_for(std::chrono::microseconds(rng() % 60000));
+    KillChild(child, &buffer, &reported);
+    if (HasFatalFailure()) return;
+    max_reported = std::max(max_reported, reported.back() & ~kResizingBit);
+
+    StoreOptions o = OomOptions(path);
+    o.create_if_missing = false;
+    auto store = KvStore::Open(o);  // Verifies the whole keyspace.
+    ASSERT_TRUE(store.ok()) << store.status();
+    const uint64_t applied = (*store)->AppliedIndex();
+    ASSERT_GE(applied, max_reported) << "a reported batch was lost";
+    ASSERT_GE(applied, (*reference)->AppliedIndex());
+    for (uint64_t i = (*reference)->AppliedIndex() + 1; i <= applied; ++i) {
+      auto r = (*reference)->ApplyBatch(i, OomBatchFor(i));
+      ASSERT_TRUE(r.ok()) << r.status();
+      for (const OpResult& result : *r) oom_ops += IsOom(result) ? 1 : 0;
+    }
+    if (oom_ops > 0) ++oom_at_kill;
+    ASSERT_EQ((*store)->StateHash(), (*reference)->StateHash()) << "applied " << applied;
+    ASSERT_EQ(testing::Dump(**store), testing::Dump(**reference)) << "applied " << applied;
+    ASSERT_EQ((*store)->Memory().used_bytes, (*reference)->Memory().used_bytes);
+  }
+  // Kills must land after the arena filled, while ops were failing.
+  EXPECT_GE(oom_at_kill, kOomKillsMin);
+  std::printf("oom crash test: %d kills (%lu after the arena filled), %lu batches, %lu ops "
+              "answered OOM\n",
+              rounds, static_cast<unsigned long>(oom_at_kill),
+              static_cast<unsigned long>((*reference)->AppliedIndex()),
+              static_cast<unsigned long>(oom_ops));
 }
 
 }  // namespace

@@ -165,6 +165,29 @@ absl::Status ReadOp(Reader& r, Op* op) {
 
 }  // namespace
 
+bool MayGrowMemory(OpCode code) {
+  switch (code) {
+    case OpCode::kSet:
+    case OpCode::kMSet:
+    case OpCode::kIncrBy:
+    case OpCode::kAppend:
+    case OpCode::kLPush:
+    case OpCode::kRPush:
+    case OpCode::kSAdd:
+    case OpCode::kZAdd:
+      return true;
+    case OpCode::kDel:
+    case OpCode::kLPop:
+    case OpCode::kRPop:
+    case OpCode::kSRem:
+    case OpCode::kZRem:
+    case OpCode::kZPopMin:
+    case OpCode::kZPopMax:
+      return false;
+  }
+  return true;
+}
+
 absl::Status ValidateOp(const Op& op) {
   absl::Status s;
   switch (op.code) {

@@ -55,6 +55,12 @@ inline constexpr uint64_t kValueBytesMax = 16u << 20;
 // InvalidArgument if the op is malformed (wrong arity, sizes over limits).
 absl::Status ValidateOp(const Op& op);
 
+// Whether the op may need new arena blocks (Redis's "denyoom" commands):
+// SET, MSET, INCRBY, APPEND, LPUSH, RPUSH, SADD, ZADD. DEL, pops and
+// removes only free memory (an emptied container is deleted). Admission
+// control refuses the former when the arena is nearly full.
+bool MayGrowMemory(OpCode code);
+
 std::string EncodeBatch(absl::Span<const Op> ops);
 absl::StatusOr<std::vector<Op>> DecodeBatch(absl::Span<const uint8_t> bytes);
 
