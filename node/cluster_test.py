@@ -5,17 +5,20 @@ the leader, writes more while the cluster fails over, restarts the killed
 node and checks every acknowledged write on every node once caught up; then
 stops all nodes, restarts all, and reads everything back.
 
-With --netns (the DPDK variant, root) every node runs in its own network
-namespace on a veth bridge (tools/blizzard_cluster.py NetnsLayout), and
-between the fail-over and the full restart the leader's link is cut: the
-others elect a leader and take writes, the link is healed, and every
-acknowledged write is on every node.
+With --netns (root) every node runs in its own network namespace on a veth
+bridge (tools/blizzard_cluster.py NetnsLayout; a DPDK variant over
+af_packet, a TCP variant by host routes over the same veths), and between
+the fail-over and the full restart the leader's link is cut: the others
+elect a leader and take writes, the link is healed, and every acknowledged
+write is on every node. --mtu-bytes N (with --netns) sets mtu_bytes in the
+cluster file and checks that every bridge-side veth carries that MTU.
 
-Run by //node:cluster_test and //node:dpdk_cluster_test (Debian's
-/usr/bin/python3 with python3-redis).
+Run by //node:cluster_test, //node:dpdk_cluster_test and
+//node:tcp_netns_cluster_test (Debian's /usr/bin/python3 with python3-redis).
 """
 
 import argparse
+import json
 import os
 import signal
 import subprocess
@@ -158,8 +161,21 @@ def partition_leader(cluster, w):
                   nid, i["transport_frames_sent"], i["transport_frames_received"],
                   i["transport_retransmissions"], i["transport_retransmit_timeouts"],
                   i["transport_frames_out_of_order"], i["transport_reassembly_failures"]))
-    check(all(int(i["transport_frames_sent"]) > 0 for i in infos.values()),
-          "INFO shows no DPDK frames: is this the DPDK variant?")
+    if "dpdk" in os.path.basename(cluster.binary):
+        check(all(int(i["transport_frames_sent"]) > 0 for i in infos.values()),
+              "INFO shows no DPDK frames: is this the DPDK variant?")
+    else:
+        # Kernel TCP: the replication traffic crossed the bridge (not a
+        # route through the root namespace): its ports forwarded ~1 MB here.
+        bridged = 0
+        for nid in sorted(cluster.nodes):
+            out = subprocess.run(["ip", "-j", "-s", "-n", cluster.netns.switch_ns, "link",
+                                  "show", "dev", cluster.netns.bridge_port(nid)],
+                                 capture_output=True, text=True).stdout
+            bridged += json.loads(out)[0]["stats64"]["tx"]["bytes"]
+        print("bridge ports forwarded %d bytes" % bridged)
+        check(bridged > (256 << 10), "only %d bytes crossed the bridge: peer traffic "
+              "did not take the veth links" % bridged)
 
 
 def main():
@@ -168,6 +184,8 @@ def main():
     ap.add_argument("--inspect", required=True, help="the blizzard_inspect binary")
     ap.add_argument("--netns", action="store_true",
                     help="nodes in network namespaces; adds the partition phase")
+    ap.add_argument("--mtu-bytes", type=int,
+                    help="with --netns: mtu_bytes in the cluster file, veths at that MTU")
     ap.add_argument("--deadline-s", type=int, default=240,
                     help="fail (and clean up) if the test runs longer")
     args = ap.parse_args()
@@ -177,7 +195,8 @@ def main():
             print("SKIPPED: cannot create network namespaces (%s)" % why)
             return
     test_deadline(args.deadline_s)
-    cluster = TestCluster(args.binary, nodes=3, name="failover", netns=args.netns)
+    extra = {"mtu_bytes": args.mtu_bytes} if args.netns and args.mtu_bytes else {}
+    cluster = TestCluster(args.binary, nodes=3, name="failover", netns=args.netns, **extra)
     ok = False
     try:
         cluster.start()
@@ -203,6 +222,13 @@ def main():
         cluster.wait_ports(nodes=[leader])
         print("restarted node %d" % leader)
         verify_everywhere(cluster, w.acked, "after failover")
+        if args.netns and args.mtu_bytes:
+            for nid in sorted(cluster.nodes):
+                link = subprocess.run(
+                    ["ip", "-n", cluster.netns.switch_ns, "-o", "link", "show",
+                     cluster.netns.bridge_port(nid)], capture_output=True, text=True).stdout
+                check(" mtu %d " % args.mtu_bytes in link,
+                      "node %d's bridge port: %s" % (nid, link.strip()))
         if args.netns:
             partition_leader(cluster, w)
 
