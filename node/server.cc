@@ -95,7 +95,7 @@ struct Connection {
   size_t out_offset = 0;
   bool close_after_flush = false;  // QUIT or protocol error.
   bool paused = false;             // Not polled for input (back-pressure).
-  bool writable_armed = false;     // EPOLLOUT registered.
+  uint32_t epoll_events = 0;       // What epoll has registered for fd.
   bool stale_reads = false;        // READONLY: reads served locally.
 };
 
@@ -611,7 +611,8 @@ void Server::Impl::Accept() {
     Connection& conn = connections_[id];
     conn.fd = fd;
     conn.paused = clients_paused_;
-    if (!EpollAdd(fd, conn.paused ? 0u : static_cast<uint32_t>(EPOLLIN), id).ok()) {
+    conn.epoll_events = conn.paused ? 0u : static_cast<uint32_t>(EPOLLIN);
+    if (!EpollAdd(fd, conn.epoll_events, id).ok()) {
       connections_.erase(id);
       close(fd);
       continue;
@@ -968,10 +969,12 @@ void Server::Impl::UpdateInterest(uint64_t id, Connection& conn) {
   uint32_t events = 0;
   if (!conn.paused && !conn.close_after_flush) events |= EPOLLIN;
   if (want_out) events |= EPOLLOUT;
+  // Most flushes write everything and change nothing: no system call then.
+  if (events == conn.epoll_events) return;
   ev.events = events;
   ev.data.u64 = id;
   epoll_ctl(epoll_fd_, EPOLL_CTL_MOD, conn.fd, &ev);
-  conn.writable_armed = want_out;
+  conn.epoll_events = events;
 }
 
 void Server::Impl::CloseConnection(uint64_t id) {
