@@ -13,7 +13,10 @@
 //   3. hard_state / entries: persist these (entries replace any stored
 //      entry at an index >= entries.front().index), after 2.
 //   4. messages: send these only AFTER 2-3 are durable (staged chunks
-//      need not be: see "Snapshots").
+//      need not be: see "Snapshots"). An acknowledgement in them never
+//      covers an entry that 2-3 do not leave durable: acks queued for
+//      entries that a later input of the same cycle replaced (a newer
+//      leader's conflicting append) or discarded (a snapshot) are dropped.
 //   5. committed: apply these, in order, to the state machine (kNoop and
 //      kConfig entries are no-ops for the state machine: Raft has already
 //      acted on kConfig entries).
