@@ -1068,12 +1068,10 @@ class Raft::Impl {
       return;
     }
     const Index commit_before = log_.committed();
-    if (log_.MatchTerm(m.index, m.log_term)) {
-      const Index conflict = log_.FindConflict(m.entries);
-      if (conflict != 0 && conflict <= log_.LastIndex()) DropAcksFrom(conflict);
-    }
+    Index replaced_from = 0;
     std::optional<Index> last_new =
-        log_.MaybeAppend(m.index, m.log_term, m.commit, m.entries);
+        log_.MaybeAppend(m.index, m.log_term, m.commit, m.entries, &replaced_from);
+    if (replaced_from != 0) DropAcksFrom(replaced_from);  // Before this reply is queued.
     if (last_new.has_value()) {
       TrackAppended(m.entries, commit_before);
       reply.index = *last_new;
@@ -1540,8 +1538,8 @@ class Raft::Impl {
     timeout_now_sent_ = false;
   }
 
-  // Our entries from `first_gone` on are about to be replaced (a
-  // conflicting append from a newer leader) or discarded (a snapshot).
+  // Our entries from `first_gone` on were just replaced (a conflicting
+  // append from a newer leader) or are about to be discarded (a snapshot).
   // Acknowledgements of them queued earlier in this Ready cycle, when they
   // were appended but not yet durable, must not leave: they never will be
   // durable, and the leader of the older term that sent them may still be

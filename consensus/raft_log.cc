@@ -71,11 +71,14 @@ bool RaftLog::IsUpToDate(Index last_index, Term last_term) const {
 
 std::optional<Index> RaftLog::MaybeAppend(Index index, Term log_term,
                                           Index commit,
-                                          absl::Span<const Entry> entries) {
+                                          absl::Span<const Entry> entries,
+                                          Index* replaced_from) {
+  if (replaced_from != nullptr) *replaced_from = 0;
   if (!MatchTerm(index, log_term)) return std::nullopt;
   const Index last_new = index + entries.size();
   const Index conflict = FindConflict(entries);
   if (conflict != 0) {
+    if (replaced_from != nullptr && conflict <= LastIndex()) *replaced_from = conflict;
     // Log matching (Raft 5.3): a leader's log agrees with every committed
     // entry, so a conflict below our commit means safety is already lost.
     ABSL_RAW_CHECK(conflict > committed_,

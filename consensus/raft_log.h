@@ -65,8 +65,11 @@ class RaftLog {
   // merges `entries` (which follow `index`), truncating our suffix at the
   // first conflict, advances commit to min(commit, index + entries.size())
   // and returns that last new index; nullopt if the terms do not match.
+  // `*replaced_from` (if given) is the first index of our entries that the
+  // merge replaced, 0 if it only added entries past our last one.
   std::optional<Index> MaybeAppend(Index index, Term log_term, Index commit,
-                                   absl::Span<const Entry> entries);
+                                   absl::Span<const Entry> entries,
+                                   Index* replaced_from = nullptr);
   // Appends contiguous entries, replacing our suffix from
   // entries.front().index. Never touches committed entries. Returns the
   // new last index.

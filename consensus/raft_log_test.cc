@@ -48,15 +48,18 @@ TEST(RaftLogTest, MaybeAppendMatchesTruncatesAndCommits) {
   EXPECT_FALSE(log.MaybeAppend(4, 3, 4, {}).has_value());
   EXPECT_FALSE(log.MaybeAppend(5, 2, 4, {}).has_value());
   // Matching entries: nothing changes, commit follows the leader's.
-  std::optional<Index> last = log.MaybeAppend(2, 1, 3, MakeEntries(3, {2}));
+  Index replaced_from = 99;
+  std::optional<Index> last = log.MaybeAppend(2, 1, 3, MakeEntries(3, {2}), &replaced_from);
   ASSERT_TRUE(last.has_value());
+  EXPECT_EQ(replaced_from, 0u);
   EXPECT_EQ(*last, 3u);
   EXPECT_EQ(log.committed(), 3u);
   EXPECT_EQ(log.LastIndex(), 4u);
   EXPECT_FALSE(log.HasEntriesToPersist());
   // A conflict at 4 replaces the suffix.
-  last = log.MaybeAppend(3, 2, 9, MakeEntries(4, {3, 3}));
+  last = log.MaybeAppend(3, 2, 9, MakeEntries(4, {3, 3}), &replaced_from);
   ASSERT_TRUE(last.has_value());
+  EXPECT_EQ(replaced_from, 4u);
   EXPECT_EQ(*last, 5u);
   EXPECT_EQ(log.committed(), 5u);
   EXPECT_EQ(*log.TermAt(4), 3u);
@@ -64,6 +67,10 @@ TEST(RaftLogTest, MaybeAppendMatchesTruncatesAndCommits) {
   EXPECT_EQ(s.LastIndex(), 5u);
   EXPECT_EQ(*s.TermAt(4), 3u);
   EXPECT_EQ(log.LastIndex(), 5u);
+  // Entries past our last one replace nothing.
+  last = log.MaybeAppend(5, 3, 5, MakeEntries(6, {3}), &replaced_from);
+  ASSERT_TRUE(last.has_value());
+  EXPECT_EQ(replaced_from, 0u);
 }
 
 TEST(RaftLogTest, FindConflictByTermSkipsWholeTerms) {
