@@ -72,8 +72,10 @@ class ReplicationMode {
   virtual void Proposed(uint64_t index, uint64_t term) = 0;
 
   // Every replica: applies the committed entry at `index` to the store
-  // (one failure-atomic transaction that also records `index` and, in
-  // logical mode, the session table's changes: session_table.h).
+  // (one failure-atomic transaction that also records `index` and the
+  // session table's changes: session_table.h; logical mode computes them
+  // here, physical mode's write set carries them and the table re-reads
+  // the records the entry names).
   // DataLoss/InvalidArgument if the payload does not decode or does not
   // apply: the replica must stop rather than diverge.
   virtual absl::StatusOr<AppliedEntry> ApplyEntry(uint64_t index,
@@ -87,7 +89,7 @@ class ReplicationMode {
 };
 
 // `sessions` may be null (no client sessions). Both must outlive the mode.
-// Physical mode does not record sessions yet (node/PHYSICAL.md).
+// Both modes record sessions (node/PHYSICAL.md for physical mode).
 absl::StatusOr<std::unique_ptr<ReplicationMode>> CreateReplicationMode(
     structures::KvStore* store, SessionTable* sessions);
 

@@ -46,18 +46,13 @@ class LogicalReplication : public ReplicationMode {
       return absl::DataLossError(absl::StrCat("committed entry ", index, ": ",
                                               plan.status().message()));
     }
-    structures::KvStore::Epilogue record;
-    if (plan->has_sessions) {
-      record = [&](absl::Span<const structures::OpResult> results) {
-        return sessions_->RecordOps(*plan, results, index);
-      };
-    }
     // False when the session records did not fit in the arena even with
     // every op of the entry undone (KvStore::ApplyBatch): the table stays
     // as it was, on every replica alike.
     bool recorded = true;
     absl::StatusOr<std::vector<structures::OpResult>> results =
-        store_->ApplyBatch(index, plan->execute, record, nullptr, &recorded);
+        store_->ApplyBatch(index, plan->execute, sessions_->EpilogueFor(*plan, index), nullptr,
+                           &recorded);
     if (!results.ok()) return results.status();
     if (plan->has_sessions && recorded) sessions_->Commit();
     std::vector<structures::OpResult> replies = sessions_->Results(*plan, *results);

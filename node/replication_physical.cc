@@ -12,6 +12,13 @@
 // leader that loses leadership has nothing to undo; pipelining costs the
 // re-application of the in-flight write sets, bounded by Raft's
 // uncommitted-bytes limit.
+//
+// Client sessions (session_table.h) are shared with logical mode: the
+// leader plans the batch against the session table as it stands on top of
+// the in-flight entries and records the sessions with the store's
+// epilogue, inside the same transaction, so the records travel in the
+// write set. The entry names the clients whose records it changes; every
+// replica re-reads those from the store when it applies the entry.
 #include <algorithm>
 #include <cstdint>
 #include <map>
@@ -20,11 +27,13 @@
 #include <utility>
 #include <vector>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "node/physical_entry.h"
 #include "node/replication.h"
+#include "node/session_table.h"
 #include "structures/kv_store.h"
 #include "structures/op.h"
 #include "structures/write_set.h"
@@ -51,11 +60,13 @@ struct Cached {
   uint64_t term = 0;
   bool has_ops = false;
   structures::WriteSet write_set;  // Post-images only.
+  std::vector<uint64_t> session_clients;  // Whose records it changes.
 };
 
 class PhysicalReplication : public ReplicationMode {
  public:
-  explicit PhysicalReplication(structures::KvStore* store) : store_(store) {}
+  PhysicalReplication(structures::KvStore* store, SessionTable* sessions)
+      : store_(store), sessions_(sessions) {}
 
   absl::StatusOr<BuiltEntry> BuildEntry(uint64_t index, uint64_t term,
                                         absl::Span<const structures::Op> ops,
@@ -65,6 +76,8 @@ class PhysicalReplication : public ReplicationMode {
     Evict(applied);
     std::vector<structures::KvStore::UnappliedEntry> chain;
     chain.reserve(index > applied ? index - applied - 1 : 0);
+    // The sessions the in-flight entries change (ascending, unique).
+    std::vector<uint64_t> chain_clients;
     for (uint64_t i = applied + 1; i < index; ++i) {
       absl::StatusOr<const Cached*> c = Lookup(i, term, log);
       if (!c.ok()) return c.status();
@@ -72,19 +85,28 @@ class PhysicalReplication : public ReplicationMode {
       if ((*c)->has_ops) {
         stats_.reapplied_entries++;
         stats_.reapplied_bytes += (*c)->write_set.bytes();
+        chain_clients.insert(chain_clients.end(), (*c)->session_clients.begin(),
+                             (*c)->session_clients.end());
       }
     }
+    std::sort(chain_clients.begin(), chain_clients.end());
+    chain_clients.erase(std::unique(chain_clients.begin(), chain_clients.end()),
+                        chain_clients.end());
     Built b;
     b.index = index;
     b.term = term;
     b.cached.term = term;
     b.cached.has_ops = true;
     absl::StatusOr<std::vector<structures::OpResult>> results =
-        store_->ExecuteOnTop(index, chain, ops, &b.cached.write_set);
+        sessions_ != nullptr && SessionTable::HasSessionOps(ops)
+            ? ExecuteSessions(index, chain, chain_clients, ops, &b.cached)
+            : store_->ExecuteOnTop(index, chain, ops, &b.cached.write_set);
     if (!results.ok()) return results.status();
     for (structures::WriteRange& r : b.cached.write_set.ranges) r.pre = std::string();
     BuiltEntry out;
-    out.payload = EncodePhysicalEntry(ops.size(), b.cached.write_set);
+    // One result per client op (session tags are not ops of their own).
+    out.payload =
+        EncodePhysicalEntry(results->size(), b.cached.session_clients, b.cached.write_set);
     out.results = std::move(*results);
     stats_.entries_built++;
     stats_.payload_bytes_built += out.payload.size();
@@ -113,6 +135,13 @@ class PhysicalReplication : public ReplicationMode {
       return s;
     }
     Evict(index);
+    // The session records the write set changed: the table follows them
+    // (on the leader too: it kept the committed table while building).
+    if (sessions_ != nullptr) {
+      if (absl::Status s = sessions_->Refresh(*store_, entry->session_clients); !s.ok()) {
+        return absl::DataLossError(absl::StrCat("committed entry ", index, ": ", s.message()));
+      }
+    }
     return AppliedEntry{entry->ops, std::nullopt};
   }
 
@@ -150,6 +179,44 @@ class PhysicalReplication : public ReplicationMode {
     uint64_t reapplied_bytes = 0;
   };
 
+  // The session path of BuildEntry: as logical mode applies a batch
+  // (PlanBatch, the store's epilogue recording the sessions, Results), but
+  // planned inside ExecuteOnTop's transaction against the session table as
+  // it stands on top of the in-flight entries: the table is refreshed from
+  // the store for the clients they change, and restored afterwards (the
+  // transaction is aborted; the table follows committed state only).
+  // Returns one reply per client op; `out->session_clients` gets the
+  // clients whose records the entry changes.
+  absl::StatusOr<std::vector<structures::OpResult>> ExecuteSessions(
+      uint64_t index, absl::Span<const structures::KvStore::UnappliedEntry> chain,
+      absl::Span<const uint64_t> chain_clients, absl::Span<const structures::Op> ops,
+      Cached* out) {
+    std::vector<SessionTable::Saved> undo;
+    absl::Cleanup restore = [&] { sessions_->Restore(std::move(undo)); };
+    SessionTable::Plan plan;
+    auto prologue = [&]() -> absl::StatusOr<absl::Span<const structures::Op>> {
+      if (absl::Status s = sessions_->Refresh(*store_, chain_clients, &undo); !s.ok()) {
+        return s;
+      }
+      absl::StatusOr<SessionTable::Plan> p =
+          sessions_->PlanBatch(std::vector<structures::Op>(ops.begin(), ops.end()));
+      if (!p.ok()) return p.status();
+      plan = std::move(*p);
+      return absl::MakeConstSpan(plan.execute);
+    };
+    auto record = [&](absl::Span<const structures::OpResult> results) {
+      return sessions_->RecordOps(plan, results, index);
+    };
+    // False when the records did not fit even with every op undone
+    // (KvStore::ApplyBatch): the entry then changes no session.
+    bool recorded = true;
+    absl::StatusOr<std::vector<structures::OpResult>> results =
+        store_->ExecuteOnTop(index, chain, prologue, record, &out->write_set, &recorded);
+    if (!results.ok()) return results.status();
+    if (recorded) out->session_clients = sessions_->PendingClients();
+    return sessions_->Results(plan, *results);
+  }
+
   void Evict(uint64_t applied) {
     cache_.erase(cache_.begin(), cache_.upper_bound(applied));
   }
@@ -184,6 +251,7 @@ class PhysicalReplication : public ReplicationMode {
       }
       c.has_ops = true;
       c.write_set = std::move(e->write_set);
+      c.session_clients = std::move(e->session_clients);
     }
     auto [pos, inserted] = cache_.insert_or_assign(index, std::move(c));
     (void)inserted;
@@ -191,6 +259,7 @@ class PhysicalReplication : public ReplicationMode {
   }
 
   structures::KvStore* store_;
+  SessionTable* sessions_;  // May be null (no client sessions).
   // Decoded entries after the applied index (bounded by Raft's
   // uncommitted-bytes limit), by index.
   std::map<uint64_t, Cached> cache_;
@@ -200,12 +269,9 @@ class PhysicalReplication : public ReplicationMode {
 
 }  // namespace
 
-// Client sessions (exactly-once retries) are not recorded by physical mode
-// yet: a retried request is executed again (node/PHYSICAL.md).
 absl::StatusOr<std::unique_ptr<ReplicationMode>> CreateReplicationMode(
     structures::KvStore* store, SessionTable* sessions) {
-  (void)sessions;
-  return std::make_unique<PhysicalReplication>(store);
+  return std::make_unique<PhysicalReplication>(store, sessions);
 }
 
 const char* ReplicationModeName() { return "physical"; }

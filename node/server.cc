@@ -699,13 +699,6 @@ void Server::Impl::HandleRequest(uint64_t id, Connection& conn,
   uint64_t session_client = 0;
   uint64_t session_seq = 0;
   if (cmd.kind == CommandKind::kSession) {
-    if (absl::string_view(ReplicationModeName()) == "physical") {
-      // Refused rather than silently not exactly-once (node/PHYSICAL.md).
-      std::string err;
-      AppendError(err, "ERR SESSION is not supported by the physical replication mode yet");
-      FillSlot(waiter, std::move(err));
-      return;
-    }
     if (!absl::SimpleAtoi(args[1], &session_client) || session_client == 0 ||
         !absl::SimpleAtoi(args[2], &session_seq) || session_seq == 0) {
       std::string err;

@@ -212,6 +212,73 @@ std::vector<Op> SessionTable::RecordOps(const Plan& plan, absl::Span<const OpRes
   return ops;
 }
 
+structures::KvStore::Epilogue SessionTable::EpilogueFor(const Plan& plan, uint64_t index) {
+  if (!plan.has_sessions) return nullptr;
+  return [this, &plan, index](absl::Span<const OpResult> results) {
+    return RecordOps(plan, results, index);
+  };
+}
+
+std::vector<uint64_t> SessionTable::PendingClients() const {
+  std::vector<uint64_t> clients = pending_erases_;
+  for (const auto& [client, r] : pending_puts_) clients.push_back(client);
+  std::sort(clients.begin(), clients.end());
+  ABSL_RAW_CHECK(std::adjacent_find(clients.begin(), clients.end()) == clients.end(),
+                 "a client both written and evicted by one batch");
+  return clients;
+}
+
+bool SessionTable::HasSessionOps(absl::Span<const Op> ops) {
+  const std::string tag_key = TagKey();
+  for (const Op& op : ops) {
+    if (op.code == OpCode::kSet && !op.args.empty() && op.args[0] == tag_key) return true;
+  }
+  return false;
+}
+
+absl::Status SessionTable::Refresh(const structures::KvStore& store,
+                                   absl::Span<const uint64_t> clients, std::vector<Saved>* undo) {
+  for (uint64_t client : clients) {
+    const std::string key = RecordKey(client);
+    std::optional<Record> now;
+    const structures::ValueType type = store.Type(key);
+    if (type != structures::ValueType::kNone) {
+      std::optional<std::string> value = store.Get(key);
+      if (type != structures::ValueType::kString || !value.has_value()) {
+        return absl::DataLossError(
+            absl::StrCat("session record of client ", client, " is not a string"));
+      }
+      absl::StatusOr<Record> r = DecodeRecord(*value);
+      if (!r.ok()) {
+        return absl::DataLossError(
+            absl::StrCat("session record of client ", client, ": ", r.status().message()));
+      }
+      now = std::move(*r);
+    }
+    if (undo != nullptr) {
+      const Record* before = Find(client);
+      undo->push_back(Saved{client, before == nullptr ? std::nullopt
+                                                      : std::optional<Record>(*before)});
+    }
+    if (now.has_value()) {
+      Put(client, std::move(*now));
+    } else {
+      Erase(client);
+    }
+  }
+  return absl::OkStatus();
+}
+
+void SessionTable::Restore(std::vector<Saved> undo) {
+  for (auto it = undo.rbegin(); it != undo.rend(); ++it) {
+    if (it->record.has_value()) {
+      Put(it->client, std::move(*it->record));
+    } else {
+      Erase(it->client);
+    }
+  }
+}
+
 void SessionTable::Commit() {
   for (uint64_t client : pending_erases_) Erase(client);
   for (auto& [client, r] : pending_puts_) Put(client, std::move(r));

@@ -22,6 +22,7 @@
 
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <set>
 #include <string>
 #include <string_view>
@@ -85,11 +86,34 @@ class SessionTable {
   std::vector<structures::Op> RecordOps(const Plan& plan,
                                         absl::Span<const structures::OpResult> results,
                                         uint64_t index);
+  // Step 2 as the store's epilogue for `plan` at `index` (empty when the
+  // plan has no session ops). The table and `plan` must outlive it.
+  structures::KvStore::Epilogue EpilogueFor(const Plan& plan, uint64_t index);
   // Step 3, after the transaction committed: the volatile index follows.
   void Commit();
   // The reply results of the entry's client ops, in order.
   std::vector<structures::OpResult> Results(const Plan& plan,
                                             absl::Span<const structures::OpResult> results);
+
+  // Physical mode (node/PHYSICAL.md). The clients whose records the last
+  // RecordOps writes or evicts, ascending: what a physical entry names so
+  // that every replica can follow the change with Refresh.
+  std::vector<uint64_t> PendingClients() const;
+  // True if `ops` holds a session-tagged op (PlanBatch has work to do).
+  static bool HasSessionOps(absl::Span<const structures::Op> ops);
+  // Re-reads the records of `clients` from the store, which wrote them by
+  // other means than RecordOps (a write set): a present record is loaded,
+  // an absent one forgotten. With `undo`, appends what it replaced, for
+  // Restore. DataLoss for a malformed record (the clients before it are
+  // refreshed).
+  struct Saved {
+    uint64_t client = 0;
+    std::optional<Record> record;  // nullopt: the client had no record.
+  };
+  absl::Status Refresh(const structures::KvStore& store, absl::Span<const uint64_t> clients,
+                       std::vector<Saved>* undo = nullptr);
+  // Puts back what Refresh replaced (newest first).
+  void Restore(std::vector<Saved> undo);
 
  private:
   static std::string RecordKey(uint64_t client);

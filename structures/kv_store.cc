@@ -132,7 +132,8 @@ class KvStore::Impl {
   absl::Status UndoWriteSet(const WriteSet& ws);
   absl::StatusOr<std::vector<OpResult>> ExecuteOnTop(
       uint64_t index, absl::Span<const KvStore::UnappliedEntry> unapplied,
-      absl::Span<const Op> ops, WriteSet* ws);
+      const KvStore::Prologue& prologue, const KvStore::Epilogue* epilogue, WriteSet* ws,
+      bool* epilogue_applied);
   absl::Status ApplyEntryWriteSet(uint64_t index, const WriteSet& ws, uint64_t ops);
   absl::Status Verify(TableShape* shape) const;
   StoreInfo Info() const;
@@ -726,7 +727,8 @@ absl::Status KvStore::Impl::UndoWriteSet(const WriteSet& ws) { return arena_->Un
 
 absl::StatusOr<std::vector<OpResult>> KvStore::Impl::ExecuteOnTop(
     uint64_t index, absl::Span<const KvStore::UnappliedEntry> unapplied,
-    absl::Span<const Op> ops, WriteSet* ws) {
+    const KvStore::Prologue& prologue, const KvStore::Epilogue* epilogue, WriteSet* ws,
+    bool* epilogue_applied) {
   ABSL_RAW_CHECK(ws != nullptr, "ExecuteOnTop needs a write set");
   const uint64_t applied = root().applied_index;
   for (size_t i = 0; i < unapplied.size(); ++i) {
@@ -741,7 +743,6 @@ absl::StatusOr<std::vector<OpResult>> KvStore::Impl::ExecuteOnTop(
         "entry %d does not follow the applied index %d and %d unapplied entries", index,
         applied, unapplied.size()));
   }
-  if (auto s = ValidateOps(ops); !s.ok()) return s;
   if (auto s = arena_->Begin(); !s.ok()) return s;
   // Always aborted: the pool never holds what is not committed.
   absl::Cleanup abort = [this] { arena_->Abort(); };
@@ -762,11 +763,17 @@ absl::StatusOr<std::vector<OpResult>> KvStore::Impl::ExecuteOnTop(
           root().applied_index));
     }
   }
+  // The prologue reads the state on top of the unapplied entries.
+  absl::StatusOr<absl::Span<const Op>> ops = prologue();
+  if (!ops.ok()) return ops.status();
+  if (auto s = ValidateOps(*ops); !s.ok()) return s;
   arena_->ResetRecording();
-  absl::StatusOr<std::vector<OpResult>> results = ExecuteOps(index, ops);
+  absl::StatusOr<std::vector<OpResult>> results =
+      ExecuteOps(index, *ops, epilogue, epilogue_applied);
   if (!results.ok()) return results.status();
   if (auto s = arena_->RecordedWriteSet(ws); !s.ok()) return s;
   stats_.ops_out_of_memory += tx_ops_out_of_memory_;
+  stats_.epilogues_dropped += tx_epilogue_dropped_ ? 1 : 0;
   return results;
 }
 
@@ -1017,7 +1024,14 @@ absl::Status KvStore::UndoWriteSet(const WriteSet& ws) { return impl_->UndoWrite
 absl::StatusOr<std::vector<OpResult>> KvStore::ExecuteOnTop(
     uint64_t index, absl::Span<const UnappliedEntry> unapplied, absl::Span<const Op> ops,
     WriteSet* ws) {
-  return impl_->ExecuteOnTop(index, unapplied, ops, ws);
+  return impl_->ExecuteOnTop(
+      index, unapplied, [ops]() -> absl::StatusOr<absl::Span<const Op>> { return ops; }, nullptr,
+      ws, nullptr);
+}
+absl::StatusOr<std::vector<OpResult>> KvStore::ExecuteOnTop(
+    uint64_t index, absl::Span<const UnappliedEntry> unapplied, const Prologue& prologue,
+    const Epilogue& epilogue, WriteSet* ws, bool* epilogue_applied) {
+  return impl_->ExecuteOnTop(index, unapplied, prologue, &epilogue, ws, epilogue_applied);
 }
 absl::Status KvStore::ApplyEntryWriteSet(uint64_t index, const WriteSet& ws, uint64_t ops) {
   return impl_->ApplyEntryWriteSet(index, ws, ops);

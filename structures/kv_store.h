@@ -173,6 +173,19 @@ class KvStore {
   absl::StatusOr<std::vector<OpResult>> ExecuteOnTop(uint64_t index,
                                                      absl::Span<const UnappliedEntry> unapplied,
                                                      absl::Span<const Op> ops, WriteSet* ws);
+  // The same with a `prologue` and an `epilogue` (node/ runs client
+  // sessions this way in physical mode). The prologue is called inside the
+  // transaction once the unapplied entries are written, so the store's
+  // reads see the state the batch runs on; it returns the ops to execute
+  // (they must stay alive until ExecuteOnTop returns); an error from it
+  // aborts and is returned. The epilogue is ApplyBatch's, with the same
+  // OOM fallback and `*epilogue_applied`; its writes are part of `*ws`.
+  using Prologue = std::function<absl::StatusOr<absl::Span<const Op>>()>;
+  absl::StatusOr<std::vector<OpResult>> ExecuteOnTop(uint64_t index,
+                                                     absl::Span<const UnappliedEntry> unapplied,
+                                                     const Prologue& prologue,
+                                                     const Epilogue& epilogue, WriteSet* ws,
+                                                     bool* epilogue_applied = nullptr);
   // Every replica: applies the write set of committed entry `index` (which
   // carried `ops` operations) in one transaction. The write set is
   // untrusted: unless it leaves a keyspace root with AppliedIndex() ==
