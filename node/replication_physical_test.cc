@@ -15,6 +15,7 @@
 #include "gtest/gtest.h"
 #include "node/physical_entry.h"
 #include "node/replication.h"
+#include "node/session_table.h"
 #include "structures/kv_store.h"
 #include "structures/sim_memory.h"
 #include "structures/test_util.h"
@@ -55,16 +56,32 @@ class ScriptedLog : public UnappliedLog {
 };
 
 struct Replica {
-  Replica() : memory(kArenaBytes) {
+  // sessions_max 0: no session table (as before sessions).
+  explicit Replica(size_t sessions_max = 0) : memory(kArenaBytes), sessions_max(sessions_max) {
+    Open();
+  }
+  // Opens the store over the memory's bytes, loads the session table from
+  // it and creates the mode: what a node does at start-up (a restart, when
+  // called again: the volatile state starts over).
+  void Open() {
+    mode.reset();
+    sessions.reset();
+    store.reset();
     auto s = KvStore::OpenMemory(&memory);
-    EXPECT_TRUE(s.ok()) << s.status();
+    ASSERT_TRUE(s.ok()) << s.status();
     store = std::move(*s);
-    auto m = CreateReplicationMode(store.get(), nullptr);
-    EXPECT_TRUE(m.ok()) << m.status();
+    if (sessions_max > 0) {
+      sessions = std::make_unique<SessionTable>(sessions_max);
+      ASSERT_TRUE(sessions->Load(*store).ok());
+    }
+    auto m = CreateReplicationMode(store.get(), sessions.get());
+    ASSERT_TRUE(m.ok()) << m.status();
     mode = std::move(*m);
   }
   SimMemory memory;
+  size_t sessions_max;
   std::unique_ptr<KvStore> store;
+  std::unique_ptr<SessionTable> sessions;
   std::unique_ptr<ReplicationMode> mode;
   ScriptedLog log;
 
@@ -333,6 +350,269 @@ TEST_F(PhysicalGroupTest, MalformedPayloadsAreRefused) {
   EXPECT_EQ(a.store->AppliedIndex(), 0u);
   a.ApplyTo(index);
   EXPECT_EQ(a.memory.bytes(), b.memory.bytes());
+}
+
+// --- Client sessions ----------------------------------------------------------
+
+constexpr size_t kSessionsMax = 3;
+
+Op Incr(const std::string& key, int64_t by = 1) {
+  return Op{structures::OpCode::kIncrBy, {key}, by, {}};
+}
+
+std::vector<Op> Tagged(uint64_t client, uint64_t seq, Op op) {
+  std::vector<Op> batch;
+  SessionTable::AppendTagged(batch, client, seq, std::move(op));
+  return batch;
+}
+
+std::vector<Op> Concat(std::vector<std::vector<Op>> parts) {
+  std::vector<Op> out;
+  for (auto& p : parts) {
+    for (Op& op : p) out.push_back(std::move(op));
+  }
+  return out;
+}
+
+// A logical-mode replica: applies an entry's ops as replication_logical.cc
+// does (that library defines CreateReplicationMode too, so it cannot link
+// into this test).
+struct LogicalTwin {
+  LogicalTwin() : memory(kArenaBytes), sessions(kSessionsMax) {
+    auto s = KvStore::OpenMemory(&memory);
+    EXPECT_TRUE(s.ok()) << s.status();
+    store = std::move(*s);
+  }
+  std::vector<OpResult> Apply(uint64_t index, std::vector<Op> ops) {
+    for (uint64_t j = store->AppliedIndex() + 1; j < index; ++j) {
+      EXPECT_TRUE(store->ApplyBatch(j, {}).ok());
+    }
+    auto plan = sessions.PlanBatch(std::move(ops));
+    EXPECT_TRUE(plan.ok()) << plan.status();
+    bool recorded = true;
+    auto r = store->ApplyBatch(index, plan->execute, sessions.EpilogueFor(*plan, index), nullptr,
+                               &recorded);
+    EXPECT_TRUE(r.ok()) << r.status();
+    if (plan->has_sessions && recorded) sessions.Commit();
+    return sessions.Results(*plan, *r);
+  }
+  SimMemory memory;
+  std::unique_ptr<KvStore> store;
+  SessionTable sessions;
+};
+
+// The session tables agree on every client in [1, clients_max].
+void ExpectSameTable(const SessionTable& want, const SessionTable& got, uint64_t clients_max,
+                     const std::string& what) {
+  EXPECT_EQ(want.size(), got.size()) << what;
+  for (uint64_t c = 1; c <= clients_max; ++c) {
+    const SessionTable::Record* w = want.Find(c);
+    const SessionTable::Record* g = got.Find(c);
+    ASSERT_EQ(w == nullptr, g == nullptr) << what << ": client " << c;
+    if (w == nullptr) continue;
+    EXPECT_EQ(w->seq, g->seq) << what << ": client " << c;
+    EXPECT_EQ(w->last_index, g->last_index) << what << ": client " << c;
+    EXPECT_EQ(w->result, g->result) << what << ": client " << c;
+  }
+}
+
+class PhysicalSessionTest : public PhysicalGroupTest {
+ protected:
+  // Builds on `leader` and feeds the same entry to the logical twin: the
+  // replies must agree.
+  std::vector<OpResult> Session(Replica& leader, uint64_t term, std::vector<Op> ops) {
+    std::vector<OpResult> replies;
+    const uint64_t index = Propose(leader, term, ops, &replies);
+    EXPECT_NE(index, 0u);
+    EXPECT_EQ(replies, twin.Apply(index, std::move(ops))) << "index " << index;
+    return replies;
+  }
+  // Every replica applied everything: byte-identical pools, equal session
+  // tables, the twin's content and state hash.
+  void ExpectConverged(std::vector<Replica*> replicas, uint64_t clients_max) {
+    const uint64_t last = replicas[0]->log.last();
+    for (Replica* r : replicas) r->ApplyTo(last);
+    for (uint64_t j = twin.store->AppliedIndex() + 1; j <= last; ++j) {
+      ASSERT_TRUE(twin.store->ApplyBatch(j, {}).ok());
+    }
+    for (size_t i = 0; i < replicas.size(); ++i) {
+      SCOPED_TRACE(absl::StrCat("replica ", i));
+      EXPECT_EQ(replicas[i]->store->AppliedIndex(), last);
+      EXPECT_EQ(replicas[i]->memory.bytes(), replicas[0]->memory.bytes());
+      EXPECT_EQ(replicas[i]->store->StateHash(), twin.store->StateHash());
+      ExpectSameTable(twin.sessions, *replicas[i]->sessions, clients_max, "vs the twin");
+      ASSERT_TRUE(replicas[i]->store->Verify().ok());
+    }
+    EXPECT_EQ(structures::testing::Dump(*replicas[0]->store),
+              structures::testing::Dump(*twin.store));
+  }
+  uint64_t SessionClientsOf(const Replica& r, uint64_t index) {
+    auto e = DecodePhysicalEntry(Span(*r.log.entries.at(index).payload), kArenaBytes);
+    EXPECT_TRUE(e.ok()) << e.status();
+    return e.ok() ? e->session_clients.size() : 0;
+  }
+
+  LogicalTwin twin;
+};
+
+// A retry gets the original reply and is not executed again: pipelined
+// right behind its original (built on the in-flight entry), in the same
+// batch, and after the original was applied; an older seq is refused as in
+// logical mode. Followers' tables follow the leader's.
+TEST_F(PhysicalSessionTest, RetryGetsTheOriginalReply) {
+  Replica a(kSessionsMax), b(kSessionsMax), c(kSessionsMax);
+  Noop(a, 1);
+  EXPECT_EQ(Session(a, 1, Tagged(7, 1, Incr("n")))[0].integer, 1);
+  EXPECT_EQ(SessionClientsOf(a, 2), 1u);  // Version 2: names client 7.
+  // Not committed yet: the retry is planned on top of entry 2.
+  EXPECT_EQ(a.sessions->Find(7), nullptr);
+  EXPECT_EQ(Session(a, 1, Tagged(7, 1, Incr("n")))[0].integer, 1);
+  EXPECT_EQ(SessionClientsOf(a, 3), 0u);  // Changes no record: version 1.
+  const std::vector<OpResult> twice =
+      Session(a, 1, Concat({Tagged(7, 2, Incr("n", 10)), Tagged(7, 2, Incr("n", 10)),
+                            {Incr("plain")}}));
+  ASSERT_EQ(twice.size(), 3u);
+  EXPECT_EQ(twice[0].integer, 11);
+  EXPECT_EQ(twice[1], twice[0]);
+  EXPECT_EQ(twice[2].integer, 1);
+  const OpResult stale = Session(a, 1, Tagged(7, 1, Incr("n")))[0];
+  EXPECT_EQ(stale.kind, OpResult::Kind::kError);
+  EXPECT_EQ(stale.text, "ERR SESSION stale sequence number 1 (the session is at 2)");
+  // Building restored the leader's table: it follows committed state only.
+  EXPECT_EQ(a.sessions->Find(7), nullptr);
+  Replicate(a, {&b, &c});
+  a.ApplyTo(a.log.last());
+  b.ApplyTo(a.log.last());
+  ASSERT_NE(b.sessions->Find(7), nullptr);
+  EXPECT_EQ(b.sessions->Find(7)->seq, 2u);
+  EXPECT_EQ(b.sessions->Find(7)->result.integer, 11);
+  ExpectSameTable(*a.sessions, *b.sessions, 10, "follower");
+  // A retry after the original was applied.
+  EXPECT_EQ(Session(a, 1, Tagged(7, 2, Incr("n", 10)))[0].integer, 11);
+  Replicate(a, {&b, &c});
+  ExpectConverged({&a, &b, &c}, 10);
+  EXPECT_EQ(a.store->Get("n"), "11");
+}
+
+// The original commits under leader a, which is deposed before answering;
+// the client retries at the new leader. Whether the new leader has applied
+// the original (client 7) or holds it only in its log from the old term
+// (client 8: read from durable storage, not from a cache), the retry gets
+// the original reply and nothing runs twice. Then every node restarts
+// (volatile state gone; tables loaded from the pools) and a third leader
+// still answers the retries from the table.
+TEST_F(PhysicalSessionTest, RetryAfterLeaderChangeAndRestartGetsTheOriginalReply) {
+  Replica a(kSessionsMax), b(kSessionsMax), c(kSessionsMax);
+  Noop(a, 1);
+  EXPECT_EQ(Session(a, 1, Tagged(7, 1, Incr("n", 5)))[0].integer, 5);  // 2
+  EXPECT_EQ(Session(a, 1, Tagged(8, 1, Incr("m", 3)))[0].integer, 3);  // 3
+  Replicate(a, {&b, &c});
+  a.ApplyTo(2);
+  b.ApplyTo(2);
+  c.ApplyTo(2);
+  // a never learns that 3 committed; b leads term 2 with 3 unapplied.
+  Noop(b, 2);  // 4, not durable.
+  const std::vector<OpResult> retries =
+      Session(b, 2, Concat({Tagged(7, 1, Incr("n", 5)), Tagged(8, 1, Incr("m", 3))}));
+  ASSERT_EQ(retries.size(), 2u);
+  EXPECT_EQ(retries[0].integer, 5);
+  EXPECT_EQ(retries[1].integer, 3);
+  EXPECT_EQ(Session(b, 2, Tagged(8, 2, Incr("m", 3)))[0].integer, 6);  // 6
+  Replicate(b, {&a, &c});
+  ExpectConverged({&a, &b, &c}, 10);
+  EXPECT_EQ(b.store->Get("n"), "5");
+  EXPECT_EQ(b.store->Get("m"), "6");
+
+  for (Replica* r : {&a, &b, &c}) r->Open();
+  ExpectSameTable(*b.sessions, *a.sessions, 10, "a after restart");
+  ExpectSameTable(*b.sessions, *c.sessions, 10, "c after restart");
+  ExpectSameTable(twin.sessions, *c.sessions, 10, "c vs twin after restart");
+  Noop(c, 3);
+  const std::vector<OpResult> after =
+      Session(c, 3, Concat({Tagged(7, 1, Incr("n", 5)), Tagged(8, 2, Incr("m", 3))}));
+  EXPECT_EQ(after[0].integer, 5);
+  EXPECT_EQ(after[1].integer, 6);
+  Replicate(c, {&a, &b});
+  ExpectConverged({&c, &a, &b}, 10);
+  EXPECT_EQ(c.store->Get("m"), "6");
+}
+
+// Seeded random session traffic (6 clients through a 3-entry table, so
+// sessions are evicted; new requests, retries of the last seq, stale seqs,
+// plain ops; in-flight chains of up to 6 entries, random commits, a
+// follower that lags, restarts of a follower). Every reply equals the
+// logical twin's; every follower's session table equals the leader's at
+// the same applied index; at the end all pools are byte-identical, with
+// the twin's content, state hash and session table.
+TEST_F(PhysicalSessionTest, RandomSessionsMatchLogicalTwinAndFollowersAgree) {
+  const uint64_t seed = 0x5e551;
+  SCOPED_TRACE(absl::StrCat("seed=", seed));
+  std::mt19937_64 rng(seed);
+  structures::testing::RandomOpOptions gen;
+  gen.keys = 20;
+  gen.big_value_bytes = 300;
+  constexpr uint64_t kClients = 6;
+  Replica a(kSessionsMax), b(kSessionsMax), c(kSessionsMax);
+  std::map<uint64_t, std::pair<uint64_t, Op>> last;  // client -> (seq, op)
+  const uint64_t term = 1;
+  Noop(a, term);
+  uint64_t commit = 0;
+  uint64_t retries = 0;
+  for (int round = 0; round < 150; ++round) {
+    const int n = static_cast<int>(rng() % 7);
+    for (int k = 0; k < n; ++k) {
+      if (rng() % 10 == 0) {
+        Noop(a, term);
+        continue;
+      }
+      std::vector<Op> batch;
+      const int ops = 1 + static_cast<int>(rng() % 5);
+      for (int j = 0; j < ops; ++j) {
+        const uint64_t client = 1 + rng() % kClients;
+        auto& [seq, op] = last[client];
+        switch (rng() % 5) {
+          case 0:
+            batch.push_back(structures::testing::RandomOp(rng, gen));
+            break;
+          case 1:
+            if (seq > 0) {
+              SessionTable::AppendTagged(batch, client, seq, op);
+              ++retries;
+              break;
+            }
+            [[fallthrough]];
+          case 2:
+            if (seq > 1) {
+              SessionTable::AppendTagged(batch, client, seq - 1, op);
+              break;
+            }
+            [[fallthrough]];
+          default:
+            op = structures::testing::RandomOp(rng, gen);
+            SessionTable::AppendTagged(batch, client, ++seq, op);
+        }
+      }
+      Session(a, term, batch);
+    }
+    if (rng() % 2 == 0) Replicate(a, {&b, &c});
+    uint64_t durable = commit;
+    while (b.log.entries.count(durable + 1) != 0) ++durable;
+    if (durable > commit) commit += 1 + rng() % (durable - commit);
+    a.ApplyTo(commit);
+    b.ApplyTo(commit);
+    ExpectSameTable(*a.sessions, *b.sessions, kClients, absl::StrCat("round ", round));
+    if (rng() % 3 != 0) {
+      c.ApplyTo(commit);
+      if (c.store->AppliedIndex() == a.store->AppliedIndex()) {
+        ExpectSameTable(*a.sessions, *c.sessions, kClients, absl::StrCat("c, round ", round));
+      }
+    }
+    if (rng() % 25 == 0) c.Open();  // A follower restarts.
+  }
+  Replicate(a, {&b, &c});
+  ExpectConverged({&a, &b, &c}, kClients);
+  EXPECT_GT(retries, 50u);
+  EXPECT_EQ(a.sessions->size(), kSessionsMax);
 }
 
 }  // namespace

@@ -6,6 +6,7 @@
 
 #include "absl/base/internal/raw_logging.h"
 #include "absl/strings/str_cat.h"
+#include "structures/codec.h"
 
 namespace blizzard::node {
 namespace {
@@ -26,8 +27,11 @@ uint64_t Get64(std::string_view in, size_t at) {
   return v;
 }
 
+// Record: seq:u64 last_index:u64 kind:u8 integer:u64 (little-endian), then
+// for kArray: count:uvarint (len:uvarint bytes)*count; for every other
+// kind: the text (node/README.md, "Client sessions").
 constexpr size_t kRecordFixedBytes = 25;  // seq, last_index, kind, integer.
-constexpr uint8_t kKindMax = static_cast<uint8_t>(OpResult::Kind::kError);
+constexpr uint8_t kKindMax = static_cast<uint8_t>(OpResult::Kind::kNilArray);
 
 absl::StatusOr<SessionTable::Record> DecodeRecord(std::string_view v) {
   if (v.size() < kRecordFixedBytes || static_cast<uint8_t>(v[16]) > kKindMax) {
@@ -38,7 +42,27 @@ absl::StatusOr<SessionTable::Record> DecodeRecord(std::string_view v) {
   r.last_index = Get64(v, 8);
   r.result.kind = static_cast<OpResult::Kind>(v[16]);
   r.result.integer = static_cast<int64_t>(Get64(v, 17));
-  r.result.text = std::string(v.substr(kRecordFixedBytes));
+  const std::string_view tail = v.substr(kRecordFixedBytes);
+  if (r.result.kind == OpResult::Kind::kArray) {
+    structures::codec::Reader reader(
+        absl::MakeConstSpan(reinterpret_cast<const uint8_t*>(tail.data()), tail.size()),
+        "session record");
+    uint64_t n = 0;
+    if (auto s = reader.Varint(&n); !s.ok() || n > tail.size()) {
+      return absl::DataLossError("malformed session record: array count");
+    }
+    r.result.items.resize(n);
+    for (std::string& item : r.result.items) {
+      if (auto s = reader.Bytes(tail.size(), "item", &item); !s.ok()) {
+        return absl::DataLossError(absl::StrCat("malformed session record: ", s.message()));
+      }
+    }
+    if (reader.remaining() != 0) {
+      return absl::DataLossError("malformed session record: trailing bytes");
+    }
+  } else {
+    r.result.text = std::string(tail);
+  }
   if (r.seq == 0) return absl::DataLossError("session record with seq 0");
   return r;
 }
@@ -64,7 +88,14 @@ std::string SessionTable::EncodeRecord(const Record& r) {
   Put64(out, r.last_index);
   out.push_back(static_cast<char>(r.result.kind));
   Put64(out, static_cast<uint64_t>(r.result.integer));
-  out += r.result.text;
+  if (r.result.kind == OpResult::Kind::kArray) {
+    ABSL_RAW_CHECK(r.result.text.empty(), "an array result with text");
+    structures::codec::PutVarint(r.result.items.size(), &out);
+    for (const std::string& item : r.result.items) structures::codec::PutBytes(item, &out);
+  } else {
+    ABSL_RAW_CHECK(r.result.items.empty(), "items in a result that is not an array");
+    out += r.result.text;
+  }
   return out;
 }
 

@@ -115,6 +115,37 @@ TEST_F(SessionTableTest, EvictionIsLeastRecentlyAppliedAndSurvivesReopen) {
   EXPECT_EQ(Apply(Tagged(2, 1, Incr("a")))[0].integer, 6);
 }
 
+// Array replies (LPOP/RPOP with a count, ZPOPMIN/ZPOPMAX) are recorded
+// with their items and survive a reopen; the nil array too. (Records once
+// kept only the kind, so a retry got an empty array and the reopen refused
+// the pool.) Refresh re-reads a record the store changed behind the table.
+TEST_F(SessionTableTest, ArrayResultsAreRecordedAndSurviveReopen) {
+  Apply({Op{OpCode::kRPush, {"l", "a", "b", "c"}, 0}});
+  const OpResult popped = Apply(Tagged(9, 1, Op{OpCode::kLPop, {"l"}, 2}))[0];
+  ASSERT_EQ(popped.kind, OpResult::Kind::kArray);
+  EXPECT_EQ(popped.items, (std::vector<std::string>{"a", "b"}));
+  const OpResult none = Apply(Tagged(10, 1, Op{OpCode::kLPop, {"nolist"}, 2}))[0];
+  EXPECT_EQ(none.kind, OpResult::Kind::kNilArray);
+  Reopen();
+  EXPECT_EQ(Apply(Tagged(9, 1, Op{OpCode::kLPop, {"l"}, 2}))[0], popped);
+  EXPECT_EQ(Apply(Tagged(10, 1, Op{OpCode::kLPop, {"nolist"}, 2}))[0], none);
+  EXPECT_EQ(store_->ListLength("l"), 1u);
+  // A second table over the same store, behind by one change, catches up
+  // with Refresh; Restore puts back what it replaced.
+  SessionTable other(3);
+  ASSERT_TRUE(other.Load(*store_).ok());
+  Apply(Tagged(9, 2, Op{OpCode::kRPop, {"l"}, 5}));
+  EXPECT_EQ(other.Find(9)->seq, 1u);
+  std::vector<SessionTable::Saved> undo;
+  ASSERT_TRUE(other.Refresh(*store_, {9, 77}, &undo).ok());
+  EXPECT_EQ(other.Find(9)->seq, 2u);
+  EXPECT_EQ(other.Find(9)->result, table_->Find(9)->result);
+  EXPECT_EQ(other.Find(77), nullptr);
+  other.Restore(std::move(undo));
+  EXPECT_EQ(other.Find(9)->seq, 1u);
+  EXPECT_EQ(other.Find(9)->result, popped);
+}
+
 TEST_F(SessionTableTest, MalformedTagsAndReservedKeysAreRefused) {
   std::vector<Op> batch = Tagged(1, 1, Incr("a"));
   batch.pop_back();  // A tag with nothing after it.
