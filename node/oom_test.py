@@ -16,7 +16,7 @@ and this twice:
      per-op OOM is hit: on every replica in logical mode (oom_applied > 0 on
      each), on the leader when it builds the entry in physical mode; a
      SESSION-wrapped write that got OOM is answered OOM again on retry
-     (logical mode: recorded like any result).
+     (recorded like any result, in both modes).
 
 Run by //node:oom_test (logical) and //node:oom_physical_test.
 """
@@ -105,7 +105,7 @@ def scenario(cluster, percent, physical):
     print("stored %d values of 16 KiB, %d refused with OOM" % (len(stored), oom))
     check(len(stored) > 200, "only %d values fit in a 7 MiB arena" % len(stored))
     leader = cluster.wait_leader()
-    if not physical and percent == 100:
+    if percent == 100:
         # Recorded like any other result: the retry gets the same OOM.
         first = on_leader(cluster, [("SESSION", 5, 1, "SET", "session-key", VALUE)])[0]
         retry = on_leader(cluster, [("SESSION", 5, 1, "SET", "session-key", VALUE)])[0]
@@ -149,7 +149,7 @@ def scenario(cluster, percent, physical):
     cluster.start_node(late)
     cluster.wait_ports(nodes=[late])
     infos = agree(cluster, "after the restart of node %d" % late)
-    if not physical and percent == 100:
+    if percent == 100:
         check(int(infos[late]["oom_applied"]) > 0,
               "the restarted node did not replay the OOM ops: %s" % infos[late]["oom_applied"])
     # And a restart of everything (a full-cluster power loss) agrees too.
