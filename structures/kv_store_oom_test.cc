@@ -3,6 +3,7 @@
 // the batch and the applied index commit, and every replica (the same
 // bytes, the same deterministic allocator) fails the same op the same way.
 #include <cstdio>
+#include <optional>
 #include <random>
 #include <string>
 #include <vector>
@@ -249,6 +250,91 @@ TEST(KvStoreOomTest, EpilogueThatDoesNotFitUndoesTheBatch) {
   EXPECT_EQ(store->StateHash(), hash2);
   EXPECT_EQ(store->Stats().epilogues_dropped, 1u);
   ASSERT_TRUE(store->Verify().ok()) << store->Verify();
+}
+
+// Physical mode with sessions: ExecuteOnTop's prologue runs on top of the
+// unapplied entries (its reads see them) and chooses the ops; the epilogue
+// behaves exactly as ApplyBatch's (the OOM fallback, a dropped epilogue),
+// and the write set, applied, gives the bytes a logical replica gets from
+// ApplyBatch with the same ops and epilogue. A prologue error aborts.
+TEST(KvStoreOomTest, ExecuteOnTopPrologueAndEpilogueMatchApplyBatch) {
+  SimMemory leader_mem(256 << 10), logical_mem(256 << 10);
+  auto leader = OpenSim(leader_mem);
+  auto logical = OpenSim(logical_mem);
+  ASSERT_TRUE(leader && logical);
+  const std::string value(20000, 'v');
+  uint64_t index = 0;
+  for (int i = 0;; ++i) {
+    const std::vector<Op> fill = {Set(absl::StrCat("fill", i), value)};
+    auto r = leader->ApplyBatch(++index, fill);
+    ASSERT_TRUE(r.ok() && logical->ApplyBatch(index, fill).ok());
+    if (IsOom((*r)[0])) break;
+  }
+  // Entry index+1 in flight; index+2 built on top of it.
+  const std::vector<Op> first = {Set("k", "in flight")};
+  WriteSet ws1;
+  ASSERT_TRUE(leader->ExecuteOnTop(index + 1, {}, first, &ws1).ok());
+  ASSERT_TRUE(logical->ApplyBatch(index + 1, first).ok());
+  const std::vector<uint8_t> before = leader_mem.bytes();
+  const std::vector<Op> ops = {IncrBy("n", 1), Del({"fill0"})};
+  int calls = 0;
+  auto epilogue = [&](absl::Span<const OpResult> results) {
+    ++calls;
+    return std::vector<Op>{
+        Set("record", IsOom(results[0]) ? std::string("oom") : std::string(45000, 'r'))};
+  };
+  std::optional<std::string> seen_by_prologue;
+  auto prologue = [&]() -> absl::StatusOr<absl::Span<const Op>> {
+    seen_by_prologue = leader->Get("k");
+    return absl::MakeConstSpan(ops);
+  };
+  const std::vector<KvStore::UnappliedEntry> chain = {{index + 1, &ws1}};
+  WriteSet ws2;
+  bool applied = false;
+  auto built = leader->ExecuteOnTop(index + 2, chain, prologue, epilogue, &ws2, &applied);
+  ASSERT_TRUE(built.ok()) << built.status();
+  EXPECT_EQ(seen_by_prologue, "in flight");
+  EXPECT_EQ(leader_mem.bytes(), before);
+  EXPECT_EQ(calls, 2);
+  EXPECT_TRUE(applied);
+  calls = 0;
+  auto direct = logical->ApplyBatch(index + 2, ops, epilogue, nullptr, &applied);
+  ASSERT_TRUE(direct.ok());
+  EXPECT_EQ(calls, 2);
+  EXPECT_TRUE(applied);
+  EXPECT_EQ(*built, *direct);
+  ASSERT_TRUE(leader->ApplyEntryWriteSet(index + 1, ws1, 1).ok());
+  ASSERT_TRUE(leader->ApplyEntryWriteSet(index + 2, ws2, 2).ok());
+  ASSERT_TRUE(leader_mem.bytes() == logical_mem.bytes());
+  EXPECT_EQ(leader->Get("record"), "oom");
+
+  // An epilogue that never fits: dropped on both, only the index advances.
+  auto huge = [](absl::Span<const OpResult>) {
+    return std::vector<Op>{Set("record2", std::string(100000, 'r'))};
+  };
+  const std::vector<Op> one = {IncrBy("n", 1)};
+  auto just = [&]() -> absl::StatusOr<absl::Span<const Op>> { return absl::MakeConstSpan(one); };
+  WriteSet ws3;
+  built = leader->ExecuteOnTop(index + 3, {}, just, huge, &ws3, &applied);
+  ASSERT_TRUE(built.ok());
+  EXPECT_FALSE(applied);
+  EXPECT_EQ(leader->Stats().epilogues_dropped, 1u);
+  direct = logical->ApplyBatch(index + 3, one, huge, nullptr, &applied);
+  EXPECT_FALSE(applied);
+  EXPECT_EQ(*built, *direct);
+  ASSERT_TRUE(leader->ApplyEntryWriteSet(index + 3, ws3, 1).ok());
+  ASSERT_TRUE(leader_mem.bytes() == logical_mem.bytes());
+
+  // A prologue that fails: its error, nothing changed.
+  const std::vector<uint8_t> now = leader_mem.bytes();
+  WriteSet ws4;
+  auto failed = leader->ExecuteOnTop(
+      index + 4, {},
+      []() -> absl::StatusOr<absl::Span<const Op>> { return absl::DataLossError("bad"); },
+      huge, &ws4);
+  EXPECT_TRUE(absl::IsDataLoss(failed.status())) << failed.status();
+  EXPECT_EQ(leader_mem.bytes(), now);
+  ASSERT_TRUE(leader->Verify().ok()) << leader->Verify();
 }
 
 // Physical mode: the leader's ExecuteOnTop answers OOM for the op that does
