@@ -2,6 +2,7 @@
 
 #include <random>
 #include <string>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
@@ -56,15 +57,64 @@ TEST(PhysicalEntryTest, GoldenRoundTripAndRejections) {
   EXPECT_FALSE(DecodePhysicalEntry(Span(many), kArenaBytes).ok());
 }
 
+// Version 2: the session clients between the op count and the write set.
+// An entry without session clients is still version 1 (one encoding per
+// entry); a version 2 section that is empty, unsorted, repeats or names
+// client 0 is refused.
+TEST(PhysicalEntryTest, SessionClientsGoldenAndRejections) {
+  const std::vector<uint64_t> clients = {7, 0x0102030405060708ull};
+  const std::string e = EncodePhysicalEntry(3, clients, Sample());
+  const std::string ws = structures::EncodeWriteSet(Sample());
+  EXPECT_EQ(e, std::string("\x02\x03\x02"
+                           "\x07\0\0\0\0\0\0\0"
+                           "\x08\x07\x06\x05\x04\x03\x02\x01",
+                           19) + ws);
+  auto d = DecodePhysicalEntry(Span(e), kArenaBytes);
+  ASSERT_TRUE(d.ok()) << d.status();
+  EXPECT_EQ(d->ops, 3u);
+  EXPECT_EQ(d->session_clients, clients);
+  EXPECT_EQ(d->write_set, Sample());
+  EXPECT_EQ(EncodePhysicalEntry(3, {}, Sample()), EncodePhysicalEntry(3, Sample()));
+  EXPECT_EQ(EncodePhysicalEntry(3, {}, Sample())[0], '\x01');
+  auto v1 = DecodePhysicalEntry(Span(EncodePhysicalEntry(3, Sample())), kArenaBytes);
+  ASSERT_TRUE(v1.ok());
+  EXPECT_TRUE(v1->session_clients.empty());
+
+  for (size_t n = 0; n < e.size(); ++n) {
+    EXPECT_TRUE(absl::IsInvalidArgument(
+        DecodePhysicalEntry(Span(e.substr(0, n)), kArenaBytes).status()))
+        << n;
+  }
+  auto client = [](uint64_t c) {
+    std::string out;
+    for (int i = 0; i < 8; ++i) out.push_back(static_cast<char>((c >> (8 * i)) & 0xff));
+    return out;
+  };
+  const std::string head("\x02\x03", 2);
+  const char* bad[] = {"empty", "unsorted", "repeated", "zero", "count above the limit"};
+  const std::string cases[] = {
+      head + std::string("\x00", 1) + ws,
+      head + "\x02" + client(9) + client(8) + ws,
+      head + "\x02" + client(9) + client(9) + ws,
+      head + "\x01" + client(0) + ws,
+      head + std::string("\x81\x80\x40", 3) + ws,  // 2^20 + 1
+  };
+  for (size_t i = 0; i < 5; ++i) {
+    auto r = DecodePhysicalEntry(Span(cases[i]), kArenaBytes);
+    EXPECT_TRUE(absl::IsInvalidArgument(r.status())) << bad[i] << ": " << r.status();
+  }
+}
+
 // Untrusted input: random mutations never crash, and whatever is accepted
 // re-encodes to the same bytes (one encoding per entry).
 TEST(PhysicalEntryTest, MutationsRefusedOrCanonical) {
   const uint64_t seed = 0xfee1;
   SCOPED_TRACE(absl::StrCat("seed=", seed));
   std::mt19937_64 rng(seed);
-  const std::string e = EncodePhysicalEntry(3, Sample());
+  const std::string v1 = EncodePhysicalEntry(3, Sample());
+  const std::string v2 = EncodePhysicalEntry(3, {5, 1u << 20}, Sample());
   for (int k = 0; k < 20000; ++k) {
-    std::string m = e;
+    std::string m = k % 2 == 0 ? v1 : v2;
     const int edits = 1 + static_cast<int>(rng() % 3);
     for (int j = 0; j < edits; ++j) {
       switch (rng() % 3) {
@@ -81,7 +131,7 @@ TEST(PhysicalEntryTest, MutationsRefusedOrCanonical) {
     }
     auto d = DecodePhysicalEntry(Span(m), kArenaBytes);
     if (d.ok()) {
-      EXPECT_EQ(EncodePhysicalEntry(d->ops, d->write_set), m) << "k=" << k;
+      EXPECT_EQ(EncodePhysicalEntry(d->ops, d->session_clients, d->write_set), m) << "k=" << k;
     }
   }
 }
