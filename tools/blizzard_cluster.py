@@ -52,6 +52,7 @@ import configparser
 import hashlib
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -598,10 +599,16 @@ class Cluster:
                 self.netns.down()
 
     def remove_pools(self):
+        """Removes every node's log and data pools and its snapshot directory
+        (node/SNAPSHOT.md: <data_pool>.snapshots). A snapshot left behind
+        beside fresh pools is a state the node rightly refuses to start from."""
         for n in self.nodes.values():
             for p in (n.log_pool, n.data_pool):
                 if os.path.exists(p):
                     os.remove(p)
+            snapshots = n.data_pool + ".snapshots"
+            if os.path.isdir(snapshots):
+                shutil.rmtree(snapshots)
 
     # -- observation -----------------------------------------------------------
     def client(self, nid, timeout=5.0):
@@ -747,7 +754,7 @@ def main(argv):
     w.add_argument("--exclude", type=int, action="append", default=[])
     c = sub.add_parser("wait-caught-up", help="wait until all nodes applied the same index")
     c.add_argument("--timeout", type=float, default=60.0)
-    sub.add_parser("clean", help="remove the pools (nodes must be stopped) and, in "
+    sub.add_parser("clean", help="remove the pools and snapshot directories (nodes must be stopped) and, in "
                    "netns mode, anything left of the network")
     pa = sub.add_parser("partition", help="netns mode: cut nodes off (bridge port down)")
     pa.add_argument("node", type=int, nargs="+")

@@ -146,8 +146,9 @@ absl::Status SetUpPort(const PortRequest& request, PortInfo* info) {
                                                     RTE_ETHER_CRC_LEN);
   }
   mtu_in.kernel_mtu_bytes = KernelMtu(info->if_index);
-  if (info->device.rfind("net_af_packet", 0) == 0 ||
-      info->device.rfind("eth_af_packet", 0) == 0) {
+  const bool af_packet = info->device.rfind("net_af_packet", 0) == 0 ||
+                         info->device.rfind("eth_af_packet", 0) == 0;
+  if (af_packet) {
     absl::StatusOr<size_t> frame_bytes = AfPacketFrameBytes(request.eal_argv);
     if (!frame_bytes.ok()) return frame_bytes.status();
     // A vdev EAL was given some other way: the PMD's default ring frame.
@@ -183,8 +184,13 @@ absl::Status SetUpPort(const PortRequest& request, PortInfo* info) {
     return DpdkError("rte_eth_dev_adjust_nb_rx_tx_desc", rc);
   }
   // Every mbuf a ring, the cache or the transport can hold at once, plus
-  // slack; 2^k - 1 is the mempool's most compact size.
-  uint32_t needed = rxd + txd + request.mbufs_held_max + kPoolCache + 64;
+  // slack; 2^k - 1 is the mempool's most compact size. The af_packet PMD
+  // holds none: its rings are the kernel's, it copies a frame into a fresh
+  // mbuf on rx and out of (then frees) the mbuf on tx. Not counting its
+  // nominal descriptors keeps the pool small when frames are large (61 KiB
+  // mbufs at the largest MTU its ring allows).
+  uint32_t needed = (af_packet ? 0u : uint32_t{rxd} + txd) +
+                    request.mbufs_held_max + kPoolCache + 64;
   uint32_t pool_mbufs = 1;
   while (pool_mbufs - 1 < needed) pool_mbufs *= 2;
   info->pool_mbufs = pool_mbufs - 1;

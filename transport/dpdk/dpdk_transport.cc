@@ -6,6 +6,7 @@
 #include <linux/if_packet.h>
 #include <rte_ethdev.h>
 #include <rte_mbuf.h>
+#include <dirent.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
@@ -14,6 +15,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
 #include <utility>
 
@@ -43,6 +45,48 @@ uint64_t NewEpoch() {
   ABSL_RAW_CHECK(clock_gettime(CLOCK_REALTIME, &ts) == 0,
                  "clock_gettime(CLOCK_REALTIME) failed");
   return (uint64_t(ts.tv_sec) * 1000000000u + uint64_t(ts.tv_nsec)) | 1;
+}
+
+// The af_packet PMD's socket for the interface `if_index`: an AF_PACKET
+// socket of this process bound to that interface with a TPACKET_V2 ring
+// (the PMD's version; the filter socket below keeps the default V1). -1
+// unless there is exactly one: with several queue pairs no one socket
+// sees every frame. DPDK has no API for it (the PMD has no rx interrupts),
+// so the process's descriptors are searched, once, at start-up.
+int FindPortSocket(int if_index) {
+  DIR* dir = opendir("/proc/self/fd");
+  if (dir == nullptr) return -1;
+  const int dir_fd = dirfd(dir);
+  int found = -1;
+  int matches = 0;
+  while (dirent* entry = readdir(dir)) {
+    char* end = nullptr;
+    const long fd = std::strtol(entry->d_name, &end, 10);
+    if (end == entry->d_name || *end != '\0' || fd == dir_fd) continue;
+    int domain = 0;
+    socklen_t len = sizeof(domain);
+    if (getsockopt(static_cast<int>(fd), SOL_SOCKET, SO_DOMAIN, &domain,
+                   &len) != 0 ||
+        domain != AF_PACKET) {
+      continue;
+    }
+    sockaddr_ll addr{};
+    len = sizeof(addr);
+    int version = 0;
+    socklen_t version_len = sizeof(version);
+    if (getsockname(static_cast<int>(fd), reinterpret_cast<sockaddr*>(&addr),
+                    &len) != 0 ||
+        addr.sll_ifindex != if_index ||
+        getsockopt(static_cast<int>(fd), SOL_PACKET, PACKET_VERSION, &version,
+                   &version_len) != 0 ||
+        version != TPACKET_V2) {
+      continue;
+    }
+    found = static_cast<int>(fd);
+    ++matches;
+  }
+  closedir(dir);
+  return matches == 1 ? found : -1;
 }
 
 absl::Status ErrnoStatus(const char* what) {
@@ -161,7 +205,7 @@ absl::Status DpdkTransport::InitReadiness() {
   if (wake_fd_ < 0) return ErrnoStatus("eventfd");
   timer_fd_ = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
   if (timer_fd_ < 0) return ErrnoStatus("timerfd_create");
-  if (!busy_poll_) doorbell_fd_ = OpenDoorbell();
+  if (!busy_poll_) OpenDoorbell();
   for (int fd : {wake_fd_, timer_fd_, doorbell_fd_}) {
     if (fd < 0) continue;
     epoll_event ev{};
@@ -177,11 +221,26 @@ absl::Status DpdkTransport::InitReadiness() {
   return absl::OkStatus();
 }
 
+void DpdkTransport::OpenDoorbell() {
+  if (port_.if_index <= 0) return;  // No kernel interface: the timer only.
+  if (options_.doorbell_on_port_socket) {
+    doorbell_fd_ = FindPortSocket(port_.if_index);
+    if (doorbell_fd_ >= 0) {
+      doorbell_ = DoorbellKind::kPortSocket;
+      return;
+    }
+  }
+  doorbell_fd_ = OpenFilterSocket();
+  if (doorbell_fd_ >= 0) doorbell_ = DoorbellKind::kFilterSocket;
+}
+
 // A raw socket on the port's kernel interface that receives nothing but a
 // 1-byte stub of each frame addressed to our MAC and UDP port: epoll sees it
-// readable when a frame for us arrives. -1 if the port has no kernel
-// interface or the socket cannot be made (the back-off timer then suffices).
-int DpdkTransport::OpenDoorbell() const {
+// readable when a frame for us arrives. -1 if the socket cannot be made (the
+// back-off timer then suffices). Each frame is delivered to it as well as to
+// the port, which costs the kernel a clone, the filter and a wake-up per
+// frame: the fallback when the port's own socket cannot be identified.
+int DpdkTransport::OpenFilterSocket() const {
   if (port_.if_index <= 0) return -1;
   const MacAddress& mac = engine_->self_mac();
   const uint32_t mac_high = (uint32_t{mac[0]} << 24) | (uint32_t{mac[1]} << 16) |
@@ -230,7 +289,9 @@ int DpdkTransport::OpenDoorbell() const {
 DpdkTransport::~DpdkTransport() {
   if (tx_count_ > 0) rte_pktmbuf_free_bulk(tx_.data(), tx_count_);
   if (spare_ != nullptr) rte_pktmbuf_free(spare_);
-  for (int fd : {doorbell_fd_, timer_fd_, wake_fd_, ready_fd_}) {
+  // The port's socket is the PMD's to close.
+  if (doorbell_ == DoorbellKind::kFilterSocket) close(doorbell_fd_);
+  for (int fd : {timer_fd_, wake_fd_, ready_fd_}) {
     if (fd >= 0) close(fd);
   }
   if (port_held_) ReleasePort();
@@ -252,10 +313,15 @@ absl::Status DpdkTransport::Poll(const MessageHandler& handler) {
   // Waking from idle: clear the doorbell before looking at the ring, so a
   // frame arriving after this look rings it again.
   ++poll_stats_.polls;
-  if (!awake_ && doorbell_fd_ >= 0 && DrainDoorbell()) {
+  const bool woke = !awake_;
+  if (woke && doorbell_ == DoorbellKind::kFilterSocket && DrainDoorbell()) {
     ++poll_stats_.doorbell_rings;
   }
   bool worked = Receive(now_us, handler);
+  // The port's own ring needs no draining: rx_burst consumed what rang it.
+  if (woke && worked && doorbell_ == DoorbellKind::kPortSocket) {
+    ++poll_stats_.doorbell_rings;
+  }
   engine_->Expire(now_us);
   worked |= Transmit(now_us);
   UpdateReadiness(now_us, worked);
@@ -362,7 +428,7 @@ void DpdkTransport::UpdateReadiness(int64_t now_us, bool worked) {
   // with the time spent idle.
   ++idle_polls_;
   ++poll_stats_.idle_polls;
-  const bool doorbell = doorbell_fd_ >= 0;
+  const bool doorbell = doorbell_ != DoorbellKind::kNone;
   const int64_t backoff_min = doorbell ? options_.doorbell_backoff_us_min
                                        : options_.idle_backoff_us_min;
   const int64_t backoff_max = doorbell ? options_.doorbell_backoff_us_max
@@ -375,7 +441,7 @@ void DpdkTransport::UpdateReadiness(int64_t now_us, bool worked) {
     delay_us = std::min(delay_us, std::max<int64_t>(deadline_us - now_us, 1));
   }
   SetAwake(false);
-  ArmTimer(delay_us);
+  ArmTimer(now_us, delay_us);
 }
 
 void DpdkTransport::SetAwake(bool awake) {
@@ -390,7 +456,12 @@ void DpdkTransport::SetAwake(bool awake) {
   awake_ = awake;
 }
 
-void DpdkTransport::ArmTimer(int64_t delay_us) {
+void DpdkTransport::ArmTimer(int64_t now_us, int64_t delay_us) {
+  // Already due in time (and not fired: a fired timer is re-armed, which
+  // also clears its readability): keep it. An early wake-up costs one empty
+  // Poll; re-arming on every idle Poll cost a system call each.
+  if (timer_due_us_ > now_us && timer_due_us_ <= now_us + delay_us) return;
+  timer_due_us_ = now_us + delay_us;
   itimerspec spec{};
   spec.it_value.tv_sec = delay_us / 1000000;
   spec.it_value.tv_nsec = (delay_us % 1000000) * 1000;
@@ -428,8 +499,11 @@ std::string DpdkTransport::Describe() const {
       port_.promiscuous ? " (promiscuous)" : "", port_.mtu_bytes,
       engine_->udp_port(), port_.pool_mbufs, port_.mbuf_data_bytes,
       busy_poll_ ? "busy polling"
-                 : (doorbell_fd_ >= 0 ? "idle back-off with doorbell"
-                                      : "idle back-off (timer)"));
+      : doorbell_ == DoorbellKind::kPortSocket
+          ? "idle back-off with doorbell (the port's socket)"
+      : doorbell_ == DoorbellKind::kFilterSocket
+          ? "idle back-off with doorbell (a filter socket)"
+          : "idle back-off (timer)");
 }
 
 absl::StatusOr<std::unique_ptr<Transport>> CreateDpdkTransport(

@@ -22,9 +22,14 @@
 //   busy_poll = false (idle back-off, for nodes sharing cores): while Poll
 //     finds work, and for idle_spin_us after (TransportOptions), the fd
 //     stays readable; when idle, it becomes readable again
-//     when (a) a frame for us arrives, if the port is kernel-backed
-//     (af_packet): a tiny AF_PACKET socket with a BPF filter for our MAC and
-//     UDP port is in the epoll set, a doorbell that carries no data; (b) a
+//     when (a) a frame arrives, if the port is kernel-backed (af_packet):
+//     the doorbell. Preferably the PMD's own AF_PACKET socket is in the
+//     epoll set: its TPACKET_V2 rx ring polls readable while a frame the
+//     kernel filled waits for rx_burst, so nothing is received twice and
+//     nothing needs draining. If that socket cannot be identified (more
+//     than one queue pair, or DpdkOptions::doorbell_on_port_socket false),
+//     a tiny AF_PACKET socket of our own with a BPF filter for our MAC and
+//     UDP port that keeps a 1-byte stub of each frame; (b) a
 //     timer expires: a retransmission or reassembly deadline, or the back-off
 //     (idle_backoff_us_min doubling to _max; with a doorbell the timer is
 //     only a safety net: doorbell_backoff_us_min to _max, 1 to 100 ms);
@@ -85,6 +90,16 @@ struct DpdkOptions {
   // 50 us timers, 60 us with 1 ms ones on a loaded 2-core machine).
   int64_t doorbell_backoff_us_min = 1000;
   int64_t doorbell_backoff_us_max = 100000;
+  // Use the af_packet PMD's own socket as the doorbell when it can be
+  // identified (see above); false: always the filtered socket of our own.
+  bool doorbell_on_port_socket = true;
+};
+
+// Which doorbell an idle transport sleeps on.
+enum class DoorbellKind {
+  kNone,          // Busy polling, or no kernel interface: the timer only.
+  kPortSocket,    // The af_packet PMD's own socket (its rx ring).
+  kFilterSocket,  // An AF_PACKET socket of ours with a BPF filter.
 };
 
 // How the loop around the transport behaved (idle back-off mode), for
@@ -125,7 +140,8 @@ class DpdkTransport final : public Transport {
   bool Idle(NodeId peer) const { return engine_->Idle(peer); }
   const PortInfo& port() const { return port_; }
   const FrameEngine& engine() const { return *engine_; }
-  bool has_doorbell() const { return doorbell_fd_ >= 0; }
+  bool has_doorbell() const { return doorbell_ != DoorbellKind::kNone; }
+  DoorbellKind doorbell() const { return doorbell_; }
   const PollStats& poll_stats() const { return poll_stats_; }
   // One line: device, MAC, MTU, pool, readiness mode.
   std::string Describe() const;
@@ -135,15 +151,19 @@ class DpdkTransport final : public Transport {
                 const DpdkOptions& dpdk_options);
   absl::Status Init(const TransportOptions& options);
   absl::Status InitReadiness();
-  int OpenDoorbell() const;
+  // The doorbell for an idle transport: sets doorbell_fd_ and doorbell_.
+  void OpenDoorbell();
+  int OpenFilterSocket() const;
 
   bool Receive(int64_t now_us, const MessageHandler& handler);
   bool Transmit(int64_t now_us);
   void Flush();
   void UpdateReadiness(int64_t now_us, bool worked);
   void SetAwake(bool awake);
-  void ArmTimer(int64_t delay_us);
-  // Empties the doorbell; true if it had rung.
+  // The timer fires at most delay_us from now: re-armed only if it is not
+  // already due by then (each timerfd_settime is a system call).
+  void ArmTimer(int64_t now_us, int64_t delay_us);
+  // Empties the filter socket's stubs; true if it had rung.
   bool DrainDoorbell();
 
   DpdkOptions options_;
@@ -165,6 +185,9 @@ class DpdkTransport final : public Transport {
   int wake_fd_ = -1;      // eventfd: readable = "call Poll now".
   int timer_fd_ = -1;
   int doorbell_fd_ = -1;  // AF_PACKET on the port's kernel interface, or -1.
+  DoorbellKind doorbell_ = DoorbellKind::kNone;  // Owns doorbell_fd_ only
+                                                 // as kFilterSocket.
+  int64_t timer_due_us_ = 0;  // When the armed timer fires; 0: disarmed.
   bool awake_ = false;
   int idle_polls_ = 0;
   bool in_poll_ = false;

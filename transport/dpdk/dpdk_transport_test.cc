@@ -332,12 +332,18 @@ TEST_F(DpdkTransportTest, HostileFramesAreCountedNeverDelivered) {
   EXPECT_EQ(delivered, 1);
 }
 
-TEST_F(DpdkTransportTest, IdleTransportSleepsAndAFrameWakesIt) {
+// Both doorbells: the PMD's own socket (the default, found among the
+// process's descriptors) and the filter socket (the fallback).
+void IdleTransportSleepsAndAFrameWakesIt(bool port_socket) {
+  DpdkOptions knobs = Knobs();
+  knobs.doorbell_on_port_socket = port_socket;
   absl::StatusOr<std::unique_ptr<DpdkTransport>> created =
-      DpdkTransport::Create(Options(/*busy_poll=*/false), Knobs());
+      DpdkTransport::Create(Options(/*busy_poll=*/false), knobs);
   ASSERT_TRUE(created.ok()) << created.status();
   DpdkTransport& t = **created;
-  ASSERT_TRUE(t.has_doorbell()) << t.Describe();
+  ASSERT_EQ(t.doorbell(), port_socket ? DoorbellKind::kPortSocket
+                                      : DoorbellKind::kFilterSocket)
+      << t.Describe();
   int delivered = 0;
   auto handler = [&](NodeId, absl::Span<const uint8_t>) { ++delivered; };
   // Nothing to do: after a few polls the back-off is long.
@@ -359,6 +365,14 @@ TEST_F(DpdkTransportTest, IdleTransportSleepsAndAFrameWakesIt) {
   EXPECT_FALSE(Readable(t.ReadinessFd()));
   ASSERT_TRUE(t.Send(kFake, std::vector<uint8_t>{1}).ok());
   EXPECT_TRUE(Readable(t.ReadinessFd()));
+}
+
+TEST_F(DpdkTransportTest, IdleTransportSleepsAndAFrameWakesIt) {
+  IdleTransportSleepsAndAFrameWakesIt(/*port_socket=*/true);
+}
+
+TEST_F(DpdkTransportTest, IdleTransportWithTheFilterSocketDoorbell) {
+  IdleTransportSleepsAndAFrameWakesIt(/*port_socket=*/false);
 }
 
 TEST_F(DpdkTransportTest, PartialBurstWaitsForTheFlushDelay) {
