@@ -24,14 +24,13 @@
 #include <chrono>
 #include <cstring>
 #include <filesystem>
+#include <map>
+#include <memory>
+#include <optional>
 #include <random>
 #include <string>
 #include <thread>
 #include <vector>
-
-#include <map>
-#include <memory>
-#include <optional>
 
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
@@ -202,8 +201,8 @@ std::vector<Op> SessionBatch(uint64_t n) {
 
 // What a restart from `image` loads: the session table and counters of
 // session entry `n`, at `index`, and the same table `live` holds.
-void ExpectRestartAgrees(const std::vector<uint8_t>& image, const SessionTable& live,
-                         uint64_t n, uint64_t index) {
+void ExpectRestartAgrees(const std::vector<uint8_t>& image, const SessionTable& live, uint64_t n,
+                         uint64_t index) {
   SimReplica restarted(image);
   ASSERT_EQ(restarted.store->AppliedIndex(), index);
   ASSERT_EQ(restarted.sessions.size(), live.size());
