@@ -601,6 +601,8 @@ TEST_F(PhysicalSessionTest, RandomSessionsMatchLogicalTwinAndFollowersAgree) {
     a.ApplyTo(commit);
     b.ApplyTo(commit);
     ExpectSameTable(*a.sessions, *b.sessions, kClients, absl::StrCat("round ", round));
+    ASSERT_EQ(a.store->StateHash(), b.store->StateHash()) << "round " << round;
+    ASSERT_TRUE(a.memory.bytes() == b.memory.bytes()) << "round " << round;
     if (rng() % 3 != 0) {
       c.ApplyTo(commit);
       if (c.store->AppliedIndex() == a.store->AppliedIndex()) {
