@@ -427,8 +427,8 @@ class PhysicalSessionTest : public PhysicalGroupTest {
     EXPECT_EQ(replies, twin.Apply(index, std::move(ops))) << "index " << index;
     return replies;
   }
-  // Every replica applied everything: byte-identical pools, equal session
-  // tables, the twin's content and state hash.
+  // Every replica applied everything: byte-identical pools (the twin's
+  // bytes too), equal session tables, the twin's content and state hash.
   void ExpectConverged(std::vector<Replica*> replicas, uint64_t clients_max) {
     const uint64_t last = replicas[0]->log.last();
     for (Replica* r : replicas) r->ApplyTo(last);
@@ -445,6 +445,8 @@ class PhysicalSessionTest : public PhysicalGroupTest {
     }
     EXPECT_EQ(structures::testing::Dump(*replicas[0]->store),
               structures::testing::Dump(*twin.store));
+    // The same log: the same bytes in either mode.
+    EXPECT_TRUE(replicas[0]->memory.bytes() == twin.memory.bytes());
   }
   uint64_t SessionClientsOf(const Replica& r, uint64_t index) {
     auto e = DecodePhysicalEntry(Span(*r.log.entries.at(index).payload), kArenaBytes);
