@@ -428,11 +428,19 @@ void DpdkTransport::UpdateReadiness(int64_t now_us, bool worked) {
   // with the time spent idle.
   ++idle_polls_;
   ++poll_stats_.idle_polls;
-  const bool doorbell = doorbell_ != DoorbellKind::kNone;
-  const int64_t backoff_min = doorbell ? options_.doorbell_backoff_us_min
-                                       : options_.idle_backoff_us_min;
-  const int64_t backoff_max = doorbell ? options_.doorbell_backoff_us_max
-                                       : options_.idle_backoff_us_max;
+  // The back-off: without a doorbell the only way to notice frames; with
+  // the filter socket a safety net that starts short (a frame can ring
+  // before the port's ring has it); with the port's own socket there is no
+  // such race (readiness IS the ring's state), so only the long safety net:
+  // a short timer here woke an idle follower between every two appends.
+  int64_t backoff_min = options_.idle_backoff_us_min;
+  int64_t backoff_max = options_.idle_backoff_us_max;
+  if (doorbell_ == DoorbellKind::kFilterSocket) {
+    backoff_min = options_.doorbell_backoff_us_min;
+    backoff_max = options_.doorbell_backoff_us_max;
+  } else if (doorbell_ == DoorbellKind::kPortSocket) {
+    backoff_min = backoff_max = options_.doorbell_backoff_us_max;
+  }
   const int shift = std::min(idle_polls_ - 1, 30);
   int64_t delay_us = std::min(backoff_max, backoff_min << shift);
   const int64_t deadline_us =
@@ -457,11 +465,16 @@ void DpdkTransport::SetAwake(bool awake) {
 }
 
 void DpdkTransport::ArmTimer(int64_t now_us, int64_t delay_us) {
-  // Already due in time (and not fired: a fired timer is re-armed, which
-  // also clears its readability): keep it. An early wake-up costs one empty
-  // Poll; re-arming on every idle Poll cost a system call each.
-  if (timer_due_us_ > now_us && timer_due_us_ <= now_us + delay_us) return;
-  timer_due_us_ = now_us + delay_us;
+  // Already armed for about then (not early, at most an eighth of the delay
+  // late, and not fired: a fired timer is re-armed, which also clears its
+  // readability): keep it. An early expiry would cost a wake-up, far more
+  // than the system call that re-arming is.
+  const int64_t due_us = now_us + delay_us;
+  if (timer_due_us_ > now_us && timer_due_us_ >= due_us &&
+      timer_due_us_ <= due_us + delay_us / 8) {
+    return;
+  }
+  timer_due_us_ = due_us;
   itimerspec spec{};
   spec.it_value.tv_sec = delay_us / 1000000;
   spec.it_value.tv_nsec = (delay_us % 1000000) * 1000;

@@ -31,8 +31,10 @@
 //     a tiny AF_PACKET socket of our own with a BPF filter for our MAC and
 //     UDP port that keeps a 1-byte stub of each frame; (b) a
 //     timer expires: a retransmission or reassembly deadline, or the back-off
-//     (idle_backoff_us_min doubling to _max; with a doorbell the timer is
-//     only a safety net: doorbell_backoff_us_min to _max, 1 to 100 ms);
+//     (idle_backoff_us_min doubling to _max; with the filter socket the
+//     timer is only a safety net: doorbell_backoff_us_min to _max, 1 to 100
+//     ms; with the port's socket, which has no race to cover, always
+//     doorbell_backoff_us_max);
 //     (c) Send queues data outside Poll.
 //   An fd rather than "-1, poll me at 1 kHz": the node sleeps in its own
 //   epoll with every other fd, wakes within microseconds for a frame, and a
@@ -160,8 +162,8 @@ class DpdkTransport final : public Transport {
   void Flush();
   void UpdateReadiness(int64_t now_us, bool worked);
   void SetAwake(bool awake);
-  // The timer fires at most delay_us from now: re-armed only if it is not
-  // already due by then (each timerfd_settime is a system call).
+  // The timer fires delay_us from now, or up to an eighth later if it is
+  // already armed for then (each timerfd_settime is a system call).
   void ArmTimer(int64_t now_us, int64_t delay_us);
   // Empties the filter socket's stubs; true if it had rung.
   bool DrainDoorbell();
