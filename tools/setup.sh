@@ -12,6 +12,7 @@ PACKAGES=(
   libpmemobj-dev libpmem-dev pmdk-tools  # persistent memory (PMDK)
   libdpdk-dev        # the DPDK transport
   libxxhash-dev      # XXH3 checksums of log entries, frames, pools
+  libjemalloc-dev    # the nodes' malloc (node/README.md, Dependencies)
   redis-tools        # redis-cli, redis-benchmark: independent clients
   redis-server       # the reference the typed commands are tested against
   python3-redis      # redis-py: the end-to-end tests' client
