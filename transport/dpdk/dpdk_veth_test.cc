@@ -299,12 +299,12 @@ TEST(DpdkVethTest, JumboFramesExchangeMixedSizesVerified) {
   Exchange(2, g_messages / 4, /*busy_poll=*/false, /*mtu=*/9000, /*framesz=*/12288);
 }
 
-// The largest frames af_packet can carry here: ring frames of 60 KiB (one
+// The largest page-sized af_packet ring frames: 60 KiB (one
 // mbuf each must stay within DPDK's 65,535-byte buffers: port_mtu.h), veths
 // at MTU 61000, a 64 KiB message in two frames. The mbuf pool is sized
 // without the PMD's nominal descriptors (it holds no mbufs), so 61 KiB
 // mbufs fit EAL's default 128 MB.
-TEST(DpdkVethTest, LargestAfPacketFramesExchangeMixedSizesVerified) {
+TEST(DpdkVethTest, LargestPageSizedAfPacketFramesExchangeMixedSizesVerified) {
   Exchange(2, g_messages / 20, /*busy_poll=*/false, /*mtu=*/61000, /*framesz=*/61440);
 }
 
