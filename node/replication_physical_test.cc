@@ -139,6 +139,15 @@ class PhysicalGroupTest : public ::testing::Test {
     for (auto& [i, e] : leader.log.entries) e.durable = true;
     for (Replica* f : followers) f->log = leader.log;
   }
+  // A commit index a random step beyond `commit` within what `follower`
+  // holds (a durable, replicated prefix), or `commit` if it holds nothing
+  // more.
+  static uint64_t AdvanceCommit(std::mt19937_64& rng, const Replica& follower,
+                                uint64_t commit) {
+    uint64_t durable = commit;
+    while (follower.log.entries.count(durable + 1) != 0) ++durable;
+    return durable > commit ? commit + 1 + rng() % (durable - commit) : commit;
+  }
 
   SimMemory twin_memory_{kArenaBytes};
   std::unique_ptr<KvStore> twin_;
@@ -179,10 +188,7 @@ TEST_F(PhysicalGroupTest, ReplicasByteIdenticalAndMatchLogicalTwin) {
       ASSERT_EQ(results, *twin_results) << "index " << index;
     }
     if (rng() % 2 == 0) Replicate(a, {&b, &c});
-    // Commit a durable, replicated prefix.
-    uint64_t durable = commit;
-    while (b.log.entries.count(durable + 1) != 0) ++durable;
-    if (durable > commit) commit += 1 + rng() % (durable - commit);
+    commit = AdvanceCommit(rng, b, commit);
     a.ApplyTo(commit);
     b.ApplyTo(commit);
     if (rng() % 3 != 0) c.ApplyTo(commit);  // c lags sometimes.
@@ -597,9 +603,7 @@ TEST_F(PhysicalSessionTest, RandomSessionsMatchLogicalTwinAndFollowersAgree) {
       Session(a, term, batch);
     }
     if (rng() % 2 == 0) Replicate(a, {&b, &c});
-    uint64_t durable = commit;
-    while (b.log.entries.count(durable + 1) != 0) ++durable;
-    if (durable > commit) commit += 1 + rng() % (durable - commit);
+    commit = AdvanceCommit(rng, b, commit);
     a.ApplyTo(commit);
     b.ApplyTo(commit);
     ExpectSameTable(*a.sessions, *b.sessions, kClients, absl::StrCat("round ", round));
