@@ -466,14 +466,11 @@ void DpdkTransport::SetAwake(bool awake) {
 
 void DpdkTransport::ArmTimer(int64_t now_us, int64_t delay_us) {
   // Already armed for about then (not early, at most an eighth of the delay
-  // late, and not fired: a fired timer is re-armed, which also clears its
-  // readability): keep it. An early expiry would cost a wake-up, far more
-  // than the system call that re-arming is.
+  // late): keep it. A timer that fired is due before now, so it is always
+  // re-armed, which also clears its readability. An early expiry would cost
+  // a wake-up, far more than the system call that re-arming is.
   const int64_t due_us = now_us + delay_us;
-  if (timer_due_us_ > now_us && timer_due_us_ >= due_us &&
-      timer_due_us_ <= due_us + delay_us / 8) {
-    return;
-  }
+  if (timer_due_us_ >= due_us && timer_due_us_ <= due_us + delay_us / 8) return;
   timer_due_us_ = due_us;
   itimerspec spec{};
   spec.it_value.tv_sec = delay_us / 1000000;
