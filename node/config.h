@@ -49,7 +49,7 @@ struct ClusterConfig {
   // after work before sleeping on the doorbell. 0: sleep at once.
   uint32_t idle_spin_us = 0;
   // DPDK transport only: how long an ack may wait for data to ride on.
-  uint32_t ack_delay_us = 500;
+  uint32_t ack_delay_us = 2000;
   // The bootstrap voters: the group as of an empty log. Empty: every node
   // in the file. Nodes of the file outside it start as non-members and
   // wait to be added (CLUSTER ADDLEARNER on the leader).

@@ -349,15 +349,15 @@ TEST(ClusterConfigTest, MtuBytesAndIdleSpin) {
                 "(expected 0..10000)");
   }
   for (auto [value, us] : {std::pair<std::string_view, uint32_t>{"0", 0},
-                           {"1000", 1000}}) {
+                           {"1000", 1000}, {"5000", 5000}}) {
     absl::StatusOr<ClusterConfig> c =
         ParseClusterConfig(MinimalWithClusterKey("ack_delay_us", value));
     ASSERT_TRUE(c.ok()) << value << ": " << c.status();
     EXPECT_EQ(c->ack_delay_us, us);
   }
-  EXPECT_EQ(absent->ack_delay_us, 500u);
-  ExpectError(MinimalWithClusterKey("ack_delay_us", "1001"), 3,
-              "ack_delay_us = 1001 (expected 0..1000)");
+  EXPECT_EQ(absent->ack_delay_us, 2000u);
+  ExpectError(MinimalWithClusterKey("ack_delay_us", "5001"), 3,
+              "ack_delay_us = 5001 (expected 0..5000)");
   // Both are properties of the deployment, not of one node.
   ExpectError(MinimalWithNodeKey("mtu_bytes", "9000"), 9,
               "unknown key 'mtu_bytes' in [node.1]");

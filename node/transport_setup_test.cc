@@ -78,7 +78,7 @@ TEST(TransportOptionsForTest, BusyPollDefaultsToFalseAndMacsMayBeAbsent) {
   EXPECT_FALSE(t.busy_poll);
   EXPECT_EQ(t.mtu_bytes, 0u);  // The port's own.
   EXPECT_EQ(t.idle_spin_us, 0);
-  EXPECT_EQ(t.ack_delay_us, 500);
+  EXPECT_EQ(t.ack_delay_us, 2000);
   EXPECT_EQ(t.mac, "");
   ASSERT_EQ(t.peers.size(), 1u);
   EXPECT_EQ(t.peers[0].id, 2u);

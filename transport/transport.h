@@ -82,12 +82,12 @@ struct TransportOptions {
   int64_t idle_spin_us = 0;
   // DPDK: how long the ack of a data frame may wait for data to the same
   // peer to ride on (transport/dpdk/frame_engine.h, EngineConfig). At most
-  // kAckDelayUsMax (half the smallest retransmission timeout).
-  int64_t ack_delay_us = 500;
+  // kAckDelayUsMax; the DPDK retransmission timeout's floor grows by it.
+  int64_t ack_delay_us = 2000;
 };
 
 inline constexpr int64_t kIdleSpinUsMax = 10000;
-inline constexpr int64_t kAckDelayUsMax = 1000;
+inline constexpr int64_t kAckDelayUsMax = 5000;
 
 // Checks what every implementation relies on: 0 < message_bytes_max <=
 // kMessageBytesMax, send_queue_bytes_max > 0, 0 < back-off min <= max,

@@ -79,8 +79,9 @@ struct DpdkOptions {
   // Protocol: window, timeouts. Its port_mac, mtu_bytes and epoch are the
   // transport's to fill (from the port, and a new epoch per instance).
   // Its ack_delay_us comes from TransportOptions::ack_delay_us (default
-  // 500 us: a Raft exchange is request and response, and the response
-  // carries the ack, saving a frame and a wake-up of the peer).
+  // 2000 us: a Raft exchange is request and response, and the response
+  // carries the ack; the response's own ack waits for the next request,
+  // saving a frame and a wake-up of the peer).
   EngineConfig protocol;
   // Idle back-off (busy_poll = false) when the port has no doorbell: the
   // timer is the only way to notice frames.

@@ -35,9 +35,9 @@ absl::StatusOr<std::unique_ptr<FrameEngine>> FrameEngine::Create(
   if (config.epoch == 0) {
     return absl::InvalidArgumentError("epoch must be nonzero");
   }
-  if (config.ack_delay_us < 0 || config.ack_delay_us > config.rto_us_min / 2) {
-    return absl::InvalidArgumentError(
-        "ack_delay_us must be in [0, rto_us_min / 2]");
+  if (config.ack_delay_us < 0 || config.ack_delay_us > kAckDelayUsMax) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "ack_delay_us must be in [0, %d]", kAckDelayUsMax));
   }
   Addressing self;
   if (options.mac.empty()) {
@@ -91,8 +91,10 @@ absl::StatusOr<std::unique_ptr<FrameEngine>> FrameEngine::Create(
     send.message_bytes_max = options.message_bytes_max;
     send.payload_bytes_max = PayloadBytesMax(config.mtu_bytes);
     send.window_frames = config.window_frames;
-    send.rto_us_min = config.rto_us_min;
-    send.rto_us_max = config.rto_us_max;
+    // The peer may hold its ack for ack_delay_us (the same cluster-wide
+    // setting): a timeout shorter than that would fire while the ack waits.
+    send.rto_us_min = config.rto_us_min + config.ack_delay_us;
+    send.rto_us_max = std::max(config.rto_us_max, send.rto_us_min);
     engine->peer_index_[address.id] = engine->peers_.size();
     engine->peers_.push_back(Peer{
         address.id, a, SendStream(send),

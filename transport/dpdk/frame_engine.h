@@ -42,7 +42,9 @@ struct EngineConfig {
   // the same peer to ride on, instead of costing a frame of its own (and,
   // with the idle back-off, a wake-up of the peer). A duplicate, a gap (NACK)
   // or window_frames / 4 frames unacknowledged are acked at once. 0: every
-  // ack at once. At most rto_us_min / 2.
+  // ack at once. At most kAckDelayUsMax. The peers use the same delay, so
+  // the retransmission timeout's floor is rto_us_min + ack_delay_us: a
+  // delayed ack never makes the sender time out.
   int64_t ack_delay_us = 0;
   // This instance's epoch: nonzero and different from any earlier instance
   // of the same node (DpdkTransport uses the realtime clock in ns).

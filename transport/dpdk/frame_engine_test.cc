@@ -166,6 +166,31 @@ TEST(FrameEngineTest, DelayedAcksRideOnTheResponse) {
   }
 }
 
+// An ack delayed longer than rto_us_min: the sender's timeout waits for it
+// (its floor is rto_us_min + ack_delay_us), so a request that is never
+// answered costs one pure ack and no retransmission.
+TEST(FrameEngineTest, AckDelayAboveTheMinimumRtoCausesNoTimeout) {
+  EngineConfig config;
+  config.rto_us_min = 2000;
+  config.ack_delay_us = 3000;
+  SimWire wire(2, Base(), config, WireFaults{}, 1);
+  std::vector<uint8_t> message(100, 7);
+  int received = 0;
+  auto handler = [&](NodeId, NodeId, absl::Span<const uint8_t>) { ++received; };
+  ASSERT_TRUE(wire.node(1).Send(2, message).ok());
+  for (int i = 0; i < 100 && received == 0; ++i) wire.Step(handler);
+  ASSERT_EQ(received, 1);
+  const int64_t received_us = wire.now_us();
+  // The sender's deadline is past the peer's ack delay.
+  EXPECT_GE(wire.node(1).DeadlineUs(), received_us + config.ack_delay_us);
+  for (int i = 0; i < 600; ++i) wire.Step(handler);  // 6 ms.
+  EXPECT_TRUE(wire.node(1).Idle(2));
+  EXPECT_EQ(wire.frames_from(1), 1u);  // No probe.
+  EXPECT_EQ(wire.frames_from(2), 1u);  // One pure ack, after the delay.
+  EXPECT_EQ(wire.node(1).stats().retransmit_timeouts, 0u);
+  EXPECT_EQ(wire.node(1).stats().retransmissions, 0u);
+}
+
 // One-way bulk traffic: the receiver has nothing to piggyback on, so it
 // acks every window_frames / 4 frames at once and the sender never stalls
 // on its window waiting for a delayed ack.
@@ -623,9 +648,9 @@ TEST(FrameEngineCreateTest, ValidatesOptions) {
   c = EngineConfig{};
   c.ack_delay_us = -1;
   EXPECT_TRUE(rejects(good, c));
-  c.ack_delay_us = c.rto_us_min / 2 + 1;
+  c.ack_delay_us = kAckDelayUsMax + 1;
   EXPECT_TRUE(rejects(good, c));
-  c.ack_delay_us = c.rto_us_min / 2;
+  c.ack_delay_us = kAckDelayUsMax;  // Above rto_us_min: the RTO's floor grows.
   EXPECT_TRUE(FrameEngine::Create(good, c).ok());
   c = EngineConfig{};
   c.mtu_bytes = 9000;  // Jumbo frames.
