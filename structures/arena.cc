@@ -91,6 +91,7 @@ absl::Status Arena::Begin() {
   ABSL_RAW_CHECK(!in_tx_, "Arena::Begin inside a transaction");
   records_.clear();
   pre_.clear();
+  snapshot_lines_.clear();
   out_of_memory_ = false;
   free_known_at_begin_ = free_known_;
   free_bytes_at_begin_ = free_bytes_;
@@ -104,13 +105,32 @@ void Arena::Write(uint64_t offset, const void* src, uint64_t bytes) {
   ABSL_RAW_CHECK(in_tx_, "Arena::Write outside a transaction");
   if (!status_.ok() || bytes == 0) return;
   ABSL_RAW_CHECK(Contains(offset, bytes), "Arena::Write out of range");
-  if (auto s = memory_->Snapshot(offset, bytes); !s.ok()) {
-    Fail(std::move(s));
-    return;
-  }
+  if (!EnsureSnapshot(offset, bytes)) return;
   records_.push_back(Record{offset, bytes, pre_.size()});
   pre_.append(reinterpret_cast<const char*>(memory_->data() + offset), bytes);
   memory_->Store(offset, src, bytes);
+}
+
+bool Arena::EnsureSnapshot(uint64_t offset, uint64_t bytes) {
+  using arena_format::kSnapshotLineBytes;
+  absl::Status s;
+  if (bytes > arena_format::kSnapshotLinesBytesMax) {
+    s = memory_->Snapshot(offset, bytes);
+  } else {
+    const uint64_t first = offset / kSnapshotLineBytes;
+    const uint64_t last = (offset + bytes - 1) / kSnapshotLineBytes;
+    uint64_t line = first;
+    while (line <= last && snapshot_lines_.contains(line)) ++line;
+    if (line > last) return true;  // Every line is held already.
+    const uint64_t start = first * kSnapshotLineBytes;
+    const uint64_t end = std::min((last + 1) * kSnapshotLineBytes, size_);
+    s = memory_->Snapshot(start, end - start);
+    if (s.ok()) {
+      for (line = first; line <= last; ++line) snapshot_lines_.insert(line);
+    }
+  }
+  if (!s.ok()) Fail(std::move(s));
+  return s.ok();
 }
 
 void Arena::Zero(uint64_t offset, uint64_t bytes) {
@@ -157,6 +177,11 @@ uint64_t Arena::Alloc(uint64_t bytes) {
     }
     block = bump;
     Put<uint64_t>(offsetof(Header, bump), bump + BlockBytes(c));
+  }
+  // The caller writes the new block next: one snapshot for its header and
+  // (up to kSnapshotLinesBytesMax) its payload instead of one per write.
+  if (!EnsureSnapshot(block, std::min(BlockBytes(c), arena_format::kSnapshotLinesBytesMax))) {
+    return 0;
   }
   Put(block, BlockHeader{arena_format::kBlockMagic, static_cast<uint8_t>(c),
                          arena_format::kBlockUsed, 0});
@@ -332,6 +357,7 @@ absl::Status Arena::Commit(WriteSet* out) {
   stats_.ranges_written += ranges;
   records_.clear();
   pre_.clear();
+  snapshot_lines_.clear();
   return absl::OkStatus();
 }
 
@@ -341,6 +367,7 @@ void Arena::Abort() {
   memory_->Abort();
   records_.clear();
   pre_.clear();
+  snapshot_lines_.clear();
   free_known_ = free_known_at_begin_;
   free_bytes_ = free_bytes_at_begin_;
 }

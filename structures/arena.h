@@ -30,6 +30,7 @@
 #include <vector>
 
 #include "absl/base/internal/raw_logging.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "structures/write_set.h"
@@ -49,6 +50,8 @@ class ArenaMemory {
   virtual absl::Status Begin() = 0;
   // Makes [offset, offset + bytes) restorable. May fail (undo log full).
   virtual absl::Status Snapshot(uint64_t offset, uint64_t bytes) = 0;
+  // Only into bytes some Snapshot of this transaction covered (Arena
+  // snapshots a range once and then stores into it many times).
   virtual void Store(uint64_t offset, const void* src, uint64_t bytes) = 0;
   // Durable on return. On failure the transaction is rolled back.
   virtual absl::Status Commit() = 0;
@@ -97,6 +100,10 @@ inline constexpr uint64_t kRootOffset = 512;
 inline constexpr uint64_t kRootBytes = 256;
 inline constexpr uint64_t kHeapOffset = 1024;
 inline constexpr uint64_t kArenaBytesMin = 64u << 10;
+// Writes up to this many bytes are snapshotted by whole 64-byte lines,
+// remembered for the rest of the transaction (Arena::Write).
+inline constexpr uint64_t kSnapshotLineBytes = 64;
+inline constexpr uint64_t kSnapshotLinesBytesMax = 1024;
 static_assert(sizeof(Header) <= kRootOffset);
 }  // namespace arena_format
 
@@ -159,7 +166,12 @@ class Arena {
     if (status_.ok()) status_ = std::move(s);
   }
 
-  // THE write API: snapshot (undo) + record + store.
+  // THE write API: snapshot (undo) + record + store. The backend snapshot
+  // is taken once per transaction for each 64-byte line of the arena that
+  // small writes touch (whole lines: the allocator's and structures' headers
+  // are rewritten by every op of a batch, and each libpmemobj snapshot costs
+  // a range-tree lookup and an undo-log append); writes over
+  // kSnapshotLinesBytesMax are snapshotted exactly, and not remembered.
   void Write(uint64_t offset, const void* src, uint64_t bytes);
   template <class T>
   void Put(uint64_t offset, const T& v) {
@@ -266,6 +278,10 @@ class Arena {
  private:
   explicit Arena(ArenaMemory* memory) : memory_(memory), size_(memory->size()) {}
 
+  // Snapshots what [offset, offset + bytes) needs (above); false with the
+  // transaction failed if the backend refused.
+  bool EnsureSnapshot(uint64_t offset, uint64_t bytes);
+
   struct Record {
     uint64_t offset;
     uint64_t bytes;
@@ -292,6 +308,10 @@ class Arena {
   uint64_t free_bytes_at_begin_ = 0;
   std::vector<Record> records_;
   std::string pre_;
+  // 64-byte lines (offset / 64) the backend has snapshotted in this
+  // transaction; never shrinks within one (a savepoint rollback keeps the
+  // backend's snapshots too).
+  absl::flat_hash_set<uint64_t> snapshot_lines_;
   ArenaStats stats_;
 };
 

@@ -66,6 +66,49 @@ TEST(ArenaTest, FullArenaFailsTheTransactionAndAbortRestores) {
   ASSERT_TRUE(a->CheckHeap(nullptr, nullptr).ok());
 }
 
+TEST(ArenaTest, SmallWritesSnapshotEachLineOncePerTransaction) {
+  SimMemory mem(kSimBytes);
+  auto a = Fresh(mem);
+  ASSERT_TRUE(a->Begin().ok());
+  const uint64_t p = a->Alloc(100);  // A 128-byte block: one snapshot for all of it.
+  ASSERT_NE(p, 0u);
+  const uint64_t after_alloc = mem.undo_entries();
+  EXPECT_GE(after_alloc, 1u);
+  for (uint64_t i = 0; i < 10; ++i) a->Put<uint64_t>(p + 8 * (i % 4), i);
+  a->Write(p + 40, "0123456789", 10);
+  EXPECT_EQ(mem.undo_entries(), after_alloc);  // All inside the block's lines.
+  // A line not held yet: one more snapshot, then none for repeats.
+  const uint64_t far = p + 4096;
+  a->Put<uint64_t>(far, 1);
+  a->Put<uint64_t>(far, 2);
+  EXPECT_EQ(mem.undo_entries(), after_alloc + 1);
+  // Over kSnapshotLinesBytesMax: exact and not remembered, so twice is two.
+  const std::string big(arena_format::kSnapshotLinesBytesMax + 1, 'b');
+  a->Write(p + 8192, big.data(), big.size());
+  a->Write(p + 8192, big.data(), big.size());
+  EXPECT_EQ(mem.undo_entries(), after_alloc + 3);
+  // Abort restores every byte, the ones written many times included.
+  const std::vector<uint8_t> before = mem.RecoveredImage();
+  a->Abort();
+  EXPECT_EQ(mem.bytes(), before);
+  // A new transaction snapshots again.
+  ASSERT_TRUE(a->Begin().ok());
+  a->Put<uint64_t>(far, 3);
+  EXPECT_EQ(mem.undo_entries(), 1u);
+  ASSERT_TRUE(a->Commit().ok());
+}
+
+TEST(SimMemoryDeathTest, StoreOutsideSnapshotsDies) {
+  SimMemory mem(4096);
+  ASSERT_TRUE(mem.Begin().ok());
+  ASSERT_TRUE(mem.Snapshot(0, 64).ok());
+  ASSERT_TRUE(mem.Snapshot(64, 64).ok());
+  const char x[100] = {};
+  mem.Store(10, x, 100);  // Spans two adjacent snapshots: covered.
+  EXPECT_DEATH(mem.Store(100, x, 40), "not snapshotted");
+  EXPECT_DEATH(mem.Store(1000, x, 1), "not snapshotted");
+}
+
 TEST(ArenaTest, WriteSetMergesRangesWithFirstPreImages) {
   SimMemory mem(kSimBytes);
   auto a = Fresh(mem);

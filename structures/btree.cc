@@ -77,7 +77,7 @@ uint32_t BTree::ChildIndex(const Node& node, ZKey key) const {
   return lo;
 }
 
-uint64_t BTree::Descend(ZKey key, std::vector<std::pair<uint64_t, uint32_t>>* path) const {
+uint64_t BTree::Descend(ZKey key, Path* path) const {
   uint64_t c = h_.root;
   for (uint64_t level = 1; level < h_.height; ++level) {
     const Node node = LoadNode(c);
@@ -89,13 +89,22 @@ uint64_t BTree::Descend(ZKey key, std::vector<std::pair<uint64_t, uint32_t>>* pa
 }
 
 uint32_t BTree::LowerBound(const Node& leaf, ZKey key) const {
-  uint32_t pos = 0;
-  while (pos < leaf.n && Compare(key, leaf.slots[pos]) > 0) ++pos;
-  return pos;
+  // Binary search: each comparison loads an element block elsewhere in the
+  // arena (a likely cache miss), so ~6 of them instead of up to 59.
+  uint32_t lo = 0, hi = leaf.n;
+  while (lo < hi) {
+    const uint32_t mid = (lo + hi) / 2;
+    if (Compare(key, leaf.slots[mid]) > 0) {
+      lo = mid + 1;
+    } else {
+      hi = mid;
+    }
+  }
+  return lo;
 }
 
 bool BTree::Insert(ZKey key) {
-  std::vector<std::pair<uint64_t, uint32_t>> path;
+  Path path;
   const uint64_t c = Descend(key, &path);
   const Node leaf = LoadNode(c);
   const uint32_t pos = LowerBound(leaf, key);
@@ -143,8 +152,7 @@ bool BTree::Insert(ZKey key) {
   return arena_.ok();
 }
 
-void BTree::InsertInParent(std::vector<std::pair<uint64_t, uint32_t>>& path, uint64_t sep,
-                           uint64_t right) {
+void BTree::InsertInParent(Path& path, uint64_t sep, uint64_t right) {
   if (!arena_.ok()) return;
   if (path.empty()) {
     const uint64_t root = NewNode(false);
@@ -197,7 +205,7 @@ void BTree::InsertInParent(std::vector<std::pair<uint64_t, uint32_t>>& path, uin
 }
 
 bool BTree::Erase(ZKey key) {
-  std::vector<std::pair<uint64_t, uint32_t>> path;
+  Path path;
   const uint64_t c = Descend(key, &path);
   const Node leaf = LoadNode(c);
   const uint32_t pos = LowerBound(leaf, key);
@@ -241,7 +249,7 @@ bool BTree::Erase(ZKey key) {
 }
 
 // Removes child path.back() from its parent (the child was freed).
-void BTree::RemoveFromParent(std::vector<std::pair<uint64_t, uint32_t>>& path) {
+void BTree::RemoveFromParent(Path& path) {
   ABSL_RAW_CHECK(!path.empty(), "BTree: removing the root from a parent");
   const auto [p, idx] = path.back();
   path.pop_back();
@@ -265,8 +273,7 @@ void BTree::RemoveFromParent(std::vector<std::pair<uint64_t, uint32_t>>& path) {
   arena_.PutChanged(p, old, now);
 }
 
-void BTree::ScanFrom(double min_score, bool exclusive,
-                     const std::function<bool(ZKey)>& fn) const {
+void BTree::ScanFrom(double min_score, bool exclusive, const std::function<bool(ZKey)>& fn) const {
   const ZKey probe{min_score, {}};
   uint64_t c = h_.root;
   for (uint64_t level = 1; level < h_.height; ++level) {

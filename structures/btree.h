@@ -15,6 +15,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/container/inlined_vector.h"
 #include "absl/status/status.h"
 #include "structures/arena.h"
 
@@ -70,6 +71,9 @@ class BTree {
   absl::Status Check(const std::function<absl::Status(uint64_t block)>& own) const;
 
  private:
+  // (inner node, child index) from the root down. Inline for 8 levels
+  // (a full tree of 8 levels holds 30^7 * 59 keys); deeper ones allocate.
+  using Path = absl::InlinedVector<std::pair<uint64_t, uint32_t>, 8>;
   ZKey KeyAt(uint64_t element) const;
   uint64_t NewElement(ZKey key);
   uint64_t NewNode(bool leaf);
@@ -77,12 +81,11 @@ class BTree {
   uint32_t ChildIndex(const btree_format::Node& node, ZKey key) const;
   // The leaf where `key` belongs, recording (inner node, child index) on
   // the way down.
-  uint64_t Descend(ZKey key, std::vector<std::pair<uint64_t, uint32_t>>* path) const;
+  uint64_t Descend(ZKey key, Path* path) const;
   // The first slot of `leaf` whose key is >= `key`.
   uint32_t LowerBound(const btree_format::Node& leaf, ZKey key) const;
-  void InsertInParent(std::vector<std::pair<uint64_t, uint32_t>>& path, uint64_t sep,
-                      uint64_t right);
-  void RemoveFromParent(std::vector<std::pair<uint64_t, uint32_t>>& path);
+  void InsertInParent(Path& path, uint64_t sep, uint64_t right);
+  void RemoveFromParent(Path& path);
   absl::Status CheckNode(uint64_t node, uint64_t depth, const uint64_t* lo, const uint64_t* hi,
                          std::vector<uint64_t>& leaves, uint64_t& keys,
                          const std::function<absl::Status(uint64_t)>& own) const;

@@ -1,5 +1,6 @@
 // ApplyBatch throughput: batches of N SETs of 128-byte values over a
-// pre-populated key space, one transaction per batch.
+// pre-populated key space, one transaction per batch; batches of 32 ZADDs
+// into sorted sets of a given size.
 //   bazel run //structures:kv_store_bench
 // Reports items_per_second = ops/s (wall clock); batches/s = ops/s / N.
 //
@@ -76,6 +77,53 @@ void BM_ApplyBatchSets(benchmark::State& state) {
   unlink(path.c_str());
 }
 BENCHMARK(BM_ApplyBatchSets)->Arg(1)->Arg(32)->UseRealTime();
+
+// ZADD batches: 32 inserts of new 128-byte members with random scores into
+// 1,000 sorted sets pre-populated with state.range(0) members each (the
+// B+tree's leaf search and splits, the member map, the allocator).
+void BM_ApplyBatchZadds(benchmark::State& state) {
+  constexpr uint64_t kSets = 1000;
+  constexpr size_t kBatch = 32;
+  const uint64_t members = static_cast<uint64_t>(state.range(0));
+  const std::string path = absl::StrCat("/dev/shm/blizzard_structures_bench_z_", getpid());
+  unlink(path.c_str());
+  StoreOptions o;
+  o.path = path;
+  o.pool_bytes = 512ull << 20;
+  auto opened = KvStore::Open(o);
+  if (!opened.ok()) {
+    state.SkipWithError(std::string(opened.status().message()).c_str());
+    return;
+  }
+  std::unique_ptr<KvStore> store = std::move(*opened);
+  std::mt19937_64 rng(1);
+  uint64_t index = 0, seq = 0;
+  std::vector<Op> ops;
+  auto fill = [&](uint64_t set) {
+    std::string member = absl::StrCat("m:", seq++, ":");
+    member.resize(kValueBytes, 'v');
+    ops.push_back(Op{OpCode::kZAdd,
+                     {absl::StrCat("zset:", set), std::move(member)},
+                     0,
+                     {static_cast<double>(rng() % (uint64_t{1} << 31))}});
+  };
+  for (uint64_t i = 0; i < members; ++i) {  // Pre-populate.
+    ops.clear();
+    for (uint64_t set = 0; set < kSets; ++set) fill(set);
+    if (!store->ApplyBatch(++index, ops).ok()) std::abort();
+  }
+  for (auto _ : state) {
+    ops.clear();
+    for (size_t i = 0; i < kBatch; ++i) fill(rng() % kSets);
+    auto r = store->ApplyBatch(++index, ops);
+    if (!r.ok()) std::abort();
+    benchmark::DoNotOptimize(r);
+  }
+  state.SetItemsProcessed(static_cast<int64_t>(state.iterations() * kBatch));
+  store.reset();
+  unlink(path.c_str());
+}
+BENCHMARK(BM_ApplyBatchZadds)->Arg(8)->Arg(200)->UseRealTime();
 
 double ThreadCpuSeconds() {
   timespec ts;

@@ -1,6 +1,8 @@
 #include "structures/sim_memory.h"
 
+#include <algorithm>
 #include <cstring>
+#include <iterator>
 
 #include "absl/base/internal/raw_logging.h"
 
@@ -11,6 +13,7 @@ absl::Status SimMemory::Begin() {
   Point();
   log_count_ = 0;
   log_.clear();
+  covered_.clear();
   Point();
   active_ = true;
   return absl::OkStatus();
@@ -25,15 +28,25 @@ absl::Status SimMemory::Snapshot(uint64_t offset, uint64_t bytes) {
   log_.push_back(Undo{offset, std::string(reinterpret_cast<const char*>(&bytes_[offset]), bytes)});
   Point();
   log_count_++;
+  // Merge [offset, offset + bytes) into covered_.
+  uint64_t start = offset, end = offset + bytes;
+  auto it = covered_.upper_bound(start);
+  if (it != covered_.begin() && std::prev(it)->second >= start) --it;
+  while (it != covered_.end() && it->first <= end) {
+    start = std::min(start, it->first);
+    end = std::max(end, it->second);
+    it = covered_.erase(it);
+  }
+  covered_.emplace(start, end);
   return absl::OkStatus();
 }
 
 void SimMemory::Store(uint64_t offset, const void* src, uint64_t bytes) {
   ABSL_RAW_CHECK(active_, "SimMemory::Store outside a transaction");
-  // The paired check of the ArenaMemory contract: the newest undo entry
-  // covers this store (Arena snapshots right before it stores).
-  ABSL_RAW_CHECK(log_count_ > 0 && log_[log_count_ - 1].offset <= offset &&
-                     offset + bytes <= log_[log_count_ - 1].offset + log_[log_count_ - 1].pre.size(),
+  // The paired check of the ArenaMemory contract: this transaction's
+  // snapshots cover every byte of the store.
+  auto it = covered_.upper_bound(offset);
+  ABSL_RAW_CHECK(it != covered_.begin() && std::prev(it)->second >= offset + bytes,
                  "SimMemory::Store of a range that was not snapshotted");
   const auto* p = static_cast<const uint8_t*>(src);
   Point();
@@ -74,6 +87,7 @@ void SimMemory::Reset(const std::vector<uint8_t>& image) {
   ABSL_RAW_CHECK(image.size() == bytes_.size(), "SimMemory::Reset of another size");
   bytes_ = image;
   log_.clear();
+  covered_.clear();
   log_count_ = 0;
   active_ = false;
 }

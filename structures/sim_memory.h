@@ -14,6 +14,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -42,6 +43,8 @@ class SimMemory : public ArenaMemory {
   void Reset(const std::vector<uint8_t>& image);
   const std::vector<uint8_t>& bytes() const { return bytes_; }
   uint64_t crash_points() const { return crash_points_; }
+  // Undo entries of the open (or last) transaction: one per Snapshot.
+  uint64_t undo_entries() const { return log_count_; }
 
  private:
   void Point() {
@@ -56,6 +59,9 @@ class SimMemory : public ArenaMemory {
   std::vector<Undo> log_;      // Entries; only the first log_count_ count.
   uint64_t log_count_ = 0;     // "Persistent" 8-byte word.
   bool active_ = false;        // "Persistent" 8-byte word: a transaction is open.
+  // Volatile: the bytes this transaction's snapshots cover, as disjoint
+  // [start, end) merged; Store checks the ArenaMemory contract against it.
+  std::map<uint64_t, uint64_t> covered_;
   std::function<void()> hook_;
   uint64_t crash_points_ = 0;
 };
