@@ -32,19 +32,27 @@ constexpr size_t kValueBytes = 128;
 
 std::string Key(uint64_t i) { return absl::StrCat("key:", i); }
 
-void BM_ApplyBatchSets(benchmark::State& state) {
-  const size_t batch = static_cast<size_t>(state.range(0));
-  const std::string path = absl::StrCat("/dev/shm/blizzard_structures_bench_", getpid());
+// A new store in a fresh pool file at `path`; nullptr (the benchmark
+// skipped with the error) if it cannot be opened.
+std::unique_ptr<KvStore> FreshStore(benchmark::State& state, const std::string& path,
+                                    uint64_t pool_bytes) {
   unlink(path.c_str());
   StoreOptions o;
   o.path = path;
-  o.pool_bytes = 1ull << 30;
+  o.pool_bytes = pool_bytes;
   auto opened = KvStore::Open(o);
   if (!opened.ok()) {
     state.SkipWithError(std::string(opened.status().message()).c_str());
-    return;
+    return nullptr;
   }
-  std::unique_ptr<KvStore> store = std::move(*opened);
+  return std::move(*opened);
+}
+
+void BM_ApplyBatchSets(benchmark::State& state) {
+  const size_t batch = static_cast<size_t>(state.range(0));
+  const std::string path = absl::StrCat("/dev/shm/blizzard_structures_bench_", getpid());
+  std::unique_ptr<KvStore> store = FreshStore(state, path, 1ull << 30);
+  if (store == nullptr) return;
   uint64_t index = 0;
   const std::string value(kValueBytes, 'v');
   for (uint64_t i = 0; i < kKeys; i += 1000) {  // Pre-populate.
@@ -86,16 +94,8 @@ void BM_ApplyBatchZadds(benchmark::State& state) {
   constexpr size_t kBatch = 32;
   const uint64_t members = static_cast<uint64_t>(state.range(0));
   const std::string path = absl::StrCat("/dev/shm/blizzard_structures_bench_z_", getpid());
-  unlink(path.c_str());
-  StoreOptions o;
-  o.path = path;
-  o.pool_bytes = 512ull << 20;
-  auto opened = KvStore::Open(o);
-  if (!opened.ok()) {
-    state.SkipWithError(std::string(opened.status().message()).c_str());
-    return;
-  }
-  std::unique_ptr<KvStore> store = std::move(*opened);
+  std::unique_ptr<KvStore> store = FreshStore(state, path, 512ull << 20);
+  if (store == nullptr) return;
   std::mt19937_64 rng(1);
   uint64_t index = 0, seq = 0;
   std::vector<Op> ops;
