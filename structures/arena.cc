@@ -245,9 +245,10 @@ void Arena::RollbackTo(const Savepoint& sp) {
                  "Arena::RollbackTo a savepoint of another transaction");
   for (size_t k = records_.size(); k-- > sp.records;) {
     const Record& r = records_[k];
-    // Already snapshotted by the write being undone; snapshotting again
-    // keeps the backend's contract (every store follows a snapshot) and
-    // costs no undo log space for a range it already holds (libpmemobj).
+    // Already covered by this transaction's snapshots (the write being
+    // undone took them); snapshotting again is redundant for the contract
+    // but cheap on this rare path, and libpmemobj logs nothing new for a
+    // range it already holds.
     if (auto s = memory_->Snapshot(r.offset, r.bytes); !s.ok()) {
       status_ = std::move(s);
       out_of_memory_ = false;
