@@ -154,38 +154,83 @@ uint64_t Arena::Alloc(uint64_t bytes) {
         absl::StrFormat("allocation of %d bytes exceeds %d", bytes, arena_format::kAllocBytesMax)));
     return 0;
   }
-  const uint64_t heads_at = offsetof(Header, free_heads) + 8 * c;
-  const uint64_t head = Load<uint64_t>(heads_at);
-  uint64_t block = 0;
-  if (head != 0) {
-    // LIFO free list through the first 8 payload bytes.
-    block = head - kBlockHeaderBytes;
-    const BlockHeader bh = Load<BlockHeader>(block);
-    ABSL_RAW_CHECK(bh.magic == arena_format::kBlockMagic && bh.size_class == c &&
-                       bh.state == arena_format::kBlockFree,
-                   "arena free list names a block that is not free");
-    Put<uint64_t>(heads_at, Load<uint64_t>(head));
-    if (free_known_) free_bytes_ -= BlockBytes(c);
-  } else {
+  uint64_t block = PopFree(c);
+  uint32_t got = c;  // The class of the block handed out.
+  if (block == 0) {
     const uint64_t bump = Load<uint64_t>(offsetof(Header, bump));
-    if (BlockBytes(c) > size_ - bump) {
-      out_of_memory_ = true;
-      Fail(absl::ResourceExhaustedError(absl::StrFormat(
-          "arena full: %d bytes wanted, %d left uncarved of %d", BlockBytes(c), size_ - bump,
-          size_)));
-      return 0;
+    if (BlockBytes(c) <= size_ - bump) {
+      block = bump;
+      Put<uint64_t>(offsetof(Header, bump), bump + BlockBytes(c));
+    } else {
+      block = SplitLarger(c, &got);
+      if (block == 0 && ok()) {
+        out_of_memory_ = true;
+        Fail(absl::ResourceExhaustedError(absl::StrFormat(
+            "arena full: %d bytes wanted, %d left uncarved of %d and no larger free block",
+            BlockBytes(c), size_ - bump, size_)));
+      }
+      if (block == 0) return 0;
     }
-    block = bump;
-    Put<uint64_t>(offsetof(Header, bump), bump + BlockBytes(c));
   }
   // The caller writes the new block next: one snapshot for its header and
   // (up to kSnapshotLinesBytesMax) its payload instead of one per write.
-  if (!EnsureSnapshot(block, std::min(BlockBytes(c), arena_format::kSnapshotLinesBytesMax))) {
+  if (!EnsureSnapshot(block, std::min(BlockBytes(got), arena_format::kSnapshotLinesBytesMax))) {
     return 0;
   }
-  Put(block, BlockHeader{arena_format::kBlockMagic, static_cast<uint8_t>(c),
+  Put(block, BlockHeader{arena_format::kBlockMagic, static_cast<uint8_t>(got),
                          arena_format::kBlockUsed, 0});
   return ok() ? block + kBlockHeaderBytes : 0;
+}
+
+uint64_t Arena::PopFree(uint32_t c) {
+  const uint64_t heads_at = offsetof(Header, free_heads) + 8 * c;
+  const uint64_t head = Load<uint64_t>(heads_at);
+  if (head == 0) return 0;
+  // LIFO free list through the first 8 payload bytes.
+  const uint64_t block = head - kBlockHeaderBytes;
+  const BlockHeader bh = Load<BlockHeader>(block);
+  ABSL_RAW_CHECK(bh.magic == arena_format::kBlockMagic && bh.size_class == c &&
+                     bh.state == arena_format::kBlockFree,
+                 "arena free list names a block that is not free");
+  Put<uint64_t>(heads_at, Load<uint64_t>(head));
+  if (free_known_) free_bytes_ -= BlockBytes(c);
+  return block;
+}
+
+void Arena::PushFree(uint64_t block, uint32_t c) {
+  const uint64_t heads_at = offsetof(Header, free_heads) + 8 * c;
+  Put(block,
+      BlockHeader{arena_format::kBlockMagic, static_cast<uint8_t>(c), arena_format::kBlockFree, 0});
+  Put<uint64_t>(block + kBlockHeaderBytes, Load<uint64_t>(heads_at));
+  Put<uint64_t>(heads_at, block + kBlockHeaderBytes);
+  if (free_known_) free_bytes_ += BlockBytes(c);
+}
+
+uint64_t Arena::SplitLarger(uint32_t c, uint32_t* got) {
+  for (uint32_t big = c + 1; big < kClassCount; ++big) {
+    if (Load<uint64_t>(offsetof(Header, free_heads) + 8 * big) == 0) continue;
+    const uint64_t block = PopFree(big);
+    uint64_t rest = BlockBytes(big) - BlockBytes(c);
+    if (rest < BlockBytes(0)) {  // 16 bytes: no block; hand out all of it.
+      *got = big;
+      return block;
+    }
+    // The rest, back to back after the block handed out, as free blocks of
+    // the largest classes that fit, never leaving 16 bytes (sizes are
+    // multiples of 16 and neighbouring classes differ by at least 16, so
+    // the next smaller class then fits and leaves at least 32).
+    uint64_t at = block + BlockBytes(c);
+    uint32_t k = big;
+    while (rest > 0 && ok()) {
+      while (BlockBytes(k) > rest || rest - BlockBytes(k) == 16) --k;
+      PushFree(at, k);
+      at += BlockBytes(k);
+      rest -= BlockBytes(k);
+    }
+    *got = c;
+    return ok() ? block : 0;
+  }
+  return 0;
 }
 
 uint64_t Arena::AllocZeroed(uint64_t bytes) {
@@ -225,12 +270,7 @@ void Arena::Free(uint64_t offset) {
   ABSL_RAW_CHECK(bh.magic == arena_format::kBlockMagic && bh.state == arena_format::kBlockUsed &&
                      bh.size_class < kClassCount,
                  "Arena::Free of a block that is not in use (double free?)");
-  const uint64_t heads_at = offsetof(Header, free_heads) + 8 * bh.size_class;
-  bh.state = arena_format::kBlockFree;
-  Put(block, bh);
-  Put<uint64_t>(offset, Load<uint64_t>(heads_at));
-  Put<uint64_t>(heads_at, offset);
-  if (free_known_) free_bytes_ += BlockBytes(bh.size_class);
+  PushFree(block, bh.size_class);
 }
 
 Arena::Savepoint Arena::Mark() const {

@@ -282,6 +282,18 @@ class Arena {
   // transaction failed if the backend refused.
   bool EnsureSnapshot(uint64_t offset, uint64_t bytes);
 
+  // The allocator (FORMAT.md section 4). Pops a free block of class `c`
+  // (its block offset, 0 if the list is empty); pushes block `block` as a
+  // free block of class `c`.
+  uint64_t PopFree(uint32_t c);
+  void PushFree(uint64_t block, uint32_t c);
+  // When neither the free list nor the uncarved heap can serve class `c`:
+  // pops a free block of the smallest larger class that has one, keeps its
+  // first BlockBytes(c) bytes (the whole block, `*got` = its class, when
+  // only 16 bytes would be left) and frees the rest as blocks of the
+  // largest classes that fit. 0 if no larger class has a free block.
+  uint64_t SplitLarger(uint32_t c, uint32_t* got);
+
   struct Record {
     uint64_t offset;
     uint64_t bytes;

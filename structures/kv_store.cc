@@ -827,7 +827,12 @@ absl::Status KvStore::Impl::CheckContainer(uint64_t entry,
   for (uint8_t b : cv.pad) {
     if (b != 0) return Damaged("container value padding is not zero");
   }
-  if (!arena_->Contains(cv.container, 64)) return Damaged("container outside the arena");
+  const uint64_t header_bytes = type == ValueType::kList  ? sizeof(deque_format::Header)
+                                : type == ValueType::kSet ? sizeof(hash_map_format::Header)
+                                                          : sizeof(keyspace_format::ZSet);
+  if (arena_->BlockUsable(cv.container) < header_bytes) {
+    return Damaged("container is not a block that holds its header");
+  }
   uint64_t digest = 0;
   switch (type) {
     case ValueType::kList: {
@@ -860,8 +865,9 @@ absl::Status KvStore::Impl::CheckContainer(uint64_t entry,
       shape->zsets++;
       if (auto s = own(cv.container); !s.ok()) return s;
       const auto z = arena_->Load<keyspace_format::ZSet>(cv.container);
-      if (!arena_->Contains(z.members, 64) || !arena_->Contains(z.tree, 64)) {
-        return Damaged("sorted set parts outside the arena");
+      if (arena_->BlockUsable(z.members) < sizeof(hash_map_format::Header) ||
+          arena_->BlockUsable(z.tree) < sizeof(btree_format::Header)) {
+        return Damaged("sorted set parts are not blocks that hold their headers");
       }
       HashMap members(*arena_, z.members);
       BTree tree(*arena_, z.tree);
