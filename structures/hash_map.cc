@@ -104,21 +104,30 @@ uint64_t HashMap::NewEntry(std::string_view key, uint64_t hash, std::string_view
 }
 
 uint64_t HashMap::Put(std::string_view key, std::string_view value, bool* inserted) {
+  return Put(key, value, {}, [](uint64_t) {}, inserted);
+}
+
+uint64_t HashMap::Put(std::string_view key, std::string_view a, std::string_view b,
+                      absl::FunctionRef<void(uint64_t entry)> before_replace, bool* inserted) {
   const uint64_t hash = HashKey(key);
   Slot s = Locate(key, hash);
   if (inserted != nullptr) *inserted = s.entry == 0;
   if (s.entry != 0) {
+    before_replace(s.entry);
     const Entry e = arena_.Load<Entry>(s.entry);
     // In place if it fits without wasting more than its own size + 256 B.
-    const uint64_t needed = sizeof(Entry) + e.key_bytes + value.size();
+    const uint64_t value_bytes = a.size() + b.size();
+    const uint64_t needed = sizeof(Entry) + e.key_bytes + value_bytes;
     const uint64_t usable = arena_.UsableBytes(s.entry);
     if (needed <= usable && usable <= 2 * needed + 256) {
+      const uint64_t at = s.entry + sizeof(Entry) + e.key_bytes;
       arena_.Put<uint32_t>(s.entry + offsetof(Entry, value_bytes),
-                           static_cast<uint32_t>(value.size()));
-      arena_.Write(s.entry + sizeof(Entry) + e.key_bytes, value.data(), value.size());
+                           static_cast<uint32_t>(value_bytes));
+      arena_.Write(at, a.data(), a.size());
+      arena_.Write(at + a.size(), b.data(), b.size());
       return arena_.ok() ? s.entry : 0;
     }
-    const uint64_t n = NewEntry(key, hash, value, {}, 0);
+    const uint64_t n = NewEntry(key, hash, a, b, 0);
     if (n == 0) return 0;
     arena_.Put<uint64_t>(n, e.next);
     arena_.Put<uint64_t>(s.link, n);
@@ -141,7 +150,7 @@ uint64_t HashMap::Put(std::string_view key, std::string_view value, bool* insert
   const Home home = HomeOf(hash);
   const uint64_t slot = EnsureSlot(home.directory, home.buckets, home.bucket);
   if (slot == 0) return 0;
-  const uint64_t n = NewEntry(key, hash, value, {}, 0);
+  const uint64_t n = NewEntry(key, hash, a, b, 0);
   if (n == 0) return 0;
   arena_.Put<uint64_t>(n, arena_.Load<uint64_t>(slot));  // Push front.
   arena_.Put<uint64_t>(slot, n);

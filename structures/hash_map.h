@@ -14,6 +14,7 @@
 #include <functional>
 #include <string_view>
 
+#include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
 #include "structures/arena.h"
 
@@ -63,6 +64,12 @@ class HashMap {
   // Inserts or replaces. Returns the entry (0: transaction failed);
   // `*inserted` tells whether the key is new.
   uint64_t Put(std::string_view key, std::string_view value, bool* inserted = nullptr);
+  // The same with the value given in two parts (stored back to back), and
+  // `before_replace(entry)` called on the key's current entry, if any,
+  // before it is rewritten or replaced (it must not change this map): one
+  // lookup where Find() + Put() take two, and no joined copy of the value.
+  uint64_t Put(std::string_view key, std::string_view a, std::string_view b,
+               absl::FunctionRef<void(uint64_t entry)> before_replace, bool* inserted = nullptr);
   // Appends to an existing key's value, preallocating like Redis's sds
   // (double below 1 MiB, then +1 MiB) so repeated appends write only the
   // suffix. Returns the entry, 0 if absent or failed.

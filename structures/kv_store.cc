@@ -448,17 +448,13 @@ void KvStore::Impl::RemoveKey(std::string_view key, uint64_t entry) {
 }
 
 void KvStore::Impl::SetString(std::string_view key, std::string_view value) {
-  const auto [e, type] = Lookup(key);
-  if (type != ValueType::kNone) {
-    state_hash_ -= TermOfEntry(e);
-    DestroyContainer(e);
-  }
-  std::string v;
-  v.reserve(1 + value.size());
-  v.push_back(static_cast<char>(ValueType::kString));
-  v.append(value.data(), value.size());
+  const char type = static_cast<char>(ValueType::kString);
   HashMap keys = Keys();
-  const uint64_t n = keys.Put(key, v);
+  // One lookup: the old value (any type) goes just before it is replaced.
+  const uint64_t n = keys.Put(key, std::string_view(&type, 1), value, [&](uint64_t old) {
+    state_hash_ -= TermOfEntry(old);
+    DestroyContainer(old);
+  });
   if (n != 0) state_hash_ += TermOfEntry(n);
 }
 
