@@ -6,6 +6,7 @@
 #include <set>
 
 #include "gtest/gtest.h"
+#include "structures/arena_testing.h"
 #include "structures/pmem_arena.h"
 #include "structures/sim_memory.h"
 #include "structures/test_util.h"
@@ -564,26 +565,22 @@ TEST(ArenaCrashTest, SplittingRecoversBeforeOrAfter) {
   std::vector<uint64_t> live;
   uint64_t points = 0;
   for (int t = 0; t < 80; ++t) {
-    const std::vector<uint8_t> before = mem.bytes();
-    std::vector<std::vector<uint8_t>> images;
-    mem.set_crash_hook([&] {
-      points++;
-      std::vector<uint8_t> image = mem.RecoveredImage();
-      if (image != before) images.push_back(std::move(image));
-    });
-    ASSERT_TRUE(a->Begin().ok());
     const std::vector<uint64_t> live_before = live;
-    RandomTx(rng, *a, live);
-    if (a->ok()) {
-      ASSERT_TRUE(a->Commit().ok());
-    } else {
-      a->Abort();
-      live = live_before;
-    }
-    mem.set_crash_hook(nullptr);
-    const std::vector<uint8_t> after = mem.bytes();
+    const std::vector<std::vector<uint8_t>> images = testing::CrashImages(
+        mem,
+        [&] {
+          ASSERT_TRUE(a->Begin().ok());
+          RandomTx(rng, *a, live);
+          if (a->ok()) {
+            ASSERT_TRUE(a->Commit().ok());
+          } else {
+            a->Abort();
+            live = live_before;
+          }
+        },
+        &points);
     for (size_t i = 0; i < images.size(); ++i) {
-      ASSERT_TRUE(images[i] == after) << "seed=" << seed << " tx " << t << " image " << i;
+      ASSERT_TRUE(images[i] == mem.bytes()) << "seed=" << seed << " tx " << t << " image " << i;
     }
     ASSERT_TRUE(a->CheckHeap(nullptr, nullptr).ok());
   }
