@@ -49,7 +49,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/string_view.h"
-#include "bench/pmemlog/latency_histogram.h"
+#include "bench/histogram.h"
 #include "benchmark/benchmark.h"
 #include "pmemlog/log_format.h"
 #include "pmemlog/pmem_log.h"
@@ -98,7 +98,7 @@ inline uint64_t Ticks() {
 double g_timer_overhead_ns = 0;
 
 void CalibrateTimerOverhead() {
-  LatencyHistogram h;
+  Histogram h;
   for (int i = 0; i < 100000; ++i) {
     const uint64_t t0 = Ticks();
     const uint64_t t1 = Ticks();
@@ -241,7 +241,7 @@ uint64_t BatchRecordBytes(uint64_t entry_bytes, uint64_t batch) {
   return batch * pmemlog::format::RecordBytes(entry_bytes);
 }
 
-void ReportLatency(benchmark::State& state, const LatencyHistogram& h, uint64_t payload_bytes) {
+void ReportLatency(benchmark::State& state, const Histogram& h, uint64_t payload_bytes) {
   state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * payload_bytes));
   state.counters["p50_ns"] = static_cast<double>(h.Percentile(0.50));
   state.counters["p99_ns"] = static_cast<double>(h.Percentile(0.99));
@@ -260,7 +260,7 @@ void BM_LogAppend(benchmark::State& state) {
   }
   const uint64_t record_bytes = BatchRecordBytes(entry_bytes, batch);
   if (!WarmLog(log, g_env->ring_bytes, state)) return;
-  LatencyHistogram histogram;
+  Histogram histogram;
   for (auto _ : state) {
     if (log.BytesUsed() + record_bytes > log.BytesCapacity()) {
       if (absl::Status s = log.CompactPrefix(log.LastIndex() + 1); !s.ok()) {
@@ -292,7 +292,7 @@ void BM_RawPersist(benchmark::State& state) {
   const uint64_t record_bytes = BatchRecordBytes(entry_bytes, batch);
   uint8_t* const raw = g_env->raw;
   WarmRaw(raw, g_env->ring_bytes);
-  LatencyHistogram histogram;
+  Histogram histogram;
   for (auto _ : state) {
     // The same pace as the log's tail; one call never splits at the end.
     if (g_env->raw_cursor + record_bytes > g_env->ring_bytes) g_env->raw_cursor = 0;
