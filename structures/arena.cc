@@ -22,6 +22,14 @@ uint64_t HeaderChecksum(const Header& h) {
 }
 
 // The smallest class whose blocks hold `bytes` usable bytes.
+// The bits of line `line` that [offset, end) covers (it covers some).
+uint64_t LineBits(uint64_t line, uint64_t offset, uint64_t end) {
+  const uint64_t base = line * arena_format::kSnapshotLineBytes;
+  const uint64_t lo = std::max(offset, base) - base;
+  const uint64_t hi = std::min(end, base + arena_format::kSnapshotLineBytes) - base;
+  return hi - lo == 64 ? ~uint64_t{0} : ((uint64_t{1} << (hi - lo)) - 1) << lo;
+}
+
 uint32_t ClassFor(uint64_t bytes) {
   for (uint32_t c = 0; c < kClassCount; ++c) {
     if (BlockBytes(c) - kBlockHeaderBytes >= bytes) return c;
@@ -91,7 +99,8 @@ absl::Status Arena::Begin() {
   ABSL_RAW_CHECK(!in_tx_, "Arena::Begin inside a transaction");
   records_.clear();
   pre_.clear();
-  snapshot_lines_.clear();
+  lines_.Clear();
+  big_writes_ = false;
   out_of_memory_ = false;
   free_known_at_begin_ = free_known_;
   free_bytes_at_begin_ = free_bytes_;
@@ -105,32 +114,78 @@ void Arena::Write(uint64_t offset, const void* src, uint64_t bytes) {
   ABSL_RAW_CHECK(in_tx_, "Arena::Write outside a transaction");
   if (!status_.ok() || bytes == 0) return;
   ABSL_RAW_CHECK(Contains(offset, bytes), "Arena::Write out of range");
-  if (!EnsureSnapshot(offset, bytes)) return;
+  if (!EnsureSnapshot(offset, bytes, /*written=*/true)) return;
   records_.push_back(Record{offset, bytes, pre_.size()});
   pre_.append(reinterpret_cast<const char*>(memory_->data() + offset), bytes);
   memory_->Store(offset, src, bytes);
 }
 
-bool Arena::EnsureSnapshot(uint64_t offset, uint64_t bytes) {
+bool Arena::EnsureSnapshot(uint64_t offset, uint64_t bytes, bool written) {
   using arena_format::kSnapshotLineBytes;
   absl::Status s;
   if (bytes > arena_format::kSnapshotLinesBytesMax) {
+    big_writes_ |= written;
     s = memory_->Snapshot(offset, bytes);
   } else {
     const uint64_t first = offset / kSnapshotLineBytes;
     const uint64_t last = (offset + bytes - 1) / kSnapshotLineBytes;
-    uint64_t line = first;
-    while (line <= last && snapshot_lines_.contains(line)) ++line;
-    if (line > last) return true;  // Every line is held already.
+    bool any_new = false;
+    for (uint64_t line = first; line <= last; ++line) {
+      bool added = false;
+      LineTable::Entry* e = lines_.Insert(line, &added);
+      any_new |= added;
+      if (written) e->written |= LineBits(line, offset, offset + bytes);
+    }
+    if (!any_new) return true;  // Every line is held already.
+    // (If the backend refuses, the transaction has failed: the lines just
+    // added are never relied on.)
     const uint64_t start = first * kSnapshotLineBytes;
     const uint64_t end = std::min((last + 1) * kSnapshotLineBytes, size_);
     s = memory_->Snapshot(start, end - start);
-    if (s.ok()) {
-      for (line = first; line <= last; ++line) snapshot_lines_.insert(line);
-    }
   }
   if (!s.ok()) Fail(std::move(s));
   return s.ok();
+}
+
+void Arena::RecountWritten() {
+  using arena_format::kSnapshotLineBytes;
+  lines_.ForEach([](LineTable::Entry& e) { e.written = 0; });
+  big_writes_ = false;
+  for (const Record& r : records_) {
+    if (r.bytes > arena_format::kSnapshotLinesBytesMax) {
+      big_writes_ = true;
+      continue;
+    }
+    const uint64_t end = r.offset + r.bytes;
+    for (uint64_t line = r.offset / kSnapshotLineBytes; line <= (end - 1) / kSnapshotLineBytes;
+         ++line) {
+      LineTable::Entry* e = lines_.Find(line);
+      ABSL_RAW_CHECK(e != nullptr, "a recorded small write outside the snapshotted lines");
+      e->written |= LineBits(line, r.offset, end);
+    }
+  }
+}
+
+void Arena::CountWritten(uint64_t* bytes, uint64_t* ranges) {
+  if (big_writes_) {  // Not in the line table: merge the records.
+    for (const auto& [start, end] : MergedRanges()) {
+      *bytes += end - start;
+      ++*ranges;
+    }
+    return;
+  }
+  lines_.ForEach([&](LineTable::Entry& e) {
+    if (e.written == 0) return;
+    *bytes += static_cast<uint64_t>(__builtin_popcountll(e.written));
+    // A range starts at a written byte whose predecessor was not written
+    // (the last byte of the line before, for byte 0).
+    uint64_t starts = e.written & ~(e.written << 1);
+    if ((e.written & 1) != 0 && e.line > 0) {
+      const LineTable::Entry* before = lines_.Find(e.line - 1);
+      if (before != nullptr && (before->written >> 63) != 0) starts &= ~uint64_t{1};
+    }
+    *ranges += static_cast<uint64_t>(__builtin_popcountll(starts));
+  });
 }
 
 void Arena::Zero(uint64_t offset, uint64_t bytes) {
@@ -174,7 +229,8 @@ uint64_t Arena::Alloc(uint64_t bytes) {
   }
   // The caller writes the new block next: one snapshot for its header and
   // (up to kSnapshotLinesBytesMax) its payload instead of one per write.
-  if (!EnsureSnapshot(block, std::min(BlockBytes(got), arena_format::kSnapshotLinesBytesMax))) {
+  if (!EnsureSnapshot(block, std::min(BlockBytes(got), arena_format::kSnapshotLinesBytesMax),
+                      /*written=*/false)) {
     return 0;
   }
   Put(block, BlockHeader{arena_format::kBlockMagic, static_cast<uint8_t>(got),
@@ -298,6 +354,7 @@ void Arena::RollbackTo(const Savepoint& sp) {
   }
   records_.resize(sp.records);
   pre_.resize(sp.pre_bytes);
+  RecountWritten();
   free_known_ = sp.free_known;
   free_bytes_ = sp.free_bytes;
   status_ = absl::OkStatus();
@@ -383,10 +440,7 @@ absl::Status Arena::Commit(WriteSet* out) {
     bytes = out->bytes();
     ranges = out->ranges.size();
   } else {
-    for (const auto& [start, end] : MergedRanges()) {
-      bytes += end - start;
-      ranges++;
-    }
+    CountWritten(&bytes, &ranges);
   }
   in_tx_ = false;
   if (auto s = memory_->Commit(); !s.ok()) {
@@ -398,7 +452,7 @@ absl::Status Arena::Commit(WriteSet* out) {
   stats_.ranges_written += ranges;
   records_.clear();
   pre_.clear();
-  snapshot_lines_.clear();
+  lines_.Clear();
   return absl::OkStatus();
 }
 
@@ -408,7 +462,7 @@ void Arena::Abort() {
   memory_->Abort();
   records_.clear();
   pre_.clear();
-  snapshot_lines_.clear();
+  lines_.Clear();
   free_known_ = free_known_at_begin_;
   free_bytes_ = free_bytes_at_begin_;
 }
@@ -434,6 +488,7 @@ void Arena::ResetRecording() {
   ABSL_RAW_CHECK(in_tx_, "Arena::ResetRecording outside a transaction");
   records_.clear();
   pre_.clear();
+  RecountWritten();
 }
 
 absl::Status Arena::RecordedWriteSet(WriteSet* out) const {

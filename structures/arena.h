@@ -30,9 +30,9 @@
 #include <vector>
 
 #include "absl/base/internal/raw_logging.h"
-#include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "structures/line_table.h"
 #include "structures/write_set.h"
 
 namespace blizzard::structures {
@@ -278,9 +278,17 @@ class Arena {
  private:
   explicit Arena(ArenaMemory* memory) : memory_(memory), size_(memory->size()) {}
 
-  // Snapshots what [offset, offset + bytes) needs (above); false with the
-  // transaction failed if the backend refused.
-  bool EnsureSnapshot(uint64_t offset, uint64_t bytes);
+  // Snapshots what [offset, offset + bytes) needs (above) and, if
+  // `written`, notes those bytes as written (for CountWritten); false with
+  // the transaction failed if the backend refused.
+  bool EnsureSnapshot(uint64_t offset, uint64_t bytes, bool written);
+  // Rebuilds the written-byte masks from the records (after a savepoint
+  // rollback or ResetRecording dropped some).
+  void RecountWritten();
+  // Bytes and merged ranges the records cover (logical mode's Commit: the
+  // counts without building a write set): from the line masks, or by
+  // merging the records if a write was too large for the line table.
+  void CountWritten(uint64_t* bytes, uint64_t* ranges);
 
   // The allocator (FORMAT.md section 4). Pops a free block of class `c`
   // (its block offset, 0 if the list is empty); pushes block `block` as a
@@ -321,9 +329,11 @@ class Arena {
   std::vector<Record> records_;
   std::string pre_;
   // 64-byte lines (offset / 64) the backend has snapshotted in this
-  // transaction; never shrinks within one (a savepoint rollback keeps the
-  // backend's snapshots too).
-  absl::flat_hash_set<uint64_t> snapshot_lines_;
+  // transaction, never shrinking within one (a savepoint rollback keeps the
+  // backend's snapshots too), with the bytes of each that the records
+  // wrote; big_writes_: a record over kSnapshotLinesBytesMax (not in it).
+  LineTable lines_;
+  bool big_writes_ = false;
   ArenaStats stats_;
 };
 
