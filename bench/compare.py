@@ -76,13 +76,13 @@ def pool_sizes(value_bytes):
     return "256M", "1G"
 
 
-def run_one(args, binary_load, cluster, mode, variant, nodes, workload, value_bytes):
+def run_one(args, binary_load, cluster, mode, variant, nodes, workload, value_bytes, seed):
     cmd = [binary_load, "--config=" + cluster.config_path, "--json", "--progress=false",
            "--workload=" + workload, "--value_bytes=%d" % value_bytes,
            "--duration_s=%g" % args.duration_s, "--warmup_s=%g" % args.warmup_s,
            "--connections=%d" % args.connections, "--pipeline=%d" % args.pipeline,
            "--keys=%d" % args.keys, "--distribution=" + args.distribution,
-           "--zipf_s=%g" % args.zipf_s, "--seed=%d" % args.seed,
+           "--zipf_s=%g" % args.zipf_s, "--seed=%d" % seed,
            "--max_error_pct=%g" % args.max_error_pct, "--label=" + mode,
            "--info_counters=" + INFO_COUNTERS]
     if cluster.netns is not None:
@@ -135,10 +135,14 @@ def run_one(args, binary_load, cluster, mode, variant, nodes, workload, value_by
 def run_repeated(args, load, cluster, mode, variant, nodes, workload, value_bytes):
     """Runs a workload --repeat times; returns the run with the median
     throughput, with the spread of all runs (the machine is shared: the
-    spread says how much to trust a difference)."""
+    spread says how much to trust a difference). Repeat i uses seed
+    --seed + i, the same in every mode: on one cluster a repeat with the
+    same seed would resend the previous run's ZADDs, which are then no-ops
+    (same members, same scores)."""
     rows = []
-    for _ in range(args.repeat):
-        row = run_one(args, load, cluster, mode, variant, nodes, workload, value_bytes)
+    for i in range(args.repeat):
+        row = run_one(args, load, cluster, mode, variant, nodes, workload, value_bytes,
+                      args.seed + i)
         rows.append(row)
         if row["status"] != "ok":
             return row  # Unsupported or failed: repeating will not help.
@@ -307,7 +311,8 @@ def main():
     ap.add_argument("--keys", type=int, default=10000)
     ap.add_argument("--distribution", default="uniform", choices=["uniform", "zipf"])
     ap.add_argument("--zipf-s", type=float, default=0.99)
-    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--seed", type=int, default=1,
+                    help="load seed of the first run of each cell; repeat i uses seed + i")
     ap.add_argument("--max-error-pct", type=float, default=1.0)
     ap.add_argument("--repeat", type=int, default=1,
                     help="runs per cell; the median throughput run is reported")

@@ -174,9 +174,11 @@ OpKind OpGenerator::Append(std::string& out) {
     case WorkloadKind::kZadd: {
       const uint64_t key = DrawKey();
       const uint64_t score = rng_.Below(uint64_t{1} << 31);
-      // A member no other request uses (stream and sequence number), padded
-      // with value bytes to value_bytes: every ZADD inserts.
-      std::string member = absl::StrCat(stream_, ":", seq, ":");
+      // A member no other request uses (seed, stream and sequence number),
+      // padded with value bytes to value_bytes: every ZADD inserts, also in
+      // a later run on the same cluster provided it has another seed (the
+      // same seed repeats the same members with the same scores: no-ops).
+      std::string member = absl::StrCat(options_.seed, ":", stream_, ":", seq, ":");
       if (member.size() < options_.value_bytes) {
         member.append(pool_->Slice(rng_).substr(0, options_.value_bytes - member.size()));
       }
