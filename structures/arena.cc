@@ -21,15 +21,16 @@ uint64_t HeaderChecksum(const Header& h) {
   return XXH3_64bits_withSeed(&h, offsetof(Header, checksum), arena_format::kHeaderSeed);
 }
 
-// The smallest class whose blocks hold `bytes` usable bytes.
 // The bits of line `line` that [offset, end) covers (it covers some).
 uint64_t LineBits(uint64_t line, uint64_t offset, uint64_t end) {
+  static_assert(arena_format::kSnapshotLineBytes == 64, "one mask bit per byte of a line");
   const uint64_t base = line * arena_format::kSnapshotLineBytes;
   const uint64_t lo = std::max(offset, base) - base;
   const uint64_t hi = std::min(end, base + arena_format::kSnapshotLineBytes) - base;
   return hi - lo == 64 ? ~uint64_t{0} : ((uint64_t{1} << (hi - lo)) - 1) << lo;
 }
 
+// The smallest class whose blocks hold `bytes` usable bytes.
 uint32_t ClassFor(uint64_t bytes) {
   for (uint32_t c = 0; c < kClassCount; ++c) {
     if (BlockBytes(c) - kBlockHeaderBytes >= bytes) return c;
@@ -322,7 +323,7 @@ void Arena::Free(uint64_t offset) {
   ABSL_RAW_CHECK(in_tx_, "Arena::Free outside a transaction");
   if (!ok()) return;
   const uint64_t block = offset - kBlockHeaderBytes;
-  BlockHeader bh = Load<BlockHeader>(block);
+  const BlockHeader bh = Load<BlockHeader>(block);
   ABSL_RAW_CHECK(bh.magic == arena_format::kBlockMagic && bh.state == arena_format::kBlockUsed &&
                      bh.size_class < kClassCount,
                  "Arena::Free of a block that is not in use (double free?)");
