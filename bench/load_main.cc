@@ -41,8 +41,9 @@ ABSL_FLAG(double, duration_s, 10, "Measured seconds (unless --ops).");
 ABSL_FLAG(uint64_t, ops, 0, "Measure exactly this many requests instead of a duration.");
 ABSL_FLAG(double, warmup_s, 1, "Seconds of unmeasured load first.");
 ABSL_FLAG(uint64_t, seed, 1,
-          "Seed of keys, values and the GET/SET mix. ZADD members include it: a run that "
-          "must insert new members into a cluster an earlier run loaded needs another seed.");
+          "Seed of keys, values and the GET/SET mix. ZADD members include it and SADD pairs "
+          "come from it: a run that must add new members to a cluster an earlier run loaded "
+          "needs another seed.");
 ABSL_FLAG(double, max_error_pct, 1.0,
           "Fail (exit 1) when more than this percentage of replies are errors.");
 ABSL_FLAG(bool, fail_fast, true, "Stop as soon as the error limit is exceeded.");
