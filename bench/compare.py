@@ -63,17 +63,21 @@ def loadavg():
         return None
 
 
-def pool_sizes(value_bytes):
+def pool_sizes(value_bytes, nodes):
     """Log and data pool sizes. The log compacts (snapshot_log_percent), but a
     large log spares the runs the snapshot copies, which would otherwise be
     part of what is measured; the data pool holds every key and member of the
-    runs. ZADD and SADD add new members for as long as they run, so the data
-    pool is 1 GiB at every value size: 256 MiB filled up (OOM replies) when
-    an unreplicated node ran three 4-second ZADD 128 B runs at ~70k ops/s.
-    A 3-node cluster's pools then take 3.75 GiB of /dev/shm."""
-    if value_bytes >= 512:
-        return "1G", "1G"
-    return "256M", "1G"
+    runs. ZADD and SADD add new members for as long as they run: 256 MiB
+    filled up (OOM replies) when an unreplicated node ran three 4-second ZADD
+    128 B runs at ~70k ops/s, and 1 GiB when one ran ZADD 1 KiB at ~150k
+    ops/s (each insert stores the member twice: ~2.5 KB). A single node
+    outruns a 3-node cluster about 3x on two cores, so it gets 4 GiB pools
+    (a 1 GiB log reached its compaction threshold within the 1 KiB runs and
+    the snapshot copies showed up as 3x swings), a cluster's nodes a 1 GiB
+    data pool and a 256 MiB or 1 GiB log: at most 8 and 6 GiB of /dev/shm."""
+    if nodes == 1:
+        return ("4G" if value_bytes >= 512 else "1G"), "4G"
+    return ("1G" if value_bytes >= 512 else "256M"), "1G"
 
 
 def run_one(args, binary_load, cluster, mode, variant, nodes, workload, value_bytes, seed):
@@ -383,7 +387,7 @@ def main():
     for mode, variant, nodes in modes:
         binary = os.path.join(args.bin_dir, "node", variant)
         for vs in value_sizes:
-            log_bytes, data_bytes = pool_sizes(vs)
+            log_bytes, data_bytes = pool_sizes(vs, nodes)
             groups = [[w] for w in workloads] if args.fresh_cluster_per_run else [workloads]
             for group in groups:
                 name = "%s_%d_%s" % (mode, vs, group[0] if len(group) == 1 else "all")
